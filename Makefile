@@ -1,0 +1,39 @@
+# persistaudit: `make audit` audits the bundled demo service; `make test` runs every test.
+# Both set up what is missing first (venv, Docker engine, base image): see scripts/setup.sh.
+VENV := .venv
+BIN := $(VENV)/bin
+OUT ?= reports/out
+
+.PHONY: setup audit audit-defects test test-unit lint bench clean
+
+setup:
+	@bash scripts/setup.sh all
+
+audit: setup
+	$(BIN)/persistaudit run fixtures/targets/notes-app/audit.yaml --out $(OUT)/notes-app
+
+# Every planted-defect variant; each is expected to FAIL or be BLOCKED.
+audit-defects: setup
+	@for f in fixtures/targets/notes-app/defects/*.yaml; do \
+	  n=$$(basename $$f .yaml); $(BIN)/persistaudit run $$f --out $(OUT)/notes-app-$$n; \
+	  echo "$$n: exit $$?"; done
+
+test: setup lint
+	$(BIN)/python -m pytest
+
+test-unit:
+	@bash scripts/setup.sh venv
+	$(BIN)/python -m pytest -m "not docker"
+
+lint:
+	@bash scripts/setup.sh venv
+	$(BIN)/ruff check src tests suites bench fixtures
+	$(BIN)/ruff format --check src tests suites bench fixtures
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python bench/bench_run.py
+
+clean:
+	-$(BIN)/persistaudit clean
+	rm -rf $(OUT)

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Idempotent set-up for persistaudit: a .venv with the package, a Docker engine, and the
+# demo service's base image. Each step is skipped quickly when already done.
+# Usage: scripts/setup.sh [venv|engine|base-image|all]   (default: all)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VENV="$ROOT/.venv"
+BASE_TAG="${PERSISTAUDIT_BASE_IMAGE:-persistaudit/base-python:bookworm}"
+REGISTRY_BASE="${PERSISTAUDIT_REGISTRY_BASE:-python:3.11-slim}"
+PYTHON="${PYTHON:-python3}"
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+need_root_debian() {
+  # $1: what we are about to do, for the message
+  if [ "$(id -u)" != 0 ]; then
+    die "$1 needs root. Run as root, or do it yourself: $2"
+  fi
+  command -v apt-get >/dev/null 2>&1 || die "$1 needs apt-get (Debian/Ubuntu). Do it yourself: $2"
+}
+
+apt_install() {
+  if [ ! -f /tmp/.persistaudit-apt-updated ]; then
+    apt-get update -q >/dev/null && touch /tmp/.persistaudit-apt-updated
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null
+}
+
+setup_venv() {
+  local stamp="$VENV/.persistaudit-installed"
+  if [ -x "$VENV/bin/persistaudit" ] && [ -f "$stamp" ] && [ "$stamp" -nt "$ROOT/pyproject.toml" ]; then
+    return 0
+  fi
+  say "creating $VENV and installing persistaudit (editable) with dev tools"
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+  "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
+  touch "$stamp"
+}
+
+engine_answers() { timeout 20 docker info >/dev/null 2>&1; }
+
+setup_engine() {
+  if command -v docker >/dev/null 2>&1 && engine_answers; then
+    return 0
+  fi
+  if ! command -v dockerd >/dev/null 2>&1; then
+    need_root_debian "Installing the Docker engine" "install Docker Engine (https://docs.docker.com/engine/install/) and start it, then re-run"
+    say "installing docker.io (Debian package)"
+    apt_install docker.io
+  fi
+  command -v docker >/dev/null 2>&1 || die "the docker client is missing after install; install docker.io or docker-ce-cli"
+  if [ "$(id -u)" != 0 ]; then
+    die "no Docker engine answers and starting dockerd needs root: start it (sudo systemctl start docker, or sudo dockerd &) or add your user to the docker group, then re-run"
+  fi
+  say "starting dockerd in the background (log: /var/log/persistaudit-dockerd.log)"
+  # setsid + nohup: the engine must outlive this script and the make that called it.
+  setsid nohup dockerd >/var/log/persistaudit-dockerd.log 2>&1 < /dev/null &
+  for _ in $(seq 1 60); do
+    if engine_answers; then say "Docker engine is up"; return 0; fi
+    sleep 1
+  done
+  tail -n 20 /var/log/persistaudit-dockerd.log >&2 || true
+  die "dockerd did not answer within 60 s; see /var/log/persistaudit-dockerd.log"
+}
+
+setup_base_image() {
+  if docker image inspect "$BASE_TAG" >/dev/null 2>&1; then
+    return 0
+  fi
+  say "base image $BASE_TAG is missing; trying the registry ($REGISTRY_BASE)"
+  if timeout 120 docker pull -q "$REGISTRY_BASE" >/dev/null 2>&1; then
+    docker tag "$REGISTRY_BASE" "$BASE_TAG"
+    say "tagged $REGISTRY_BASE as $BASE_TAG"
+    return 0
+  fi
+  say "no registry answers; building $BASE_TAG locally with mmdebstrap from this machine's apt sources"
+  if ! command -v mmdebstrap >/dev/null 2>&1; then
+    need_root_debian "Installing mmdebstrap" "apt-get install mmdebstrap, or make a Python 3 image available as $BASE_TAG"
+    apt_install mmdebstrap
+  fi
+  local suite tarball
+  suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+  tarball=$(mktemp /tmp/persistaudit-base.XXXXXX.tar)
+  # python3 brings the stdlib with sqlite3; ca-certificates is not needed by the demo service.
+  mmdebstrap --quiet --variant=minbase --include=python3 "$suite" "$tarball" \
+    || { rm -f "$tarball"; die "mmdebstrap failed building the base image"; }
+  docker import --change 'CMD ["python3"]' --change 'ENV LANG=C.UTF-8' \
+    "$tarball" "$BASE_TAG" >/dev/null
+  rm -f "$tarball"
+  say "built $BASE_TAG"
+}
+
+case "${1:-all}" in
+  venv) setup_venv ;;
+  engine) setup_engine ;;
+  base-image) setup_engine; setup_base_image ;;
+  all) setup_venv; setup_engine; setup_base_image ;;
+  *) die "unknown step '$1' (venv, engine, base-image, all)" ;;
+esac

@@ -1,0 +1,264 @@
+"""The target config: what to start, where its database lives, and what to expect of it.
+
+Loaded from YAML and validated with pydantic; every error names the file, the line and
+the field, because auditors edit these files by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from persistaudit.exceptions import ConfigError
+
+CANARY_VARS = ("i", "marker", "run")
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_ENV_REF = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BuildSpec(_Model):
+    """Build the target image from a local context (relative to the config file)."""
+
+    context: Path
+    dockerfile: str = "Dockerfile"
+    args: dict[str, str] = Field(default_factory=dict)
+    tag: str | None = None
+
+
+class HttpReady(_Model):
+    path: str = "/"
+    port: int
+    status: int = 200
+
+
+class ReadinessSpec(_Model):
+    """How to tell the target is ready: exactly one of http, log or command."""
+
+    http: HttpReady | None = None
+    log: str | None = Field(default=None, description="regex matched against the container log")
+    command: list[str] | None = Field(default=None, description="exec in the container; exit 0")
+    timeout: float = Field(default=60.0, gt=0)
+    interval: float = Field(default=0.25, gt=0)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ReadinessSpec:
+        chosen = [k for k in ("http", "log", "command") if getattr(self, k) is not None]
+        if len(chosen) != 1:
+            raise ValueError("give exactly one of http, log or command")
+        if self.log is not None:
+            try:
+                re.compile(self.log)
+            except re.error as exc:
+                raise ValueError(f"log is not a valid regex: {exc}") from None
+        return self
+
+
+class HttpStep(_Model):
+    """One HTTP request of a canary write or read; {i}, {marker} and {run} are filled in."""
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
+    path: str
+    port: int
+    json_body: Any = Field(default=None, alias="json")
+    headers: dict[str, str] = Field(default_factory=dict)
+    expect_status: int = 200
+    expect_body_contains: str | None = None
+    timeout: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> HttpStep:
+        for text in _strings(self.path, self.json_body, self.headers, self.expect_body_contains):
+            for name in _PLACEHOLDER.findall(text):
+                if name not in CANARY_VARS:
+                    raise ValueError(
+                        f"unknown placeholder {{{name}}}; use one of "
+                        + ", ".join("{" + v + "}" for v in CANARY_VARS)
+                    )
+        return self
+
+
+class CanarySpec(_Model):
+    """Canary records written through the service before a cycle and read back after it."""
+
+    records: int = Field(default=20, ge=1, le=100_000)
+    write: list[HttpStep] = Field(min_length=1)
+    read: list[HttpStep] = Field(min_length=1)
+
+
+class DatabaseSpec(_Model):
+    path: str
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must be an absolute path inside the container")
+        return value
+
+
+class VolumeSpec(_Model):
+    """Where persistaudit mounts the fresh named volume it creates for the audit."""
+
+    mount: str
+
+    @field_validator("mount")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must be an absolute path inside the container")
+        return value.rstrip("/") or "/"
+
+
+class ExpectSpec(_Model):
+    manifest: Path
+    journal_mode: Literal["wal", "delete", "truncate", "persist", "memory", "off"] = "wal"
+
+
+class TargetConfig(_Model):
+    """A target to audit. Paths in it are resolved against the config file's folder."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=63)
+    image: str | None = None
+    build: BuildSpec | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    command: list[str] | None = None
+    restart_policy: Literal["no", "on-failure", "always", "unless-stopped"] = "no"
+    database: DatabaseSpec
+    volume: VolumeSpec
+    readiness: ReadinessSpec
+    canary: CanarySpec
+    expect: ExpectSpec
+    redact: list[str] = Field(default_factory=list)
+    source: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _image_or_build(self) -> TargetConfig:
+        if (self.image is None) == (self.build is None):
+            raise ValueError("give exactly one of image or build")
+        return self
+
+    @property
+    def image_ref(self) -> str:
+        """The image to run: the given one, or the tag persistaudit builds."""
+        if self.image is not None:
+            return self.image
+        assert self.build is not None
+        return self.build.tag or f"persistaudit/{self.name}:audit"
+
+
+def _strings(*values: Any) -> list[str]:
+    out: list[str] = []
+    for value in values:
+        if isinstance(value, str):
+            out.append(value)
+        elif isinstance(value, dict):
+            out += _strings(*value.keys(), *value.values())
+        elif isinstance(value, list):
+            out += _strings(*value)
+    return out
+
+
+def interpolate_env(value: Any, environ: dict[str, str]) -> Any:
+    """Replace ${VAR} and ${VAR:-default} in string values, as compose files do."""
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"environment variable {name} is not set (used as ${{{name}}})")
+
+        return _ENV_REF.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: interpolate_env(v, environ) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate_env(v, environ) for v in value]
+    return value
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """The 1-based line of the YAML node at a pydantic error location, as deep as it exists."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = [v for k, v in node.value if getattr(k, "value", None) == key]
+            if not match:
+                break
+            node = match[0]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
+    """Parse a YAML file, returning the data and its node tree (for line numbers)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        return yaml.safe_load(text), yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}{where}: malformed YAML: {problem}") from None
+
+
+def validation_message(path: Path, node: yaml.Node | None, exc: ValidationError) -> str:
+    """One line for the first error, with file, line and dotted field."""
+    err = exc.errors()[0]
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    field = ".".join(str(p) for p in loc) or "(top level)"
+    line = _line_of(node, loc)
+    where = f"{path}:{line}" if line else str(path)
+    msg = err["msg"].removeprefix("Value error, ")
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{where}: {field}: {msg}{more}"
+
+
+def load_config(path: str | Path, environ: dict[str, str] | None = None) -> TargetConfig:
+    """Load and validate a target config; raise ConfigError with file, line and field."""
+    path = Path(path)
+    data, node = read_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
+    data = interpolate_env(data, dict(os.environ if environ is None else environ))
+    try:
+        config = TargetConfig.model_validate({**data, "source": path.resolve()})
+    except ValidationError as exc:
+        raise ConfigError(validation_message(path, node, exc)) from None
+    base = path.resolve().parent
+    updates: dict[str, Any] = {
+        "expect": config.expect.model_copy(
+            update={"manifest": (base / config.expect.manifest).resolve()}
+        )
+    }
+    if config.build is not None:
+        context = (base / config.build.context).resolve()
+        if not context.is_dir():
+            raise ConfigError(f"{path}: build.context: folder {context} does not exist")
+        if not (context / config.build.dockerfile).is_file():
+            raise ConfigError(
+                f"{path}: build.dockerfile: {config.build.dockerfile} not found in {context}"
+            )
+        updates["build"] = config.build.model_copy(update={"context": context})
+    if not updates["expect"].manifest.is_file():
+        raise ConfigError(f"{path}: expect.manifest: file {updates['expect'].manifest} not found")
+    return config.model_copy(update=updates)

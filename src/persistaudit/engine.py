@@ -1,0 +1,93 @@
+"""The Docker engine connection, the labels on everything persistaudit creates, and cleanup."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+
+import docker
+import docker.errors
+from docker import DockerClient
+
+from persistaudit.exceptions import EngineUnavailable
+
+LABEL_MANAGED = "io.persistaudit.managed"
+LABEL_RUN = "io.persistaudit.run"
+LABEL_TARGET = "io.persistaudit.target"
+
+# persistaudit removes what it creates itself (labels + finally blocks); the testcontainers
+# reaper image usually cannot be pulled offline, so it is off unless the user turns it on.
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+
+
+def new_run_id() -> str:
+    return secrets.token_hex(4)
+
+
+def labels(run_id: str, target: str) -> dict[str, str]:
+    return {LABEL_MANAGED: "true", LABEL_RUN: run_id, LABEL_TARGET: target}
+
+
+def is_local() -> bool:
+    """True when the engine is reached through a local socket, so its ports are on loopback."""
+    host = os.environ.get("DOCKER_HOST", "")
+    return not host or host.startswith(("unix://", "npipe://"))
+
+
+def connect() -> DockerClient:
+    """A client for the engine in DOCKER_HOST (or the default socket) that is known to answer."""
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        reason = str(exc).split("(")[0].strip() or type(exc).__name__
+        raise EngineUnavailable(
+            f"Docker engine at {where} does not answer ({reason}). "
+            "Hint: run `make setup` (installs and starts one as root on Debian) or start dockerd."
+        ) from None
+    return client
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Facts about the engine, recorded in results for the report's header."""
+
+    version: str
+    api_version: str
+    os: str
+
+    @classmethod
+    def describe(cls, client: DockerClient) -> Engine:
+        info = client.version()
+        return cls(
+            version=str(info.get("Version", "?")),
+            api_version=str(info.get("ApiVersion", "?")),
+            os=f"{info.get('Os', '?')}/{info.get('Arch', '?')}",
+        )
+
+
+def remove_created(client: DockerClient, run_id: str | None = None) -> list[str]:
+    """Remove containers, volumes and networks persistaudit labelled (one run, or all)."""
+    selector = f"{LABEL_RUN}={run_id}" if run_id else f"{LABEL_MANAGED}=true"
+    removed: list[str] = []
+    for container in client.containers.list(all=True, filters={"label": selector}):
+        try:
+            container.remove(force=True, v=True)
+            removed.append(f"container {container.name}")
+        except docker.errors.NotFound:
+            pass
+    for volume in client.volumes.list(filters={"label": selector}):
+        try:
+            volume.remove(force=True)
+            removed.append(f"volume {volume.name}")
+        except docker.errors.NotFound:
+            pass
+    for network in client.networks.list(filters={"label": selector}):
+        try:
+            network.remove()
+            removed.append(f"network {network.name}")
+        except docker.errors.NotFound:
+            pass
+    return removed

@@ -1,0 +1,36 @@
+"""Errors of persistaudit. Every message says what failed, on which object, and what to do."""
+
+from __future__ import annotations
+
+
+class PersistauditError(Exception):
+    """Base class: a problem persistaudit reports as one line, never as a traceback."""
+
+
+class ConfigError(PersistauditError):
+    """A config or manifest file is missing, malformed, or names something that does not exist."""
+
+
+class EngineUnavailable(PersistauditError):
+    """The Docker engine does not answer."""
+
+
+class ImageError(PersistauditError):
+    """The target's image is unknown or its build failed."""
+
+
+class SnapshotError(PersistauditError):
+    """The database could not be copied out of the container or opened on the host."""
+
+
+class CanaryError(PersistauditError):
+    """Writing or reading canary records through the service failed."""
+
+
+class TargetBlocked(PersistauditError):
+    """The target did not become ready: it exited, loops on restart or timed out."""
+
+    def __init__(self, message: str, *, reason: str, evidence: dict[str, object]) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.evidence = evidence

@@ -1,0 +1,72 @@
+"""Check results, metrics and the audit's verdict: the plain data every output is made from."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Status = Literal["passed", "failed", "blocked", "skipped"]
+Verdict = Literal["PASS", "FAIL", "BLOCKED"]
+RESULTS_SCHEMA = "persistaudit/results/v1"
+
+
+@dataclass
+class Evidence:
+    """One piece of evidence: a command or API call made and what it returned, or log lines."""
+
+    title: str
+    content: str
+    kind: Literal["command", "output", "log", "table"] = "output"
+
+
+@dataclass
+class CheckResult:
+    id: str  # dotted suite.check, stable across releases
+    suite: str
+    status: Status
+    summary: str
+    evidence: list[Evidence] = field(default_factory=list)
+    duration_s: float = 0.0
+
+
+@dataclass
+class Metric:
+    name: str
+    target: str
+    achieved: str
+    status: Literal["passed", "failed", "blocked", "skipped"]
+    check: str = ""
+
+
+def verdict(checks: list[CheckResult]) -> Verdict:
+    """FAIL when any check found a defect; else BLOCKED when any could not run; else PASS."""
+    statuses = {c.status for c in checks}
+    if "failed" in statuses:
+        return "FAIL"
+    if "blocked" in statuses or not checks:
+        return "BLOCKED"
+    return "PASS"
+
+
+EXIT_CODES: dict[str, int] = {"PASS": 0, "FAIL": 1, "BLOCKED": 3}
+
+
+def results_document(
+    *,
+    target: dict[str, Any],
+    checks: list[CheckResult],
+    metrics: list[Metric],
+    environment: dict[str, Any],
+    started_at: str,
+    finished_at: str,
+) -> dict[str, Any]:
+    return {
+        "schema": RESULTS_SCHEMA,
+        "verdict": verdict(checks),
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "target": target,
+        "environment": environment,
+        "checks": [asdict(c) for c in checks],
+        "metrics": [asdict(m) for m in metrics],
+    }

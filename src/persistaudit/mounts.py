@@ -1,0 +1,66 @@
+"""Is the database on persistent storage? Judged from the container's mounts. Pure function."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+
+from persistaudit.runtime.base import Mount
+
+
+@dataclass(frozen=True)
+class MountVerdict:
+    mount: Mount | None  # the mount holding the database's folder
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def kind(self) -> str:
+        if self.mount is None:
+            return "container layer"
+        if self.mount.anonymous:
+            return "anonymous volume"
+        return "named volume" if self.mount.type == "volume" else self.mount.type
+
+
+def _covers(mount_point: str, path: str) -> bool:
+    mount_point = mount_point.rstrip("/") or "/"
+    return path == mount_point or path.startswith(mount_point.rstrip("/") + "/")
+
+
+def evaluate(mounts: list[Mount], db_path: str) -> MountVerdict:
+    folder = posixpath.dirname(db_path)
+    file_mount = next((m for m in mounts if m.destination == db_path), None)
+    holders = sorted(
+        (m for m in mounts if _covers(m.destination, folder)),
+        key=lambda m: len(m.destination),
+        reverse=True,
+    )
+    mount = holders[0] if holders else None
+    problems = []
+    if file_mount is not None:
+        problems.append(
+            f"{db_path} is mounted as a single file ({file_mount.type} from {file_mount.source}): "
+            f"its -wal and -shm files are written to {folder} on the container layer"
+        )
+    if mount is None:
+        if file_mount is None:
+            problems.append(
+                f"{folder} is on the container layer: no volume or bind mount holds it, "
+                "so removing the container loses the database"
+            )
+    elif mount.type not in ("volume", "bind"):
+        problems.append(
+            f"{folder} is on a {mount.type} mount at {mount.destination}: not persistent"
+        )
+    elif mount.anonymous:
+        problems.append(
+            f"{folder} is on an anonymous volume at {mount.destination}: a re-created container "
+            "gets a new one, so the data is orphaned"
+        )
+    if mount is not None and not mount.rw:
+        problems.append(f"{mount.destination} is mounted read-only")
+    return MountVerdict(mount, problems)

@@ -1,0 +1,299 @@
+"""The pytest plugin: options, fixtures for audit suites, and the results they produce.
+
+Registered through the pytest11 entry point, it stays inert unless --persistaudit-config
+is given. Each suite test carries @pytest.mark.check("suite.check") and records its
+evidence and metrics through the persistaudit_check fixture.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sqlite3
+import tempfile
+from collections.abc import Generator, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from persistaudit import __version__, engine
+from persistaudit.audit import TargetAudit
+from persistaudit.config import TargetConfig, load_config
+from persistaudit.exceptions import PersistauditError
+from persistaudit.findings import CheckResult, Evidence, Metric, results_document
+from persistaudit.progress import Progress
+from persistaudit.redact import Redactor
+from persistaudit.report import render_markdown
+
+SUITE_ORDER = ["fresh_install", "volume", "restart", "recreate"]
+
+
+class AuditBlocked(pytest.skip.Exception):  # type: ignore[name-defined,misc]
+    """Raised by a check that cannot run because the target never became ready."""
+
+
+class CheckRecorder:
+    """What one check found: its summary, evidence and metrics."""
+
+    def __init__(self, check_id: str) -> None:
+        self.id = check_id
+        self.suite = check_id.split(".")[0]
+        self.summary = ""
+        self.evidence: list[Evidence] = []
+        self.metrics: list[Metric] = []
+
+    def add(self, title: str, content: str, kind: str = "output") -> None:
+        self.evidence.append(Evidence(title, content, kind))  # type: ignore[arg-type]
+
+    def extend(self, evidence: list[Evidence]) -> None:
+        self.evidence.extend(evidence)
+
+    def metric(self, name: str, target: str, achieved: str, ok: bool) -> None:
+        self.metrics.append(Metric(name, target, achieved, "passed" if ok else "failed", self.id))
+
+    def blocked(self, message: str) -> AuditBlocked:
+        return AuditBlocked(message)
+
+
+_recorder_key = pytest.StashKey[CheckRecorder]()
+
+
+class AuditSession:
+    """Per pytest session: the loaded config, the audit, and the results collected so far."""
+
+    def __init__(self, config: pytest.Config, target: TargetConfig, out: Path | None) -> None:
+        self.pytest_config = config
+        self.target = target
+        self.out = out
+        self.redactor = Redactor(target.env, target.redact)
+        capman = config.pluginmanager.getplugin("capturemanager")
+
+        def write(emit: Any) -> None:
+            if capman is not None:
+                with capman.global_and_fixture_disabled():
+                    emit()
+            else:
+                emit()
+
+        self.progress = Progress(self.redactor, writer=write)
+        self.results: dict[str, CheckResult] = {}
+        self.metrics: list[Metric] = []
+        self.started_at = _now()
+        self.audit: TargetAudit | None = None
+        self.target_info: dict[str, Any] = {"name": target.name, "image": target.image_ref}
+        self.engine_info: dict[str, Any] = {}
+
+    def open_audit(self) -> TargetAudit:
+        client = engine.connect()
+        self.engine_info = engine.Engine.describe(client).__dict__
+        workdir = Path(tempfile.mkdtemp(prefix=f"persistaudit-{self.target.name}-"))
+        self.audit = TargetAudit(
+            self.target, client, engine.new_run_id(), workdir, self.progress.line
+        )
+        return self.audit
+
+    # -- hooks -------------------------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        def rank(item: pytest.Item) -> int:
+            check = _check_id(item)
+            suite = check.split(".")[0] if check else ""
+            return SUITE_ORDER.index(suite) if suite in SUITE_ORDER else len(SUITE_ORDER)
+
+        items.sort(key=rank)  # stable: keeps file order within a suite
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        check_id = _check_id(item)
+        if not check_id:
+            return report
+        if call.when == "call" or (call.when == "setup" and report.outcome != "passed"):
+            self._record(item, check_id, call, report)
+        return report
+
+    def _record(
+        self, item: pytest.Item, check_id: str, call: pytest.CallInfo[None], report: Any
+    ) -> None:
+        recorder = item.stash.get(_recorder_key, None) or CheckRecorder(check_id)
+        excinfo = call.excinfo
+        if excinfo is None:
+            status, summary = "passed", recorder.summary or "passed"
+        elif excinfo.errisinstance(AuditBlocked):
+            status, summary = "blocked", str(getattr(excinfo.value, "msg", excinfo.value))
+        elif excinfo.errisinstance(pytest.skip.Exception):
+            status, summary = "skipped", str(getattr(excinfo.value, "msg", excinfo.value))
+        elif excinfo.errisinstance((AssertionError, pytest.fail.Exception)):
+            status = "failed"
+            text = getattr(excinfo.value, "msg", None) or str(excinfo.value)
+            summary = recorder.summary or text.split("\nassert")[0].strip()
+        else:
+            status = "blocked"
+            summary = f"the check could not run: {type(excinfo.value).__name__}: {excinfo.value}"
+        summary = self.redactor.text(summary)
+        result = CheckResult(
+            id=check_id,
+            suite=recorder.suite,
+            status=status,  # type: ignore[arg-type]
+            summary=summary,
+            evidence=recorder.evidence,
+            duration_s=round(call.duration, 2),
+        )
+        self.results[check_id] = result
+        for metric in recorder.metrics:
+            if status in ("blocked", "skipped"):
+                metric.status = status  # type: ignore[assignment]
+            self.metrics.append(metric)
+        self.progress.line(f"{check_id:<28} {summary}", status)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.audit is not None:
+            self.target_info = self.audit.runtime.describe()
+            self.audit.close()
+        if self.out is None or not self.results:
+            return
+        doc = self.document()
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "results.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        (self.out / "report.md").write_text(render_markdown(doc), encoding="utf-8")
+        self.progress.line(f"verdict {doc['verdict']}; report: {self.out / 'report.md'}")
+
+    def document(self) -> dict[str, Any]:
+        target = {
+            **self.target_info,
+            "config": str(self.target.source),
+            "env": self.redactor.env(self.target.env),
+            "expect": {
+                "manifest": self.target.expect.manifest.name,
+                "journal_mode": self.target.expect.journal_mode,
+            },
+        }
+        environment = {
+            "persistaudit": __version__,
+            "python": platform.python_version(),
+            "sqlite": sqlite3.sqlite_version,
+            "docker_engine": self.engine_info,
+            "config_sha256": hashlib.sha256(self.target.source.read_bytes()).hexdigest(),
+        }
+        order = {c: i for i, c in enumerate(SUITE_ORDER)}
+        checks = sorted(self.results.values(), key=lambda c: order.get(c.suite, len(order)))
+        doc = results_document(
+            target=target,
+            checks=checks,
+            metrics=self.metrics,
+            environment=environment,
+            started_at=self.started_at,
+            finished_at=_now(),
+        )
+        return dict(self.redactor.deep(doc))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _check_id(item: pytest.Item) -> str:
+    marker = item.get_closest_marker("check")
+    return str(marker.args[0]) if marker and marker.args else ""
+
+
+# -- pytest hooks and fixtures ---------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("persistaudit", "persistence audits of SQLite services")
+    group.addoption(
+        "--persistaudit-config",
+        metavar="CONFIG",
+        help="target config (YAML) the audit suites run against",
+    )
+    group.addoption(
+        "--persistaudit-out",
+        metavar="DIR",
+        help="write results.json and report.md to this folder",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "check(id): the stable persistaudit check id (suite.check)")
+    path = config.getoption("persistaudit_config", None)
+    if not path:
+        return
+    try:
+        target = load_config(path)
+    except PersistauditError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    out = config.getoption("persistaudit_out", None)
+    session = AuditSession(config, target, Path(out) if out else None)
+    config.stash[_session_key] = session
+    config.pluginmanager.register(session, "persistaudit-session")
+
+
+_session_key = pytest.StashKey[AuditSession]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _session_key not in config.stash and any(_check_id(i) for i in items):
+        raise pytest.UsageError(
+            "the persistaudit suites need a target: pass --persistaudit-config CONFIG "
+            "(or use `persistaudit run CONFIG`)"
+        )
+
+
+@pytest.fixture(scope="session")
+def persistaudit_session(pytestconfig: pytest.Config) -> AuditSession:
+    """The audit session of this pytest run (config, results collected so far)."""
+    return pytestconfig.stash[_session_key]
+
+
+@pytest.fixture(scope="session")
+def persistaudit_config(persistaudit_session: AuditSession) -> TargetConfig:
+    """The validated target config. Override it in a conftest to build one in code."""
+    return persistaudit_session.target
+
+
+@pytest.fixture(scope="session")
+def persistaudit_audit(persistaudit_session: AuditSession) -> Iterator[TargetAudit]:
+    """The target's audit: the fresh install happens on first use; cleanup at session end."""
+    try:
+        audit = persistaudit_session.open_audit()
+    except PersistauditError as exc:
+        pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+    try:
+        yield audit
+    finally:
+        # sessionfinish closes it after describing it; this covers interrupted sessions.
+        if persistaudit_session.audit is not None:
+            persistaudit_session.target_info = audit.runtime.describe()
+            audit.close()
+            persistaudit_session.audit = None
+
+
+@pytest.fixture
+def persistaudit_check(request: pytest.FixtureRequest) -> CheckRecorder:
+    """The recorder of the current check's summary, evidence and metrics."""
+    check_id = _check_id(request.node)
+    if not check_id:
+        raise pytest.UsageError(f"{request.node.nodeid}: mark it with @pytest.mark.check(id)")
+    recorder = CheckRecorder(check_id)
+    request.node.stash[_recorder_key] = recorder
+    return recorder
+
+
+@pytest.fixture
+def persistaudit_started(
+    persistaudit_audit: TargetAudit, persistaudit_check: CheckRecorder
+) -> TargetAudit:
+    """The audit, once the target is known to have started; blocks the check otherwise."""
+    fresh = persistaudit_audit.fresh
+    if fresh.blocked is not None:
+        raise persistaudit_check.blocked(
+            f"target did not start ({fresh.blocked.reason}); see fresh_install.startup"
+        )
+    return persistaudit_audit

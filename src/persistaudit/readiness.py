@@ -1,0 +1,172 @@
+"""Wait strategies: poll a started container until it is ready, or say why it never will be.
+
+A container that exits, loops on restart or stays unready past the timeout is BLOCKED; the
+exit code, restart count and last log lines go into the evidence, as an auditor would quote them.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Protocol
+
+from persistaudit.config import ReadinessSpec
+from persistaudit.exceptions import TargetBlocked
+
+LOG_TAIL = 40
+RESTART_LOOP_COUNT = 2
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    status: str  # created, running, paused, restarting, exited, dead
+    exit_code: int
+    restart_count: int
+    error: str
+
+
+class Probeable(Protocol):
+    """What a wait strategy needs of a container; drivers provide it."""
+
+    @property
+    def name(self) -> str: ...
+
+    def state(self) -> ContainerState: ...
+    def logs(self, tail: int = LOG_TAIL, since: float | None = None) -> list[str]: ...
+    def exec(self, command: list[str]) -> tuple[int, str]: ...
+    def url(self, port: int, path: str) -> str: ...
+
+
+class WaitStrategy(Protocol):
+    def describe(self) -> str: ...
+    def ready(self, container: Probeable, since: float) -> bool: ...
+
+
+@dataclass(frozen=True)
+class HttpWait:
+    port: int
+    path: str
+    status: int
+
+    def describe(self) -> str:
+        return f"HTTP GET {self.path} on port {self.port} answers {self.status}"
+
+    def ready(self, container: Probeable, since: float) -> bool:
+        try:
+            url = container.url(self.port, self.path)
+        except LookupError:
+            return False  # port not published yet
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return bool(response.status == self.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code == self.status
+        except (OSError, ValueError):
+            return False
+
+
+@dataclass(frozen=True)
+class LogWait:
+    pattern: str
+
+    def describe(self) -> str:
+        return f"log line matching /{self.pattern}/"
+
+    def ready(self, container: Probeable, since: float) -> bool:
+        # Only lines logged since this wait began: after a restart the old ones still match.
+        regex = re.compile(self.pattern)
+        return any(regex.search(line) for line in container.logs(tail=1000, since=since))
+
+
+@dataclass(frozen=True)
+class CommandWait:
+    command: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"command {' '.join(self.command)} exits 0"
+
+    def ready(self, container: Probeable, since: float) -> bool:
+        code, _ = container.exec(list(self.command))
+        return code == 0
+
+
+def strategy_for(spec: ReadinessSpec) -> WaitStrategy:
+    if spec.http is not None:
+        return HttpWait(spec.http.port, spec.http.path, spec.http.status)
+    if spec.log is not None:
+        return LogWait(spec.log)
+    assert spec.command is not None
+    return CommandWait(tuple(spec.command))
+
+
+def wait_ready(
+    container: Probeable,
+    strategy: WaitStrategy,
+    *,
+    timeout: float,
+    interval: float,
+    restarts_before: int = 0,
+) -> float:
+    """Poll until ready and return the seconds it took; raise TargetBlocked otherwise.
+
+    restarts_before is the restart count when this wait began: a docker restart we asked
+    for is not a crash loop, but any further restart is.
+    """
+    started = time.monotonic()
+    since = time.time() - 1.0  # engine log timestamps have second granularity
+    while True:
+        state = container.state()
+        restarts = state.restart_count - restarts_before
+        if (
+            state.status == "running"
+            and restarts < RESTART_LOOP_COUNT
+            and strategy.ready(container, since)
+        ):
+            return time.monotonic() - started
+        elapsed = time.monotonic() - started
+        if restarts >= RESTART_LOOP_COUNT or (state.status == "restarting" and restarts >= 1):
+            _blocked(
+                container,
+                "restart-loop",
+                f"restarts in a loop ({restarts} restarts in "
+                f"{elapsed:.1f} s, last exit code {state.exit_code})",
+                state,
+                strategy,
+            )
+        if state.status in ("exited", "dead"):
+            _blocked(
+                container,
+                "exited",
+                f"exited with code {state.exit_code} before it was ready",
+                state,
+                strategy,
+            )
+        if elapsed > timeout:
+            _blocked(
+                container,
+                "timeout",
+                f"not ready after {timeout:g} s (waiting for "
+                f"{strategy.describe()}; status {state.status})",
+                state,
+                strategy,
+            )
+        time.sleep(interval)
+
+
+def _blocked(
+    container: Probeable, reason: str, what: str, state: ContainerState, strategy: WaitStrategy
+) -> None:
+    evidence: dict[str, object] = {
+        "reason": reason,
+        "status": state.status,
+        "exit_code": state.exit_code,
+        "restart_count": state.restart_count,
+        "waited_for": strategy.describe(),
+        "logs": container.logs(tail=LOG_TAIL),
+    }
+    if state.error:
+        evidence["engine_error"] = state.error
+    raise TargetBlocked(f"container {container.name} {what}", reason=reason, evidence=evidence)

@@ -1,0 +1,56 @@
+"""Row retention between two snapshots of the same database. Pure functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from persistaudit.inspect import DatabaseFacts
+
+
+@dataclass(frozen=True)
+class TableRetention:
+    name: str
+    rows_before: int
+    rows_after: int
+    retained: int
+    digest_equal: bool
+
+
+@dataclass(frozen=True)
+class Retention:
+    tables: list[TableRetention]
+    missing_tables: list[str]  # present before, gone after
+
+    @property
+    def rows_before(self) -> int:
+        return sum(t.rows_before for t in self.tables)
+
+    @property
+    def rows_retained(self) -> int:
+        return sum(t.retained for t in self.tables)
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.rows_retained / self.rows_before if self.rows_before else 100.0
+
+    @property
+    def complete(self) -> bool:
+        """Every row kept, every table's count and content digest unchanged."""
+        return not self.missing_tables and all(
+            t.retained == t.rows_before and t.digest_equal for t in self.tables
+        )
+
+
+def compare(before: DatabaseFacts, after: DatabaseFacts) -> Retention:
+    """How many of the rows before are still there after, table by table, by content."""
+    tables = []
+    missing = []
+    for name, old in sorted(before.data.items()):
+        new = after.data.get(name)
+        if new is None:
+            missing.append(name)
+            tables.append(TableRetention(name, old.rows, 0, 0, False))
+            continue
+        kept = sum(min(count, new.row_hashes[h]) for h, count in old.row_hashes.items())
+        tables.append(TableRetention(name, old.rows, new.rows, kept, old.digest == new.digest))
+    return Retention(tables, missing)

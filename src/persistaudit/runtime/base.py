@@ -1,0 +1,164 @@
+"""The driver interface and the container handle that every driver hands to the checks."""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import docker.errors
+from docker.models.containers import Container
+
+from persistaudit.readiness import LOG_TAIL, ContainerState
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One mount of a container, as the engine reports it."""
+
+    type: str  # volume, bind, tmpfs
+    source: str
+    destination: str
+    name: str  # volume name; "" for binds
+    rw: bool
+    anonymous: bool
+
+
+class DockerContainer:
+    """A live container: state, logs, exec, published ports and file copies.
+
+    Wraps the Docker SDK's Container; host_ip comes from testcontainers, which knows how to
+    reach a published port from inside docker-in-docker set-ups too.
+    """
+
+    def __init__(self, container: Container, host_ip: str = "127.0.0.1") -> None:
+        self._container = container
+        self.host_ip = host_ip
+
+    @property
+    def name(self) -> str:
+        return str(self._container.name)
+
+    @property
+    def id(self) -> str:
+        return str(self._container.id)
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        self._container.reload()
+        return dict(self._container.attrs)
+
+    def state(self) -> ContainerState:
+        attrs = self.attrs
+        state = attrs.get("State", {})
+        return ContainerState(
+            status=str(state.get("Status", "unknown")),
+            exit_code=int(state.get("ExitCode", 0)),
+            restart_count=int(attrs.get("RestartCount", 0)),
+            error=str(state.get("Error", "")),
+        )
+
+    def logs(self, tail: int = LOG_TAIL, since: float | None = None) -> list[str]:
+        kwargs: dict[str, Any] = {"tail": tail, "stdout": True, "stderr": True}
+        if since is not None:
+            kwargs["since"] = int(since)
+        try:
+            raw = self._container.logs(**kwargs)
+        except docker.errors.APIError:
+            return []
+        data = raw if isinstance(raw, bytes) else b"".join(raw)
+        return data.decode("utf-8", "replace").splitlines()
+
+    def exec(self, command: list[str]) -> tuple[int, str]:
+        try:
+            code, output = self._container.exec_run(command, demux=False)
+        except docker.errors.APIError as exc:
+            return 126, str(exc.explanation)
+        data = output if isinstance(output, bytes) else b"".join(output)
+        return int(code if code is not None else 1), data.decode("utf-8", "replace")
+
+    def url(self, port: int, path: str) -> str:
+        ports = self.attrs.get("NetworkSettings", {}).get("Ports") or {}
+        bindings = ports.get(f"{port}/tcp") or []
+        if not bindings:
+            raise LookupError(f"port {port} of {self.name} is not published")
+        host_port = bindings[0]["HostPort"]
+        return f"http://{self.host_ip}:{host_port}{path}"
+
+    def mounts(self) -> list[Mount]:
+        attrs = self.attrs
+        requested = {m.get("Target") for m in attrs.get("HostConfig", {}).get("Mounts") or []}
+        requested |= {b.split(":")[1] for b in attrs.get("HostConfig", {}).get("Binds") or []}
+        out = []
+        for m in attrs.get("Mounts", []):
+            name = str(m.get("Name", ""))
+            anonymous = m.get("Type") == "volume" and m.get("Destination") not in requested
+            out.append(
+                Mount(
+                    type=str(m.get("Type", "")),
+                    source=str(m.get("Source", "")),
+                    destination=str(m.get("Destination", "")),
+                    name=name,
+                    rw=bool(m.get("RW", False)),
+                    anonymous=anonymous,
+                )
+            )
+        return out
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Freeze the container so that files copied meanwhile are mutually consistent."""
+        running = self.state().status == "running"
+        if running:
+            self._container.pause()
+        try:
+            yield
+        finally:
+            if running:
+                self._container.unpause()
+
+    def get_archive(self, path: str) -> Iterator[bytes] | None:
+        """A tar stream of one path, or None when it does not exist."""
+        try:
+            stream, _stat = self._container.get_archive(path)
+        except docker.errors.NotFound:
+            return None
+        return iter(stream)
+
+
+class TargetRuntime(abc.ABC):
+    """A target under audit: one fresh volume, and the container(s) using it.
+
+    start() is the fresh install; restart() and recreate() are the lifecycle cycles. Each
+    returns the seconds until ready or raises TargetBlocked. close() removes everything.
+    """
+
+    @property
+    @abc.abstractmethod
+    def container(self) -> DockerContainer:
+        """The container that owns the database."""
+
+    @abc.abstractmethod
+    def start(self) -> float: ...
+
+    @abc.abstractmethod
+    def restart(self) -> float: ...
+
+    @abc.abstractmethod
+    def recreate(self) -> float: ...
+
+    @abc.abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """What the report's header says about the target (image, digest, volume)."""
+
+    @abc.abstractmethod
+    def close(self) -> list[str]:
+        """Remove every container, volume and network this runtime created."""
+
+    def __enter__(self) -> TargetRuntime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

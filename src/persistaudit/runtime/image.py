@@ -1,0 +1,147 @@
+"""The image driver: one container from an image (or build) on a fresh named volume."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import docker.errors
+from docker import DockerClient
+from testcontainers.core.container import DockerContainer as TcContainer
+
+from persistaudit import engine
+from persistaudit.config import TargetConfig
+from persistaudit.exceptions import TargetBlocked
+from persistaudit.images import ensure_image
+from persistaudit.readiness import strategy_for, wait_ready
+from persistaudit.runtime.base import DockerContainer, TargetRuntime
+
+STOP_TIMEOUT = 10
+
+
+def published_ports(config: TargetConfig) -> list[int]:
+    """Container ports the audit talks to: readiness and canary steps."""
+    ports = {step.port for step in (*config.canary.write, *config.canary.read)}
+    if config.readiness.http is not None:
+        ports.add(config.readiness.http.port)
+    return sorted(ports)
+
+
+class ImageRuntime(TargetRuntime):
+    def __init__(
+        self,
+        config: TargetConfig,
+        client: DockerClient,
+        run_id: str,
+        log: Callable[[str], None] = lambda _msg: None,
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.run_id = run_id
+        self.log = log
+        self.labels = engine.labels(run_id, config.name)
+        self.volume_name = f"persistaudit-{config.name}-{run_id}"
+        self.image_id = ""
+        self.generation = 0
+        self._container: DockerContainer | None = None
+        self._tc: TcContainer | None = None
+        self.strategy = strategy_for(config.readiness)
+
+    @property
+    def container(self) -> DockerContainer:
+        if self._container is None:
+            raise RuntimeError("the target has not been started")
+        return self._container
+
+    def start(self) -> float:
+        self.log(f"resolving image {self.config.image_ref}")
+        self.image_id = ensure_image(self.client, self.config)
+        self.client.volumes.create(name=self.volume_name, labels=self.labels)
+        self.log(f"created volume {self.volume_name}; starting on it (fresh install)")
+        return self._run()
+
+    def _run(self) -> float:
+        self.generation += 1
+        tc = (
+            TcContainer(self.config.image_ref)
+            .with_name(f"persistaudit-{self.config.name}-{self.run_id}-{self.generation}")
+            .with_volume_mapping(self.volume_name, self.config.volume.mount, "rw")
+            .with_kwargs(
+                labels=self.labels,
+                restart_policy={"Name": self.config.restart_policy},
+            )
+        )
+        for key, value in self.config.env.items():
+            tc.with_env(key, value)
+        if self.config.command:
+            tc.with_command(self.config.command)
+        local = engine.is_local()
+        for port in published_ports(self.config):
+            # On a local engine, loopback only: an audited service is not exposed to the network.
+            binding = ("127.0.0.1", None) if local else None
+            tc.ports[f"{port}/tcp"] = binding  # type: ignore[assignment]  # SDK takes (ip, port)
+        try:
+            tc.start()
+        except docker.errors.APIError as exc:
+            raise TargetBlocked(
+                f"container for {self.config.name} could not start: {exc.explanation}",
+                reason="start-failed",
+                evidence={"reason": "start-failed", "engine_error": str(exc.explanation)},
+            ) from None
+        self._tc = tc
+        # testcontainers' guess of how to reach a remote engine's ports; a local one is loopback
+        # (its guess sees a container here and picks the bridge gateway, which cannot reach it).
+        host = "127.0.0.1" if local else tc.get_container_host_ip()
+        self._container = DockerContainer(tc.get_wrapped_container(), host)
+        return self._wait(restarts_before=0)
+
+    def _wait(self, restarts_before: int) -> float:
+        spec = self.config.readiness
+        return wait_ready(
+            self.container,
+            self.strategy,
+            timeout=spec.timeout,
+            interval=spec.interval,
+            restarts_before=restarts_before,
+        )
+
+    def restart(self) -> float:
+        before = self.container.state().restart_count
+        self.log(f"docker restart {self.container.name}")
+        self.client.api.restart(self.container.id, timeout=STOP_TIMEOUT)
+        return self._wait(restarts_before=before)
+
+    def recreate(self) -> float:
+        old = self.container
+        self.log(f"docker stop + rm {old.name} (volume {self.volume_name} kept)")
+        try:
+            self.client.api.stop(old.id, timeout=STOP_TIMEOUT)
+            self.client.api.remove_container(old.id, v=True)
+        except docker.errors.NotFound:
+            pass
+        self._container = None
+        self.log("starting a new container from the same image on the same volume")
+        return self._run()
+
+    def describe(self) -> dict[str, Any]:
+        digests: list[str] = []
+        if self.image_id:
+            with contextlib.suppress(docker.errors.DockerException):
+                digests = list(self.client.images.get(self.image_id).attrs.get("RepoDigests") or [])
+        return {
+            "name": self.config.name,
+            "driver": "image",
+            "image": self.config.image_ref,
+            "image_id": self.image_id,
+            "repo_digests": digests,
+            "volume": self.volume_name,
+            "mount": self.config.volume.mount,
+            "database": self.config.database.path,
+            "restart_policy": self.config.restart_policy,
+        }
+
+    def close(self) -> list[str]:
+        self._container = None
+        self._tc = None
+        return engine.remove_created(self.client, self.run_id)

@@ -1,0 +1,75 @@
+"""Shared by the restart and re-create suites: evidence and verdict of one cycle."""
+
+from __future__ import annotations
+
+import pytest
+
+from persistaudit.audit import Cycle
+from persistaudit.plugin import CheckRecorder
+
+
+def judge(cycle: Cycle, check: CheckRecorder, metric: str) -> None:
+    """Record a cycle's evidence and metric; fail unless 100% retained and integrity ok."""
+    __tracebackhide__ = True
+    check.extend(cycle.actions)
+    if cycle.failure:
+        if cycle.logs:
+            check.add("Last log lines", "\n".join(cycle.logs), "log")
+        check.metric(metric, "100%", "not measured", False)
+        check.summary = cycle.failure
+        pytest.fail(check.summary, pytrace=False)
+    assert cycle.before is not None
+    assert cycle.after is not None
+    assert cycle.read_back is not None
+    problems = []
+    for state in (cycle.before, cycle.after):
+        if state.error:
+            problems.append(f"snapshot {state.label}: {state.error}")
+    rb = cycle.read_back
+    check.add(
+        "Canary records read back through the service",
+        f"{len(rb.found)} of {len(rb.found) + len(rb.missing)} found"
+        + (f"\nfirst missing: {rb.missing[0].marker}: {rb.first_failure}" if rb.missing else ""),
+        "command",
+    )
+    if rb.missing:
+        problems.append(f"{len(rb.missing)} of {len(cycle.canaries)} canary records lost")
+    ret = cycle.retention
+    if ret is not None:
+        check.add(
+            "Rows per table before and after (content digest sha256)",
+            "\n".join(
+                f"{t.name:<24} {t.rows_before:>7} -> {t.rows_after:<7} retained {t.retained:<7} "
+                f"digest {'equal' if t.digest_equal else 'CHANGED'}"
+                for t in ret.tables
+            ),
+            "table",
+        )
+        if not ret.complete:
+            changed = [t.name for t in ret.tables if not t.digest_equal]
+            problems.append(
+                f"{ret.rows_retained} of {ret.rows_before} rows retained ({ret.percent:.1f}%)"
+                + (f"; changed tables: {', '.join(changed)}" if changed else "")
+            )
+    after = cycle.after.facts
+    if after is not None:
+        check.add("PRAGMA integrity_check (after)", "\n".join(after.integrity), "command")
+        if not after.integrity_ok:
+            problems.append(f"integrity_check after the cycle: {after.integrity[0]}")
+    before = cycle.before.facts
+    if before is not None and after is not None and before.tables != after.tables:
+        gone = sorted(set(before.tables) - set(after.tables))
+        changed = sorted(
+            n for n in before.tables if n in after.tables and before.tables[n] != after.tables[n]
+        )
+        problems.append(f"schema changed: tables gone {gone or '-'}, altered {changed or '-'}")
+    percent = min(rb.percent, ret.percent if ret else 0.0)
+    check.metric(metric, "100%", f"{percent:.1f}%", not problems)
+    if problems:
+        check.summary = "; ".join(problems)
+        pytest.fail(check.summary, pytrace=False)
+    assert ret is not None
+    check.summary = (
+        f"100% retained: {len(rb.found)} canary records read back, {ret.rows_before} rows in "
+        f"{len(ret.tables)} tables with equal counts and digests, integrity ok"
+    )

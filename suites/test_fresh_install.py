@@ -1,0 +1,143 @@
+"""Fresh install: the target starts on an empty volume and creates the promised database."""
+
+from __future__ import annotations
+
+import pytest
+
+from persistaudit.audit import TargetAudit
+from persistaudit.diff import diff_tables
+from persistaudit.inspect import DatabaseFacts
+from persistaudit.plugin import CheckRecorder
+
+
+def fresh_facts(audit: TargetAudit, check: CheckRecorder) -> DatabaseFacts:
+    """The fresh install's database facts; the check fails if no database could be read."""
+    __tracebackhide__ = True
+    state = audit.fresh.database
+    if state.snapshot is not None:
+        files = ", ".join(f"{name} ({size} bytes)" for name, size in state.snapshot.files.items())
+        check.add(
+            "Database copied out of the paused container",
+            f"$ docker pause; docker cp {state.snapshot.container_path}[-wal,-shm]; "
+            f"docker unpause\n# {files}; paused {state.snapshot.pause_ms:.0f} ms",
+            "command",
+        )
+    if state.facts is None:
+        check.summary = f"no database to inspect: {state.error}"
+        pytest.fail(check.summary, pytrace=False)
+    return state.facts
+
+
+@pytest.mark.check("fresh_install.startup")
+def test_startup(persistaudit_audit: TargetAudit, persistaudit_check: CheckRecorder) -> None:
+    fresh = persistaudit_audit.fresh
+    persistaudit_check.extend(fresh.actions)
+    if fresh.blocked is not None:
+        ev = fresh.blocked.evidence
+        persistaudit_check.add(
+            "Container state",
+            f"status: {ev.get('status')}\nexit code: {ev.get('exit_code')}\n"
+            f"restart count: {ev.get('restart_count')}\nwaited for: {ev.get('waited_for')}"
+            + (f"\nengine error: {ev['engine_error']}" if ev.get("engine_error") else ""),
+        )
+        logs = ev.get("logs") or []
+        persistaudit_check.add(
+            f"Last {len(logs)} log lines (docker logs --tail 40)",  # type: ignore[arg-type]
+            "\n".join(logs) or "(no output)",  # type: ignore[arg-type]
+            "log",
+        )
+        persistaudit_check.metric(
+            "Container start", "ready", f"BLOCKED ({fresh.blocked.reason})", False
+        )
+        raise persistaudit_check.blocked(str(fresh.blocked))
+    persistaudit_check.metric("Container start", "ready", f"ready in {fresh.ready_s:.1f} s", True)
+    persistaudit_check.summary = f"ready on an empty volume in {fresh.ready_s:.1f} s"
+
+
+@pytest.mark.check("fresh_install.schema")
+def test_schema(persistaudit_started: TargetAudit, persistaudit_check: CheckRecorder) -> None:
+    facts = fresh_facts(persistaudit_started, persistaudit_check)
+    diff = diff_tables(persistaudit_started.manifest, facts)
+    persistaudit_check.add(
+        "Tables (SELECT name FROM sqlite_master WHERE type='table')",
+        f"expected {len(diff.expected)}, present {len(diff.present)}, "
+        f"missing {len(diff.missing)}, unexpected {len(diff.unexpected)}\n"
+        f"missing: {', '.join(diff.missing) or '-'}\n"
+        f"unexpected: {', '.join(diff.unexpected) or '-'}\n"
+        f"present: {', '.join(sorted(facts.tables))}",
+        "command",
+    )
+    persistaudit_check.metric(
+        "Tables expected / present / missing",
+        f"{len(diff.expected)} / {len(diff.expected)} / 0",
+        f"{len(diff.expected)} / {len(diff.present)} / {len(diff.missing)}",
+        diff.ok,
+    )
+    if diff.ok:
+        persistaudit_check.summary = f"all {len(diff.expected)} expected tables exist"
+        if diff.unexpected:
+            persistaudit_check.summary += f" (extra allowed: {', '.join(diff.unexpected)})"
+        return
+    problems = []
+    if diff.missing:
+        problems.append(
+            f"{len(diff.missing)} of {len(diff.expected)} tables missing: "
+            + ", ".join(diff.missing)
+        )
+    if diff.unexpected and not diff.extra_allowed:
+        problems.append("unexpected tables: " + ", ".join(diff.unexpected))
+    persistaudit_check.summary = "; ".join(problems)
+    pytest.fail(persistaudit_check.summary, pytrace=False)
+
+
+@pytest.mark.check("fresh_install.integrity")
+def test_integrity(persistaudit_started: TargetAudit, persistaudit_check: CheckRecorder) -> None:
+    facts = fresh_facts(persistaudit_started, persistaudit_check)
+    result = "\n".join(facts.integrity)
+    persistaudit_check.add("PRAGMA integrity_check", result, "command")
+    persistaudit_check.metric("Database integrity", "ok", facts.integrity[0], facts.integrity_ok)
+    persistaudit_check.summary = (
+        "integrity_check: ok"
+        if facts.integrity_ok
+        else f"integrity_check reports {len(facts.integrity)} problem(s): {facts.integrity[0]}"
+    )
+    assert facts.integrity_ok, persistaudit_check.summary
+
+
+@pytest.mark.check("fresh_install.foreign_keys")
+def test_foreign_keys(persistaudit_started: TargetAudit, persistaudit_check: CheckRecorder) -> None:
+    facts = fresh_facts(persistaudit_started, persistaudit_check)
+    rows = facts.foreign_key_violations
+    persistaudit_check.add(
+        "PRAGMA foreign_key_check",
+        "\n".join(f"{v.table} rowid {v.rowid} -> {v.parent} (fk {v.fk_index})" for v in rows)
+        or "(no rows)",
+        "command",
+    )
+    persistaudit_check.metric("Foreign key violations", "0", str(len(rows)), not rows)
+    if rows:
+        tables = sorted({f"{v.table} -> {v.parent}" for v in rows})
+        persistaudit_check.summary = f"{len(rows)} foreign key violation(s): {', '.join(tables)}"
+    else:
+        persistaudit_check.summary = "foreign_key_check: no violations"
+    assert not rows, persistaudit_check.summary
+
+
+@pytest.mark.check("fresh_install.journal_mode")
+def test_journal_mode(persistaudit_started: TargetAudit, persistaudit_check: CheckRecorder) -> None:
+    facts = fresh_facts(persistaudit_started, persistaudit_check)
+    expected = persistaudit_started.config.expect.journal_mode
+    header = {1: "rollback journal", 2: "WAL"}.get(facts.header_write_version, "unknown")
+    persistaudit_check.add(
+        "PRAGMA journal_mode",
+        f"{facts.journal_mode}\n# file header byte 18 = {facts.header_write_version} ({header})",
+        "command",
+    )
+    ok = facts.journal_mode == expected
+    persistaudit_check.metric("Journal mode", expected, facts.journal_mode, ok)
+    persistaudit_check.summary = (
+        f"journal mode is {facts.journal_mode}"
+        if ok
+        else f"journal mode is {facts.journal_mode}, expected {expected}"
+    )
+    assert ok, persistaudit_check.summary

@@ -1,0 +1,16 @@
+"""Restart: every row written before `docker restart` is there after it."""
+
+from __future__ import annotations
+
+import pytest
+from _retention import judge
+
+from persistaudit.audit import TargetAudit
+from persistaudit.plugin import CheckRecorder
+
+
+@pytest.mark.check("restart.retention")
+def test_restart_retention(
+    persistaudit_started: TargetAudit, persistaudit_check: CheckRecorder
+) -> None:
+    judge(persistaudit_started.restart_cycle, persistaudit_check, "Data retention after restart")

@@ -1,0 +1,42 @@
+"""Volume: the database's folder is on persistent, writable storage."""
+
+from __future__ import annotations
+
+import pytest
+
+from persistaudit.audit import TargetAudit
+from persistaudit.mounts import evaluate
+from persistaudit.plugin import CheckRecorder
+
+
+@pytest.mark.check("volume.mount")
+def test_mount(persistaudit_audit: TargetAudit, persistaudit_check: CheckRecorder) -> None:
+    fresh = persistaudit_audit.fresh
+    try:
+        container = persistaudit_audit.runtime.container
+    except RuntimeError:
+        raise persistaudit_check.blocked(f"no container to inspect: {fresh.blocked}") from None
+    # The mounts are readable even from a container that loops on restart.
+    mounts = container.mounts()
+    db_path = persistaudit_audit.config.database.path
+    verdict = evaluate(mounts, db_path)
+    persistaudit_check.add(
+        f"docker inspect {container.name} --format '{{{{json .Mounts}}}}'",
+        "\n".join(
+            f"{m.type:<7} {m.name or m.source} -> {m.destination} "
+            f"({'rw' if m.rw else 'ro'}{', anonymous' if m.anonymous else ''})"
+            for m in mounts
+        )
+        or "(no mounts)",
+        "command",
+    )
+    persistaudit_check.metric("Volume mount type", "named volume or bind", verdict.kind, verdict.ok)
+    if verdict.ok:
+        assert verdict.mount is not None
+        persistaudit_check.summary = (
+            f"{db_path} is on a {verdict.kind} ({verdict.mount.name or verdict.mount.source}) "
+            f"mounted read-write at {verdict.mount.destination}, with its -wal and -shm files"
+        )
+        return
+    persistaudit_check.summary = "; ".join(verdict.problems)
+    pytest.fail(persistaudit_check.summary, pytrace=False)
