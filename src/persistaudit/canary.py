@@ -52,9 +52,22 @@ def fill(value: Any, variables: dict[str, str]) -> Any:
     return value
 
 
-def send(container: DockerContainer, step: HttpStep, variables: dict[str, str]) -> tuple[int, str]:
+class Endpoints:
+    """Base URLs of the container's published ports, looked up once per batch of requests."""
+
+    def __init__(self, container: DockerContainer) -> None:
+        self.container = container
+        self._bases: dict[int, str] = {}
+
+    def url(self, port: int, path: str) -> str:
+        if port not in self._bases:
+            self._bases[port] = self.container.url(port, "")
+        return self._bases[port] + path
+
+
+def send(endpoints: Endpoints, step: HttpStep, variables: dict[str, str]) -> tuple[int, str]:
     """Perform one HTTP step; return status and body text (errors included, not raised)."""
-    url = container.url(step.port, fill(step.path, variables))
+    url = endpoints.url(step.port, fill(step.path, variables))
     data = None
     headers = fill(dict(step.headers), variables)
     if step.json_body is not None:
@@ -90,11 +103,12 @@ def _check(step: HttpStep, status: int, body: str, variables: dict[str, str]) ->
 def write(container: DockerContainer, spec: CanarySpec, run: str, start: int) -> list[Canary]:
     """Write spec.records canaries numbered from start; raise CanaryError on the first failure."""
     written = []
+    endpoints = Endpoints(container)
     for i in range(start, start + spec.records):
         canary = Canary(i, f"pa-{run}-{i:06d}")
         variables = canary.vars(run)
         for step in spec.write:
-            status, body = send(container, step, variables)
+            status, body = send(endpoints, step, variables)
             problem = _check(step, status, body, variables)
             if problem:
                 raise CanaryError(f"writing canary {canary.marker} failed: {problem}")
@@ -108,11 +122,12 @@ def read(
     found: list[Canary] = []
     missing: list[Canary] = []
     first_failure = ""
+    endpoints = Endpoints(container)
     for canary in canaries:
         variables = canary.vars(run)
         problem = None
         for step in spec.read:
-            status, body = send(container, step, variables)
+            status, body = send(endpoints, step, variables)
             problem = _check(step, status, body, variables)
             if problem:
                 break

@@ -47,7 +47,7 @@ class ReadinessSpec(_Model):
     log: str | None = Field(default=None, description="regex matched against the container log")
     command: list[str] | None = Field(default=None, description="exec in the container; exit 0")
     timeout: float = Field(default=60.0, gt=0)
-    interval: float = Field(default=0.25, gt=0)
+    interval: float = Field(default=0.05, gt=0)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ReadinessSpec:
@@ -225,12 +225,12 @@ def validation_message(path: Path, node: yaml.Node | None, exc: ValidationError)
     """One line for the first error, with file, line and dotted field."""
     err = exc.errors()[0]
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    field = ".".join(str(p) for p in loc) or "(top level)"
+    field = "".join(f"{p}: " for p in [".".join(str(p) for p in loc)] if p)
     line = _line_of(node, loc)
     where = f"{path}:{line}" if line else str(path)
     msg = err["msg"].removeprefix("Value error, ")
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"{where}: {field}: {msg}{more}"
+    return f"{where}: {field}{msg}{more}"
 
 
 def load_config(path: str | Path, environ: dict[str, str] | None = None) -> TargetConfig:

@@ -10,9 +10,18 @@ from docker import DockerClient
 from persistaudit.config import TargetConfig
 from persistaudit.exceptions import ImageError
 
+_resolved: dict[tuple[str, str], str] = {}
+
 
 def ensure_image(client: DockerClient, config: TargetConfig) -> str:
-    """Return the id of the target's image, building or pulling it when needed."""
+    """Return the id of the target's image, building or pulling it once per process."""
+    key = (config.image_ref, config.build.model_dump_json() if config.build else "")
+    if key not in _resolved:
+        _resolved[key] = _resolve(client, config)
+    return _resolved[key]
+
+
+def _resolve(client: DockerClient, config: TargetConfig) -> str:
     if config.build is not None:
         return _build(client, config)
     ref = config.image_ref

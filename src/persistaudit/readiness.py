@@ -35,14 +35,14 @@ class Probeable(Protocol):
     def name(self) -> str: ...
 
     def state(self) -> ContainerState: ...
-    def logs(self, tail: int = LOG_TAIL, since: float | None = None) -> list[str]: ...
+    def logs(self, tail: int = LOG_TAIL, current_run: bool = False) -> list[str]: ...
     def exec(self, command: list[str]) -> tuple[int, str]: ...
     def url(self, port: int, path: str) -> str: ...
 
 
 class WaitStrategy(Protocol):
     def describe(self) -> str: ...
-    def ready(self, container: Probeable, since: float) -> bool: ...
+    def ready(self, container: Probeable) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class HttpWait:
     def describe(self) -> str:
         return f"HTTP GET {self.path} on port {self.port} answers {self.status}"
 
-    def ready(self, container: Probeable, since: float) -> bool:
+    def ready(self, container: Probeable) -> bool:
         try:
             url = container.url(self.port, self.path)
         except LookupError:
@@ -75,10 +75,10 @@ class LogWait:
     def describe(self) -> str:
         return f"log line matching /{self.pattern}/"
 
-    def ready(self, container: Probeable, since: float) -> bool:
-        # Only lines logged since this wait began: after a restart the old ones still match.
+    def ready(self, container: Probeable) -> bool:
+        # Only the current run's lines: after a restart the previous run's still match.
         regex = re.compile(self.pattern)
-        return any(regex.search(line) for line in container.logs(tail=1000, since=since))
+        return any(regex.search(line) for line in container.logs(tail=1000, current_run=True))
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class CommandWait:
     def describe(self) -> str:
         return f"command {' '.join(self.command)} exits 0"
 
-    def ready(self, container: Probeable, since: float) -> bool:
+    def ready(self, container: Probeable) -> bool:
         code, _ = container.exec(list(self.command))
         return code == 0
 
@@ -116,14 +116,13 @@ def wait_ready(
     for is not a crash loop, but any further restart is.
     """
     started = time.monotonic()
-    since = time.time() - 1.0  # engine log timestamps have second granularity
     while True:
         state = container.state()
         restarts = state.restart_count - restarts_before
         if (
             state.status == "running"
             and restarts < RESTART_LOOP_COUNT
-            and strategy.ready(container, since)
+            and strategy.ready(container)
         ):
             return time.monotonic() - started
         elapsed = time.monotonic() - started
@@ -156,6 +155,19 @@ def wait_ready(
         time.sleep(interval)
 
 
+def fold_repeats(lines: list[str]) -> list[str]:
+    """Fold runs of identical lines (probe requests, crash loops) so the tail stays telling."""
+    out: list[str] = []
+    count = 0
+    for i, line in enumerate(lines):
+        count += 1
+        if i + 1 < len(lines) and lines[i + 1] == line:
+            continue
+        out.append(line if count == 1 else f"{line}  [repeated {count} times]")
+        count = 0
+    return out
+
+
 def _blocked(
     container: Probeable, reason: str, what: str, state: ContainerState, strategy: WaitStrategy
 ) -> None:
@@ -165,7 +177,7 @@ def _blocked(
         "exit_code": state.exit_code,
         "restart_count": state.restart_count,
         "waited_for": strategy.describe(),
-        "logs": container.logs(tail=LOG_TAIL),
+        "logs": fold_repeats(container.logs(tail=10 * LOG_TAIL))[-LOG_TAIL:],
     }
     if state.error:
         evidence["engine_error"] = state.error

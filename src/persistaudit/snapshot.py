@@ -1,7 +1,8 @@
 """A consistent copy of a live SQLite database, taken out of its container.
 
 Relies on nothing inside the target image: the container is paused, the database and its
--wal, -shm and -journal files are copied through the Docker API, then it is unpaused.
+sidecar files are copied through the Docker API, then it is unpaused. Which sidecars matter
+follows from the copied file's header: -wal and -shm in WAL mode, a hot -journal otherwise.
 The copy is inspected on the host; the container's files are never opened for writing.
 """
 
@@ -11,13 +12,16 @@ import shutil
 import tarfile
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from persistaudit.exceptions import SnapshotError
 from persistaudit.runtime.base import DockerContainer
 
-SIDECARS = ("-wal", "-shm", "-journal")
+WAL_SIDECARS = ("-wal", "-shm")
+ROLLBACK_SIDECARS = ("-journal",)
+WAL_HEADER_VERSION = 2  # byte 18 of the database header
 
 
 @dataclass(frozen=True)
@@ -35,17 +39,25 @@ def take_snapshot(container: DockerContainer, db_path: str, dest: Path) -> Snaps
     files: dict[str, int] = {}
     started = time.monotonic()
     with container.paused():
-        for suffix in ("", *SIDECARS):
-            size = _copy_file(container, db_path + suffix, dest / (name + suffix))
-            if size is not None:
-                files[name + suffix] = size
-            elif suffix == "":
-                raise SnapshotError(
-                    f"database file {db_path} does not exist in container {container.name}. "
-                    "Hint: check database.path in the config against where the service writes."
-                )
-            else:
-                (dest / (name + suffix)).unlink(missing_ok=True)
+        size = _copy_file(container, db_path, dest / name)
+        if size is None:
+            raise SnapshotError(
+                f"database file {db_path} does not exist in container {container.name}. "
+                "Hint: check database.path in the config against where the service writes."
+            )
+        files[name] = size
+        with (dest / name).open("rb") as fh:
+            header = fh.read(19)
+        wal = len(header) == 19 and header[18] == WAL_HEADER_VERSION
+        sidecars = WAL_SIDECARS if wal else ROLLBACK_SIDECARS
+        # Concurrent copies keep the pause short; each is one Docker API round trip.
+        with ThreadPoolExecutor(max_workers=len(sidecars)) as pool:
+            sizes = pool.map(
+                lambda s: _copy_file(container, db_path + s, dest / (name + s)), sidecars
+            )
+            for suffix, sidecar_size in zip(sidecars, sizes, strict=True):
+                if sidecar_size is not None:
+                    files[name + suffix] = sidecar_size
     pause_ms = (time.monotonic() - started) * 1000
     return Snapshot(dest / name, db_path, files, pause_ms)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import docker.errors
@@ -24,6 +26,15 @@ class Mount:
     name: str  # volume name; "" for binds
     rw: bool
     anonymous: bool
+
+
+def _engine_time(stamp: str) -> datetime | None:
+    """Parse the engine's RFC 3339 times (nanoseconds, Z) to microseconds."""
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z$", stamp)
+    if not match:
+        return None
+    fraction = (match.group(2) or "0")[:6].ljust(6, "0")
+    return datetime.fromisoformat(f"{match.group(1)}.{fraction}+00:00")
 
 
 class DockerContainer:
@@ -60,16 +71,27 @@ class DockerContainer:
             error=str(state.get("Error", "")),
         )
 
-    def logs(self, tail: int = LOG_TAIL, since: float | None = None) -> list[str]:
-        kwargs: dict[str, Any] = {"tail": tail, "stdout": True, "stderr": True}
-        if since is not None:
-            kwargs["since"] = int(since)
+    def logs(self, tail: int = LOG_TAIL, current_run: bool = False) -> list[str]:
+        """The last log lines; with current_run, only those since the container last started.
+
+        Both the line stamps and State.StartedAt come from the engine's clock, so a restart
+        cuts cleanly however fast it is.
+        """
         try:
-            raw = self._container.logs(**kwargs)
+            raw = self._container.logs(tail=tail, stdout=True, stderr=True, timestamps=True)
+            state = self.attrs.get("State", {}) if current_run else {}
         except docker.errors.APIError:
             return []
+        started = _engine_time(str(state.get("StartedAt", ""))) if current_run else None
         data = raw if isinstance(raw, bytes) else b"".join(raw)
-        return data.decode("utf-8", "replace").splitlines()
+        lines = []
+        for line in data.decode("utf-8", "replace").splitlines():
+            stamp, _, text = line.partition(" ")
+            when = _engine_time(stamp)
+            if started is not None and when is not None and when < started:
+                continue
+            lines.append(text)
+        return lines
 
     def exec(self, command: list[str]) -> tuple[int, str]:
         try:

@@ -1,0 +1,5 @@
+"""python -m persistaudit: the same as the persistaudit command."""
+
+from persistaudit.cli import main
+
+main()

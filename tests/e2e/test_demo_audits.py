@@ -1,0 +1,112 @@
+"""Every check is proven both ways: it passes on notes-app and fails on the defect built for it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.e2e.conftest import Audit
+from tests.helpers import NOTES_APP
+
+pytestmark = pytest.mark.docker
+
+ALL_CHECKS = {
+    "fresh_install.startup",
+    "fresh_install.schema",
+    "fresh_install.integrity",
+    "fresh_install.foreign_keys",
+    "fresh_install.journal_mode",
+    "volume.mount",
+    "restart.retention",
+    "recreate.retention",
+}
+
+
+def defect(name: str) -> str:
+    return str(NOTES_APP / "defects" / f"{name}.yaml")
+
+
+def test_good_service_passes_every_check(run_audit: Callable[..., Audit]) -> None:
+    audit = run_audit(NOTES_APP / "audit.yaml")
+    assert audit.code == 0, audit.stderr
+    assert audit.results["verdict"] == "PASS"
+    assert audit.statuses() == dict.fromkeys(ALL_CHECKS, "passed")
+    metrics = {m["name"]: m for m in audit.results["metrics"]}
+    assert metrics["Data retention after restart"]["achieved"] == "100.0%"
+    assert metrics["Data retention after re-create"]["achieved"] == "100.0%"
+    assert metrics["Journal mode"]["achieved"] == "wal"
+    assert metrics["Volume mount type"]["achieved"] == "named volume"
+    assert metrics["Tables expected / present / missing"]["achieved"] == "10 / 10 / 0"
+    assert "40 canary records read back" in audit.check("recreate.retention")["summary"]
+    assert "| Data retention after re-create | 100% | 100.0% | PASS |" in audit.report
+    assert audit.results["target"]["image_id"].startswith("sha256:")
+
+
+def test_progress_names_checks_and_elapsed_time(run_audit: Callable[..., Audit]) -> None:
+    stderr = run_audit(NOTES_APP / "audit.yaml").stderr
+    assert "restart.retention" in stderr
+    assert "PASSED" in stderr
+    assert "s] docker restart persistaudit-notes-app-" in stderr
+
+
+def only_failing(audit: Audit, failing: set[str]) -> None:
+    statuses = audit.statuses()
+    assert {k for k, v in statuses.items() if v != "passed"} == failing, statuses
+    assert all(statuses[k] == "failed" for k in failing)
+
+
+def test_missing_tables_fails_schema_naming_them(run_audit: Callable[..., Audit]) -> None:
+    audit = run_audit(defect("missing-tables"))
+    assert audit.code == 1
+    only_failing(audit, {"fresh_install.schema"})
+    summary = audit.check("fresh_install.schema")["summary"]
+    assert summary == "3 of 10 tables missing: api_tokens, attachments, note_revisions"
+    assert (
+        "| Tables expected / present / missing | 10 / 10 / 0 | 10 / 7 / 3 | FAIL |" in audit.report
+    )
+
+
+def test_ephemeral_db_fails_mount_and_recreate(run_audit: Callable[..., Audit]) -> None:
+    audit = run_audit(defect("ephemeral-db"))
+    assert audit.code == 1
+    only_failing(audit, {"volume.mount", "recreate.retention"})
+    assert "/app/state is on the container layer" in audit.check("volume.mount")["summary"]
+    recreate = audit.check("recreate.retention")["summary"]
+    assert "40 of 40 canary records lost" in recreate
+    assert "(0.0%)" in recreate
+
+
+def test_license_blocker_is_blocked_and_quotes_its_log(run_audit: Callable[..., Audit]) -> None:
+    audit = run_audit(defect("license-blocker"))
+    assert audit.code == 3
+    assert audit.results["verdict"] == "BLOCKED"
+    startup = audit.check("fresh_install.startup")
+    assert startup["status"] == "blocked"
+    assert "restarts in a loop" in startup["summary"]
+    assert "last exit code 78" in startup["summary"]
+    logs = next(e for e in startup["evidence"] if e["kind"] == "log")["content"]
+    assert "licence key missing: notes-app requires NOTES_LICENSE_KEY" in logs
+    assert "licence key missing: notes-app requires NOTES_LICENSE_KEY" in audit.report
+    statuses = audit.statuses()
+    assert statuses.pop("volume.mount") == "passed"  # readable even from a looping container
+    assert set(statuses.values()) == {"blocked"}
+
+
+def test_no_wal_fails_journal_mode(run_audit: Callable[..., Audit]) -> None:
+    audit = run_audit(defect("no-wal"))
+    assert audit.code == 1
+    only_failing(audit, {"fresh_install.journal_mode"})
+    assert (
+        audit.check("fresh_install.journal_mode")["summary"]
+        == "journal mode is delete, expected wal"
+    )
+
+
+def test_fk_orphans_fails_foreign_keys(run_audit: Callable[..., Audit]) -> None:
+    audit = run_audit(defect("fk-orphans"))
+    assert audit.code == 1
+    only_failing(audit, {"fresh_install.foreign_keys"})
+    check = audit.check("fresh_install.foreign_keys")
+    assert check["summary"] == "1 foreign key violation(s): notebooks -> users"
+    assert "notebooks rowid 1 -> users" in check["evidence"][-1]["content"]

@@ -1,0 +1,134 @@
+"""Readiness strategies, bad images and the plain-pytest route, on real containers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import Audit, persistaudit
+from tests.helpers import NOTES_APP, REPO
+
+pytestmark = pytest.mark.docker
+
+
+def variant(tmp_path: Path, name: str, **changes: object) -> Path:
+    """notes-app's config with some keys replaced, written where its paths still resolve."""
+    config = yaml.safe_load((NOTES_APP / "audit.yaml").read_text())
+    config["build"]["context"] = str(NOTES_APP)
+    config["expect"]["manifest"] = str(REPO / "expected" / "notes-app.yaml")
+    config.update(changes)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize(
+    "readiness",
+    [
+        {"log": r"ready on port \d+", "timeout": 30},
+        {
+            "command": [
+                "python3",
+                "-c",
+                "import urllib.request as u; u.urlopen('http://127.0.0.1:8080/health', timeout=1)",
+            ],
+            "timeout": 30,
+        },
+    ],
+    ids=["log", "command"],
+)
+def test_log_and_command_readiness_survive_restart(
+    run_audit: Callable[..., Audit], tmp_path: Path, readiness: dict[str, object]
+) -> None:
+    config = variant(tmp_path, "ready", readiness=readiness)
+    audit = run_audit(config, "-k", "startup or restart")
+    assert audit.code == 0, audit.stderr
+    assert audit.statuses() == {"fresh_install.startup": "passed", "restart.retention": "passed"}
+
+
+def test_readiness_timeout_is_blocked_with_logs(
+    run_audit: Callable[..., Audit], tmp_path: Path
+) -> None:
+    config = variant(
+        tmp_path, "timeout", readiness={"http": {"path": "/nope", "port": 8080}, "timeout": 3}
+    )
+    audit = run_audit(config, "-k", "startup")
+    assert audit.code == 3
+    startup = audit.check("fresh_install.startup")
+    assert (
+        "not ready after 3 s (waiting for HTTP GET /nope on port 8080 answers 200"
+        in startup["summary"]
+    )
+    logs = next(e for e in startup["evidence"] if e["kind"] == "log")["content"]
+    assert "ready on port 8080" in logs  # not pushed out by the probe's own requests
+    assert "GET /nope -> 404  [repeated" in logs
+
+
+def test_unknown_image_is_one_line_exit_2(tmp_path: Path) -> None:
+    config = yaml.safe_load((NOTES_APP / "audit.yaml").read_text())
+    del config["build"]
+    config["image"] = "persistaudit-test/does-not-exist:never"
+    config["expect"]["manifest"] = str(REPO / "expected" / "notes-app.yaml")
+    path = tmp_path / "unknown.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = persistaudit("run", str(path), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("persistaudit: error: ")
+    assert "image: persistaudit-test/does-not-exist:never is not on this engine" in last
+    assert "Traceback" not in proc.stderr
+
+
+def test_suites_run_through_plain_pytest(engine: object, tmp_path: Path) -> None:
+    """Service teams run the same suites with pytest and the plugin's options."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "suites",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--persistaudit-config={NOTES_APP / 'audit.yaml'}",
+            f"--persistaudit-out={out}",
+            "-k",
+            "schema or journal",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 passed" in proc.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert [c["id"] for c in results["checks"]] == [
+        "fresh_install.schema",
+        "fresh_install.journal_mode",
+    ]
+
+
+def test_suites_without_a_config_are_a_usage_error() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "suites", "-q", "-p", "no:cacheprovider"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 4
+    assert "need a target: pass --persistaudit-config CONFIG" in proc.stderr + proc.stdout

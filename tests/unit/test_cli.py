@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from persistaudit.cli import main
+from tests.helpers import GOOD_CONFIG, REPO
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), env=env)
+    return result.exit_code, result.output
+
+
+def test_bad_config_is_one_line_and_exit_2(config_dir: Path) -> None:
+    (config_dir / "audit.yaml").write_text(GOOD_CONFIG.replace("  mount: /data\n", "  mount: 7\n"))
+    code, out = run("run", str(config_dir / "audit.yaml"))
+    assert code == 2
+    assert out.strip().count("\n") == 0
+    assert re.search(r"audit.yaml:\d+: volume.mount: Input should be a valid string", out)
+    assert "Traceback" not in out
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    code, out = run("run", str(tmp_path / "absent.yaml"))
+    assert code == 2
+    assert "absent.yaml: file not found" in out
+
+
+def test_engine_that_does_not_answer_is_exit_2(config_dir: Path, tmp_path: Path) -> None:
+    code, out = run(
+        "run",
+        str(config_dir / "audit.yaml"),
+        env={"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock"},
+    )
+    assert code == 2
+    assert out.startswith("persistaudit: error: Docker engine at unix://")
+    assert "Hint:" in out
+    assert out.strip().count("\n") == 0
+
+
+def test_report_rerenders_from_results(tmp_path: Path) -> None:
+    from tests.unit.test_report import results
+
+    source = tmp_path / "results.json"
+    source.write_text(json.dumps(results()))
+    code, _ = run("report", str(source), "-o", str(tmp_path / "a.md"))
+    assert code == 0
+    run("report", str(source), "-o", str(tmp_path / "b.md"))
+    assert (tmp_path / "a.md").read_bytes() == (tmp_path / "b.md").read_bytes()
+    source.write_text("{not json")
+    code, out = run("report", str(source), "-o", str(tmp_path / "c.md"))
+    assert code == 2
+    assert "not a results.json" in out
+
+
+@pytest.mark.parametrize("command", sorted(main.commands))  # type: ignore[attr-defined]
+def test_every_command_is_documented_in_the_readme(command: str) -> None:
+    assert f"persistaudit {command}" in (REPO / "README.md").read_text()

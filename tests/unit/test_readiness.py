@@ -1,0 +1,74 @@
+"""The wait loop's decisions, on a scripted container (the real ones are in tests/docker)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from persistaudit.exceptions import TargetBlocked
+from persistaudit.readiness import ContainerState, LogWait, fold_repeats, wait_ready
+
+
+@dataclass
+class Scripted:
+    states: list[ContainerState]
+    lines: list[str] = field(default_factory=list)
+    name: str = "scripted"
+    calls: int = 0
+
+    def state(self) -> ContainerState:
+        self.calls += 1
+        return self.states[min(self.calls, len(self.states)) - 1]
+
+    def logs(self, tail: int = 40, current_run: bool = False) -> list[str]:
+        return self.lines[-tail:]
+
+    def exec(self, command: list[str]) -> tuple[int, str]:
+        return 1, ""
+
+    def url(self, port: int, path: str) -> str:
+        raise LookupError
+
+
+def running(restarts: int = 0) -> ContainerState:
+    return ContainerState("running", 0, restarts, "")
+
+
+def test_ready_when_the_log_line_appears() -> None:
+    c = Scripted([running()], ["starting", "listening on 8080"])
+    assert wait_ready(c, LogWait("listening on"), timeout=1, interval=0.01) >= 0
+
+
+def test_exit_is_blocked_with_code_and_logs() -> None:
+    c = Scripted([ContainerState("exited", 78, 0, "")], ["licence key missing"])
+    with pytest.raises(TargetBlocked) as info:
+        wait_ready(c, LogWait("never"), timeout=5, interval=0.01)
+    assert info.value.reason == "exited"
+    assert info.value.evidence["exit_code"] == 78
+    assert info.value.evidence["logs"] == ["licence key missing"]
+    assert "exited with code 78" in str(info.value)
+
+
+def test_restart_loop_is_blocked_even_when_caught_running() -> None:
+    c = Scripted([running(0), ContainerState("restarting", 1, 1, ""), running(2)])
+    with pytest.raises(TargetBlocked, match="restarts in a loop") as info:
+        wait_ready(c, LogWait("never"), timeout=5, interval=0.01)
+    assert info.value.evidence["restart_count"] >= 1
+
+
+def test_restarts_before_the_wait_do_not_count() -> None:
+    c = Scripted([running(5)], ["ready"])
+    assert wait_ready(c, LogWait("ready"), timeout=1, interval=0.01, restarts_before=5) >= 0
+
+
+def test_repeated_lines_are_folded() -> None:
+    lines = ["start", "probe", "probe", "probe", "x", "probe"]
+    assert fold_repeats(lines) == ["start", "probe  [repeated 3 times]", "x", "probe"]
+
+
+def test_timeout_says_what_it_waited_for() -> None:
+    c = Scripted([running()], ["nothing useful"])
+    with pytest.raises(TargetBlocked, match=r"not ready after 0.05 s .*log line matching") as info:
+        wait_ready(c, LogWait("ready"), timeout=0.05, interval=0.01)
+    assert info.value.reason == "timeout"

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from persistaudit.report import fence, md_cell, render_markdown
+
+
+def results(**overrides: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "schema": "persistaudit/results/v1",
+        "verdict": "PASS",
+        "started_at": "2026-11-24T09:00:00+00:00",
+        "finished_at": "2026-11-24T09:00:05+00:00",
+        "target": {
+            "name": "demo",
+            "image": "demo:1",
+            "image_id": "sha256:ab",
+            "driver": "image",
+            "database": "/data/app.db",
+            "mount": "/data",
+            "config": "/x/audit.yaml",
+        },
+        "environment": {
+            "persistaudit": "0.1.0",
+            "python": "3.11",
+            "sqlite": "3.40",
+            "docker_engine": {"version": "20.10", "api_version": "1.41"},
+            "config_sha256": "0" * 64,
+        },
+        "checks": [
+            {
+                "id": "fresh_install.startup",
+                "suite": "fresh_install",
+                "status": "passed",
+                "summary": "ready in 0.3 s",
+                "evidence": [],
+                "duration_s": 0.3,
+            },
+            {
+                "id": "restart.retention",
+                "suite": "restart",
+                "status": "passed",
+                "summary": "100% retained",
+                "duration_s": 1.0,
+                "evidence": [{"title": "Rows", "content": "a 3 -> 3", "kind": "table"}],
+            },
+        ],
+        "metrics": [
+            {
+                "name": "Data retention after restart",
+                "target": "100%",
+                "achieved": "100.0%",
+                "status": "passed",
+                "check": "restart.retention",
+            }
+        ],
+    }
+    doc.update(overrides)
+    return doc
+
+
+def test_passing_report_has_verdict_metrics_sections_and_sign_off() -> None:
+    text = render_markdown(results())
+    assert "**Verdict: PASS**" in text
+    assert "| Metric | Target | Achieved | Status |" in text
+    assert "| Data retention after restart | 100% | 100.0% | PASS |" in text
+    assert "## Restart persistence (`restart`)" in text
+    assert "### `restart.retention`: PASS" in text
+    assert "No check failed or was blocked." in text
+    assert "Backups and restores were not verified." in text
+    assert "### Sign-off" in text
+
+
+def test_same_results_render_the_same_bytes() -> None:
+    doc = results()
+    assert render_markdown(doc) == render_markdown(copy.deepcopy(doc))
+
+
+def test_failed_and_blocked_checks_lead_and_carry_risks() -> None:
+    doc = results(verdict="FAIL")
+    doc["checks"][1].update(status="failed", summary="3 of 40 canary records lost")
+    doc["checks"].append(
+        {
+            "id": "fresh_install.schema",
+            "suite": "fresh_install",
+            "status": "blocked",
+            "summary": "target did not start",
+            "evidence": [],
+            "duration_s": 0,
+        }
+    )
+    text = render_markdown(doc)
+    findings = text.split("Key findings:")[1].split("## Validation metrics")[0]
+    assert findings.index("FAIL") < findings.index("BLOCKED") < findings.index("PASS")
+    assert "| `restart.retention` (FAIL) | Data written before a restart is lost" in text
+    assert "Unverified: Fresh installs lack tables" in text
+
+
+def test_hostile_names_cannot_break_tables_or_inject_html() -> None:
+    doc = results()
+    doc["metrics"][0]["achieved"] = "a|b `x` <script>alert(1)</script>\nnext"
+    doc["checks"][0]["summary"] = "table <script> made"
+    doc["checks"][1]["evidence"][0]["content"] = "```\nescape attempt\n```"
+    text = render_markdown(doc)
+    assert "a\\|b \\`x\\` &lt;script&gt;alert(1)&lt;/script&gt; next |" in text
+    assert "<script>" not in text
+    assert "````\n```\nescape attempt\n```\n````" in text
+
+
+def test_cell_and_fence_helpers() -> None:
+    assert md_cell("x|y\nz") == "x\\|y z"
+    assert fence("plain") == "```\nplain\n```"
