@@ -9,10 +9,17 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from persistaudit.exceptions import ConfigError
 
@@ -94,28 +101,23 @@ class CanarySpec(_Model):
     read: list[HttpStep] = Field(min_length=1)
 
 
-class DatabaseSpec(_Model):
-    path: str
+def _container_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError("must be an absolute path inside the container")
+    return value.rstrip("/") or "/"
 
-    @field_validator("path")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError("must be an absolute path inside the container")
-        return value
+
+ContainerPath = Annotated[str, AfterValidator(_container_path)]
+
+
+class DatabaseSpec(_Model):
+    path: ContainerPath
 
 
 class VolumeSpec(_Model):
     """Where persistaudit mounts the fresh named volume it creates for the audit."""
 
-    mount: str
-
-    @field_validator("mount")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError("must be an absolute path inside the container")
-        return value.rstrip("/") or "/"
+    mount: ContainerPath
 
 
 class ExpectSpec(_Model):
