@@ -33,6 +33,7 @@ lint:
 
 bench: setup
 	$(BIN)/python bench/bench_run.py
+	$(BIN)/python bench/bench_diff.py
 
 clean:
 	-$(BIN)/persistaudit clean

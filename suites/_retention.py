@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from persistaudit.audit import Cycle
+from persistaudit.diff import diff
 from persistaudit.plugin import CheckRecorder
 
 
@@ -56,13 +57,11 @@ def judge(cycle: Cycle, check: CheckRecorder, metric: str) -> None:
         check.add("PRAGMA integrity_check (after)", "\n".join(after.integrity), "command")
         if not after.integrity_ok:
             problems.append(f"integrity_check after the cycle: {after.integrity[0]}")
-    before = cycle.before.facts
-    if before is not None and after is not None and before.tables != after.tables:
-        gone = sorted(set(before.tables) - set(after.tables))
-        changed = sorted(
-            n for n in before.tables if n in after.tables and before.tables[n] != after.tables[n]
-        )
-        problems.append(f"schema changed: tables gone {gone or '-'}, altered {changed or '-'}")
+    if cycle.before.schema is not None and cycle.after.schema is not None:
+        changes = diff(cycle.before.schema, cycle.after.schema)
+        if changes:
+            shown = "; ".join(d.describe() for d in changes[:5])
+            problems.append(f"schema changed across the {cycle.name}: {shown}")
     percent = min(rb.percent, ret.percent if ret else 0.0)
     check.metric(metric, "100%", f"{percent:.1f}%", not problems)
     if problems:

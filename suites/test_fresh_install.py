@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from persistaudit import constraints
 from persistaudit.audit import TargetAudit
-from persistaudit.diff import diff_tables
+from persistaudit.diff import diff, diff_tables
 from persistaudit.inspect import DatabaseFacts
 from persistaudit.plugin import CheckRecorder
+
+OBJECT_ORDER = ["table", "column", "index", "check", "foreign_key", "view", "trigger", "pragma"]
 
 
 def fresh_facts(audit: TargetAudit, check: CheckRecorder) -> DatabaseFacts:
@@ -56,38 +59,99 @@ def test_startup(persistaudit_audit: TargetAudit, persistaudit_check: CheckRecor
 
 @pytest.mark.check("fresh_install.schema")
 def test_schema(persistaudit_started: TargetAudit, persistaudit_check: CheckRecorder) -> None:
-    facts = fresh_facts(persistaudit_started, persistaudit_check)
-    diff = diff_tables(persistaudit_started.manifest, facts)
+    fresh_facts(persistaudit_started, persistaudit_check)
+    actual = persistaudit_started.fresh.database.schema
+    assert actual is not None
+    expected = persistaudit_started.manifest
+    tables = diff_tables(expected, actual)
+    differences = diff(expected, actual)
     persistaudit_check.add(
         "Tables (SELECT name FROM sqlite_master WHERE type='table')",
-        f"expected {len(diff.expected)}, present {len(diff.present)}, "
-        f"missing {len(diff.missing)}, unexpected {len(diff.unexpected)}\n"
-        f"missing: {', '.join(diff.missing) or '-'}\n"
-        f"unexpected: {', '.join(diff.unexpected) or '-'}\n"
-        f"present: {', '.join(sorted(facts.tables))}",
+        f"expected {len(tables.expected)}, present {len(tables.present)}, "
+        f"missing {len(tables.missing)}, unexpected {len(tables.unexpected)}\n"
+        f"present: {', '.join(sorted(actual.tables))}",
         "command",
     )
     persistaudit_check.metric(
         "Tables expected / present / missing",
-        f"{len(diff.expected)} / {len(diff.expected)} / 0",
-        f"{len(diff.expected)} / {len(diff.present)} / {len(diff.missing)}",
-        diff.ok,
+        f"{len(tables.expected)} / {len(tables.expected)} / 0",
+        f"{len(tables.expected)} / {len(tables.present)} / {len(tables.missing)}",
+        tables.ok,
     )
-    if diff.ok:
-        persistaudit_check.summary = f"all {len(diff.expected)} expected tables exist"
-        if diff.unexpected:
-            persistaudit_check.summary += f" (extra allowed: {', '.join(diff.unexpected)})"
+    persistaudit_check.metric("Schema differences", "0", str(len(differences)), not differences)
+    for kind in OBJECT_ORDER:
+        rows = [
+            [d.kind, d.name, _show(d.expected), _show(d.actual)]
+            for d in differences
+            if d.object == kind
+        ]
+        if rows:
+            persistaudit_check.table(
+                f"{kind.replace('_', ' ')} differences ({len(rows)})",
+                ["Difference", "Name", "Expected", "Actual"],
+                rows,
+            )
+    if not differences:
+        persistaudit_check.summary = (
+            f"schema matches the manifest: {len(tables.expected)} tables, "
+            f"{len(expected.indexes)} indexes, {len(expected.views)} views, "
+            f"{len(expected.triggers)} triggers"
+        )
         return
     problems = []
-    if diff.missing:
+    if tables.missing:
         problems.append(
-            f"{len(diff.missing)} of {len(diff.expected)} tables missing: "
-            + ", ".join(diff.missing)
+            f"{len(tables.missing)} of {len(tables.expected)} tables missing: "
+            + ", ".join(tables.missing)
         )
-    if diff.unexpected and not diff.extra_allowed:
-        problems.append("unexpected tables: " + ", ".join(diff.unexpected))
+    others = [d for d in differences if not (d.object == "table" and d.kind == "missing")]
+    if others:
+        shown = "; ".join(d.describe() for d in others[:5])
+        more = f" (+{len(others) - 5} more)" if len(others) > 5 else ""
+        word = "other difference(s)" if tables.missing else "difference(s)"
+        problems.append(f"{len(others)} {word}: {shown}{more}")
     persistaudit_check.summary = "; ".join(problems)
     pytest.fail(persistaudit_check.summary, pytrace=False)
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
+@pytest.mark.check("fresh_install.constraints")
+def test_constraints(persistaudit_started: TargetAudit, persistaudit_check: CheckRecorder) -> None:
+    fresh_facts(persistaudit_started, persistaudit_check)
+    snapshot = persistaudit_started.fresh.database.snapshot
+    assert snapshot is not None
+    probes = constraints.probe(snapshot.path, persistaudit_started.manifest)
+    persistaudit_check.table(
+        "Constraint probes on a throw-away copy (PRAGMA foreign_keys=ON)",
+        ["Kind", "Constraint", "Outcome", "Detail"],
+        [[p.kind, p.target, p.outcome, p.detail] for p in probes],
+    )
+    failed = [p for p in probes if p.failed]
+    proven = [p for p in probes if p.outcome in ("enforced", "ok")]
+    inconclusive = [p for p in probes if p.outcome == "inconclusive"]
+    persistaudit_check.metric(
+        "Constraints enforced",
+        "all",
+        f"{len(proven)} of {len(probes)}"
+        + (f" ({len(inconclusive)} inconclusive)" if inconclusive else ""),
+        not failed,
+    )
+    if failed:
+        persistaudit_check.summary = f"{len(failed)} of {len(probes)} probes failed: " + "; ".join(
+            f"{p.target}: {p.outcome} ({p.detail})" for p in failed[:4]
+        )
+        pytest.fail(persistaudit_check.summary, pytrace=False)
+    persistaudit_check.summary = (
+        f"{len(proven)} of {len(probes)} constraints, views and JSON columns proven"
+        + (f"; {len(inconclusive)} inconclusive" if inconclusive else "")
+    )
 
 
 @pytest.mark.check("fresh_install.integrity")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from docker import DockerClient
 
-from persistaudit import canary, retention
+from persistaudit import canary, retention, schema
 from persistaudit.config import TargetConfig
 from persistaudit.exceptions import CanaryError, PersistauditError, TargetBlocked
 from persistaudit.findings import Evidence
@@ -31,6 +31,7 @@ class DatabaseState:
     label: str
     snapshot: Snapshot | None = None
     facts: DatabaseFacts | None = None
+    schema: Manifest | None = None
     error: str = ""
 
 
@@ -72,11 +73,14 @@ class TargetAudit:
         self.run_id = run_id
         self.workdir = workdir
         self.log = log
-        self.manifest: Manifest = load_manifest(config.expect.manifest)
         self.runtime = runtime or ImageRuntime(config, client, run_id, log)
         self._next_canary = 1
         self._written: list[canary.Canary] = []
         self._snapshots = 0
+
+    @functools.cached_property
+    def manifest(self) -> Manifest:
+        return load_manifest(self.config.expect.manifest)
 
     def close(self) -> list[str]:
         removed = self.runtime.close()
@@ -96,6 +100,7 @@ class TargetAudit:
         try:
             state.snapshot = take_snapshot(self.runtime.container, self.config.database.path, dest)
             state.facts = inspect_database(state.snapshot.path)
+            state.schema = schema.from_file(state.snapshot.path, self.config.name)
         except PersistauditError as exc:
             state.error = str(exc)
         return state

@@ -17,6 +17,8 @@ class Evidence:
     title: str
     content: str
     kind: Literal["command", "output", "log", "table"] = "output"
+    columns: list[str] = field(default_factory=list)  # with rows: shown as a table
+    rows: list[list[str]] = field(default_factory=list)
 
 
 @dataclass

@@ -1,36 +1,99 @@
-"""The expected-schema manifest (expected/*.yaml): what a fresh install must create."""
+"""The expected-schema manifest (expected/*.yaml): what a fresh install must create.
+
+Format version 1. The same model is what a snapshot of a live database produces, so a
+manifest can be generated, reviewed as YAML, and compared exactly (see diff.py).
+"""
 
 from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from persistaudit.config import read_yaml, validation_message
 from persistaudit.exceptions import ConfigError
+
+MANIFEST_VERSION = 1
+Action = Literal["NO ACTION", "RESTRICT", "SET NULL", "SET DEFAULT", "CASCADE"]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class TableSpec(_Model):
-    """A table the release promises. Columns and constraints come with the full diff."""
+class Column(_Model):
+    name: str
+    type: str = ""  # declared type, upper-case ("" when none was declared)
+    not_null: bool = False
+    default: str | None = None  # normalized SQL text of the default
+    pk: int = 0  # position in the primary key, 0 when not part of it
+    generated: Literal["virtual", "stored"] | None = None
+    json_valid: bool = False  # manifest only: every value must satisfy json_valid()
 
 
-class ManifestOptions(_Model):
+class ForeignKey(_Model):
+    columns: list[str]
+    table: str
+    to: list[str]
+    on_delete: Action = "NO ACTION"
+    on_update: Action = "NO ACTION"
+
+    @property
+    def key(self) -> tuple[tuple[str, ...], str]:
+        return tuple(c.lower() for c in self.columns), self.table.lower()
+
+    def label(self, table: str) -> str:
+        return f"{table}({', '.join(self.columns)}) -> {self.table}({', '.join(self.to)})"
+
+
+class Table(_Model):
+    columns: list[Column] = Field(default_factory=list)
+    primary_key: list[str] = Field(default_factory=list)
+    unique: list[list[str]] = Field(default_factory=list)
+    checks: list[str] = Field(default_factory=list)
+    foreign_keys: list[ForeignKey] = Field(default_factory=list)
+    without_rowid: bool = False
+    strict: bool = False
+
+
+class Index(_Model):
+    table: str
+    columns: list[str]
+    unique: bool = False
+    where: str | None = None
+
+
+class View(_Model):
+    sql: str
+
+
+class Trigger(_Model):
+    table: str
+    sql: str
+
+
+class Options(_Model):
     allow_extra_tables: bool = False
     ignore: list[str] = Field(default_factory=list, description="glob patterns of names")
+    user_version: int | None = None
+    alembic_revision: str | None = None
+    min_tables: int | None = Field(default=None, ge=0)
 
 
 class Manifest(_Model):
     manifest_version: Literal[1]
     name: str | None = None
-    tables: dict[str, TableSpec]
-    views: list[str] = Field(default_factory=list)
-    options: ManifestOptions = ManifestOptions()
+    options: Options = Options()
+    tables: dict[str, Table]
+    indexes: dict[str, Index] = Field(default_factory=dict)
+    views: dict[str, View] = Field(default_factory=dict)
+    triggers: dict[str, Trigger] = Field(default_factory=dict)
+    # What the database reported; compared against options.user_version/alembic_revision.
+    user_version: int | None = None
+    alembic_revision: str | None = None
 
     def ignored(self, name: str) -> bool:
         """SQLite's internal tables are always ignored, and so are the configured patterns."""
@@ -39,11 +102,78 @@ class Manifest(_Model):
 
 
 def load_manifest(path: Path) -> Manifest:
-    data, node = read_yaml(path)
+    data, text = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with manifest_version and tables")
-    data = {**data, "tables": {k: v or {} for k, v in (data.get("tables") or {}).items()}}
+    if "manifest_version" in data and data["manifest_version"] != MANIFEST_VERSION:
+        raise ConfigError(
+            f"{path}: manifest_version {data['manifest_version']!r} is not supported "
+            f"(this persistaudit reads version {MANIFEST_VERSION})"
+        )
+    tables = data.get("tables")
+    if isinstance(tables, dict):
+        data = {**data, "tables": {k: v or {} for k, v in tables.items()}}
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(validation_message(path, node, exc)) from None
+        raise ConfigError(validation_message(path, text, exc)) from None
+
+
+class _Flow(dict):  # type: ignore[type-arg]
+    """A mapping dumped on one line: one column or foreign key per line reviews well."""
+
+
+class _FlowList(list):  # type: ignore[type-arg]
+    """A list of names dumped on one line."""
+
+
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """libyaml's emitter when available; the representers below are what make it stable."""
+
+
+_Dumper.add_representer(
+    _Flow, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v, flow_style=True)
+)
+_Dumper.add_representer(
+    _FlowList, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True)
+)
+
+
+def _flowed(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        items = {k: _flowed(v, k) for k, v in value.items()}
+        return _Flow(items) if key in ("columns", "foreign_keys") else items
+    if isinstance(value, list):
+        if all(not isinstance(v, (dict, list)) for v in value) and key != "checks":
+            return _FlowList(value)
+        return [_flowed(v, key) for v in value]
+    return value
+
+
+def dump_manifest(manifest: Manifest) -> str:
+    """Stable YAML: keys in a fixed order, objects sorted by name, defaults left out."""
+    data = manifest.model_dump(mode="json", exclude_defaults=True)
+    data["manifest_version"] = MANIFEST_VERSION
+    data["tables"] = {
+        name: manifest.tables[name].model_dump(mode="json", exclude_defaults=True)
+        for name in sorted(manifest.tables)
+    }
+    for key in ("indexes", "views", "triggers"):
+        if key in data:
+            data[key] = {name: data[key][name] for name in sorted(data[key])}
+    order = [
+        "manifest_version",
+        "name",
+        "options",
+        "user_version",
+        "alembic_revision",
+        "tables",
+        "indexes",
+        "views",
+        "triggers",
+    ]
+    ordered = {k: data[k] for k in order if k in data}
+    body = yaml.dump(
+        _flowed(ordered), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100
+    )
+    return "# persistaudit expected-schema manifest; format: README.md#manifests\n" + body

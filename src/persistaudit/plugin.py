@@ -48,6 +48,10 @@ class CheckRecorder:
     def add(self, title: str, content: str, kind: str = "output") -> None:
         self.evidence.append(Evidence(title, content, kind))  # type: ignore[arg-type]
 
+    def table(self, title: str, columns: list[str], rows: list[list[str]]) -> None:
+        """Evidence shown as a table in the report (cells are escaped when rendered)."""
+        self.evidence.append(Evidence(title, "", "table", list(columns), rows))
+
     def extend(self, evidence: list[Evidence]) -> None:
         self.evidence.extend(evidence)
 

@@ -126,7 +126,8 @@ def wait_ready(
         ):
             return time.monotonic() - started
         elapsed = time.monotonic() - started
-        if restarts >= RESTART_LOOP_COUNT or (state.status == "restarting" and restarts >= 1):
+        # One restart may be a service waiting for a dependency; two in a row is a loop.
+        if restarts >= RESTART_LOOP_COUNT:
             _blocked(
                 container,
                 "restart-loop",

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.docker
 ALL_CHECKS = {
     "fresh_install.startup",
     "fresh_install.schema",
+    "fresh_install.constraints",
     "fresh_install.integrity",
     "fresh_install.foreign_keys",
     "fresh_install.journal_mode",
@@ -38,6 +39,8 @@ def test_good_service_passes_every_check(run_audit: Callable[..., Audit]) -> Non
     assert metrics["Journal mode"]["achieved"] == "wal"
     assert metrics["Volume mount type"]["achieved"] == "named volume"
     assert metrics["Tables expected / present / missing"]["achieved"] == "10 / 10 / 0"
+    assert metrics["Schema differences"]["achieved"] == "0"
+    assert metrics["Constraints enforced"]["achieved"] == "17 of 17"
     assert "40 canary records read back" in audit.check("recreate.retention")["summary"]
     assert "| Data retention after re-create | 100% | 100.0% | PASS |" in audit.report
     assert audit.results["target"]["image_id"].startswith("sha256:")
@@ -101,6 +104,29 @@ def test_no_wal_fails_journal_mode(run_audit: Callable[..., Audit]) -> None:
         audit.check("fresh_install.journal_mode")["summary"]
         == "journal mode is delete, expected wal"
     )
+
+
+def test_no_check_fails_schema_and_constraints(run_audit: Callable[..., Audit]) -> None:
+    audit = run_audit(defect("no-check"))
+    assert audit.code == 1
+    only_failing(audit, {"fresh_install.schema", "fresh_install.constraints"})
+    check = "notes: CHECK(status in ('draft', 'published', 'archived'))"
+    assert (
+        audit.check("fresh_install.schema")["summary"] == f"1 difference(s): missing check {check}"
+    )
+    constraints = audit.check("fresh_install.constraints")["summary"]
+    assert f"{check}: not enforced" in constraints
+    assert (
+        "| missing | notes: CHECK(status in ('draft', 'published', 'archived')) |" in audit.report
+    )
+
+
+def test_bad_json_fails_constraints_only(run_audit: Callable[..., Audit]) -> None:
+    audit = run_audit(defect("bad-json"))
+    assert audit.code == 1
+    only_failing(audit, {"fresh_install.constraints"})
+    summary = audit.check("fresh_install.constraints")["summary"]
+    assert summary == "1 of 17 probes failed: notes.meta: failed (1 row(s) hold invalid JSON)"
 
 
 def test_fk_orphans_fails_foreign_keys(run_audit: Callable[..., Audit]) -> None:

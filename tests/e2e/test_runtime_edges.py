@@ -83,6 +83,25 @@ def test_unknown_image_is_one_line_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
+def test_snapshot_of_a_live_target_matches_the_committed_manifest(
+    engine: object, tmp_path: Path
+) -> None:
+    out = tmp_path / "live.yaml"
+    proc = persistaudit("snapshot", str(NOTES_APP / "audit.yaml"), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote" in proc.stderr
+    proc = persistaudit("diff", str(REPO / "expected" / "notes-app.yaml"), str(out))
+    assert proc.returncode == 0, proc.stdout
+    proc = persistaudit("snapshot", str(NOTES_APP / "defects" / "missing-tables.yaml"))
+    assert proc.returncode == 0
+    (tmp_path / "partial.yaml").write_text(proc.stdout)
+    proc = persistaudit(
+        "diff", str(REPO / "expected" / "notes-app.yaml"), str(tmp_path / "partial.yaml")
+    )
+    assert proc.returncode == 1
+    assert "missing table api_tokens" in proc.stdout
+
+
 def test_suites_run_through_plain_pytest(engine: object, tmp_path: Path) -> None:
     """Service teams run the same suites with pytest and the plugin's options."""
     import subprocess

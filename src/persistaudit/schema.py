@@ -1,0 +1,207 @@
+"""Read a SQLite database's schema into a Manifest: from a file, DDL, or SQLAlchemy models."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import sqlite3
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from persistaudit import sqltext
+from persistaudit.exceptions import ConfigError, SnapshotError
+from persistaudit.inspect import open_copy
+from persistaudit.manifest import Column, ForeignKey, Index, Manifest, Table, Trigger, View
+
+_GENERATED = {2: "virtual", 3: "stored"}
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def read_schema(conn: sqlite3.Connection, name: str | None = None) -> Manifest:
+    """The schema of an open database, as a manifest (options at their defaults)."""
+    objects = conn.execute(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name"
+    ).fetchall()
+    tables: dict[str, Table] = {}
+    indexes: dict[str, Index] = {}
+    views: dict[str, View] = {}
+    triggers: dict[str, Trigger] = {}
+    table_sql = {n: sql for kind, n, _, sql in objects if kind == "table"}
+    for kind, obj, table, sql in objects:
+        if obj.startswith("sqlite_"):
+            continue
+        if kind == "table":
+            tables[obj] = _table(conn, obj, sql, table_sql)
+        elif kind == "index":
+            columns, where = sqltext.index_parts(sql)
+            unique = sqltext.tokens(sql)[1].text == "unique"
+            indexes[obj] = Index(table=table, columns=columns, unique=unique, where=where)
+        elif kind == "view":
+            views[obj] = View(sql=sqltext.view_body(sql))
+        elif kind == "trigger":
+            triggers[obj] = Trigger(table=table, sql=sqltext.trigger_body(sql))
+    revision = None
+    if "alembic_version" in tables:
+        row = conn.execute("SELECT version_num FROM alembic_version LIMIT 1").fetchone()
+        revision = str(row[0]) if row else None
+    return Manifest(
+        manifest_version=1,
+        name=name,
+        tables=tables,
+        indexes=indexes,
+        views=views,
+        triggers=triggers,
+        user_version=int(conn.execute("PRAGMA user_version").fetchone()[0]),
+        alembic_revision=revision,
+    )
+
+
+def _table(conn: sqlite3.Connection, name: str, sql: str, table_sql: dict[str, str]) -> Table:
+    q = _quote(name)
+    columns = [
+        Column(
+            name=str(cname),
+            type=sqltext.normalize_type(ctype or ""),
+            not_null=bool(notnull),
+            default=sqltext.normalize(dflt) if dflt is not None else None,
+            pk=int(pk),
+            generated=_GENERATED.get(int(hidden)),  # type: ignore[arg-type]
+        )
+        for _cid, cname, ctype, notnull, dflt, pk, hidden in conn.execute(
+            f"PRAGMA table_xinfo({q})"
+        )
+        if int(hidden) != 1  # hidden columns of virtual tables
+    ]
+    unique = []
+    for _seq, index, is_unique, origin, _partial in conn.execute(f"PRAGMA index_list({q})"):
+        if is_unique and origin == "u":
+            cols = [str(r[2]) for r in conn.execute(f"PRAGMA index_info({_quote(index)})")]
+            unique.append(cols)
+    fks: dict[int, dict[str, Any]] = {}
+    for fid, _seq, parent, src, dst, on_update, on_delete, _match in conn.execute(
+        f"PRAGMA foreign_key_list({q})"
+    ):
+        fk = fks.setdefault(
+            fid,
+            {
+                "columns": [],
+                "table": parent,
+                "to": [],
+                "on_delete": on_delete,
+                "on_update": on_update,
+            },
+        )
+        fk["columns"].append(src)
+        if dst is not None:
+            fk["to"].append(dst)
+    for fk in fks.values():
+        if not fk["to"] and fk["table"] in table_sql:
+            # REFERENCES parent with no columns means the parent's primary key.
+            pk = conn.execute(f"PRAGMA table_info({_quote(fk['table'])})").fetchall()
+            fk["to"] = [r[1] for r in sorted(pk, key=lambda r: r[5]) if r[5]]
+    options = sqltext.table_options(sql)
+    return Table(
+        columns=columns,
+        primary_key=[c.name for c in sorted(columns, key=lambda c: c.pk) if c.pk],
+        unique=sorted(unique),
+        checks=sorted(sqltext.table_checks(sql)),
+        foreign_keys=sorted(
+            (ForeignKey(**fk) for fk in fks.values()), key=lambda f: (f.columns, f.table)
+        ),
+        without_rowid="without rowid" in options,
+        strict="strict" in options,
+    )
+
+
+def from_file(path: Path, name: str | None = None) -> Manifest:
+    """Snapshot a database file without touching it: a copy (with -wal, -journal) is read.
+
+    Opening the file itself could replay its WAL or roll back a hot journal, which writes.
+    """
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    with tempfile.TemporaryDirectory(prefix="persistaudit-read-") as tmp:
+        copy = Path(tmp) / "copy.db"
+        shutil.copyfile(path, copy)
+        for suffix in ("-wal", "-journal"):
+            side = Path(f"{path}{suffix}")
+            if side.is_file():
+                shutil.copyfile(side, Path(f"{copy}{suffix}"))
+        try:
+            conn = open_copy(copy)
+        except SnapshotError as exc:
+            raise ConfigError(str(exc).replace(str(copy), str(path))) from None
+        try:
+            return read_schema(conn, name)
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{path}: cannot read the schema: {exc}") from None
+        finally:
+            conn.close()
+
+
+def keep_annotations(new: Manifest, old: Manifest) -> Manifest:
+    """A regenerated manifest keeps what people wrote by hand: name, options, json_valid marks."""
+    tables = {}
+    for name, table in new.tables.items():
+        marked = (
+            {c.name for c in old.tables[name].columns if c.json_valid}
+            if name in old.tables
+            else set()
+        )
+        columns = [c.model_copy(update={"json_valid": c.name in marked}) for c in table.columns]
+        tables[name] = table.model_copy(update={"columns": columns})
+    return new.model_copy(
+        update={"tables": tables, "options": old.options, "name": old.name or new.name}
+    )
+
+
+def from_sql(path: Path, name: str | None = None) -> Manifest:
+    """Execute DDL into an in-memory database and snapshot it."""
+    try:
+        script = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript(script)
+    except sqlite3.Error as exc:
+        raise ConfigError(f"{path}: the SQL does not run: {exc}") from None
+    try:
+        return read_schema(conn, name)
+    finally:
+        conn.close()
+
+
+def from_sqlalchemy(spec: str, name: str | None = None) -> Manifest:
+    """Snapshot the tables SQLAlchemy models declare: package.module:metadata (or a Base)."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"--from-sqlalchemy {spec}: expected package.module:attribute")
+    try:
+        import sqlalchemy
+    except ImportError:
+        raise ConfigError(
+            "--from-sqlalchemy needs SQLAlchemy: pip install 'persistaudit[sqlalchemy]'"
+        ) from None
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"--from-sqlalchemy {spec}: cannot import {module_name}: {exc}") from None
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise ConfigError(f"--from-sqlalchemy {spec}: {module_name} has no attribute {attr}")
+        target = getattr(target, part)
+    metadata = getattr(target, "metadata", target)
+    if not isinstance(metadata, sqlalchemy.MetaData):
+        raise ConfigError(f"--from-sqlalchemy {spec}: not a MetaData or declarative Base")
+    engine = sqlalchemy.create_engine("sqlite://")
+    with engine.connect() as connection:
+        metadata.create_all(connection)
+        connection.commit()
+        raw = connection.connection.dbapi_connection
+        assert isinstance(raw, sqlite3.Connection)
+        return read_schema(raw, name)
