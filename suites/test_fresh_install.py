@@ -8,16 +8,23 @@ from persistaudit import constraints
 from persistaudit.audit import TargetAudit
 from persistaudit.diff import diff, diff_tables
 from persistaudit.inspect import DatabaseFacts
+from persistaudit.manifest import dump_manifest
 from persistaudit.plugin import CheckRecorder
 
 OBJECT_ORDER = ["table", "column", "index", "check", "foreign_key", "view", "trigger", "pragma"]
 
 
-def fresh_facts(audit: TargetAudit, check: CheckRecorder) -> DatabaseFacts:
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "es" if word.endswith("x") else "s")
+
+
+def fresh_facts(
+    audit: TargetAudit, check: CheckRecorder, *, show_copy: bool = False
+) -> DatabaseFacts:
     """The fresh install's database facts; the check fails if no database could be read."""
     __tracebackhide__ = True
     state = audit.fresh.database
-    if state.snapshot is not None:
+    if state.snapshot is not None and show_copy:
         files = ", ".join(f"{name} ({size} bytes)" for name, size in state.snapshot.files.items())
         check.add(
             "Database copied out of the paused container",
@@ -35,6 +42,13 @@ def fresh_facts(audit: TargetAudit, check: CheckRecorder) -> DatabaseFacts:
 def test_startup(persistaudit_audit: TargetAudit, persistaudit_check: CheckRecorder) -> None:
     fresh = persistaudit_audit.fresh
     persistaudit_check.extend(fresh.actions)
+    if fresh.logs:
+        persistaudit_check.attach(
+            "startup.log",
+            "\n".join(fresh.logs) + "\n",
+            f"Container log at the fresh install ({len(fresh.logs)} lines)",
+            "\n".join(fresh.logs[:15]) + ("\n..." if len(fresh.logs) > 15 else ""),
+        )
     if fresh.blocked is not None:
         ev = fresh.blocked.evidence
         persistaudit_check.add(
@@ -59,12 +73,19 @@ def test_startup(persistaudit_audit: TargetAudit, persistaudit_check: CheckRecor
 
 @pytest.mark.check("fresh_install.schema")
 def test_schema(persistaudit_started: TargetAudit, persistaudit_check: CheckRecorder) -> None:
-    fresh_facts(persistaudit_started, persistaudit_check)
+    fresh_facts(persistaudit_started, persistaudit_check, show_copy=True)
     actual = persistaudit_started.fresh.database.schema
     assert actual is not None
     expected = persistaudit_started.manifest
     tables = diff_tables(expected, actual)
     differences = diff(expected, actual)
+    persistaudit_check.attach(
+        "fresh-schema.yaml",
+        dump_manifest(actual),
+        "Schema of the fresh install (persistaudit snapshot)",
+        f"{plural(len(actual.tables), 'table')}, {plural(len(actual.indexes), 'index')}, "
+        f"{plural(len(actual.views), 'view')}, {plural(len(actual.triggers), 'trigger')}",
+    )
     persistaudit_check.add(
         "Tables (SELECT name FROM sqlite_master WHERE type='table')",
         f"expected {len(tables.expected)}, present {len(tables.present)}, "
@@ -93,9 +114,9 @@ def test_schema(persistaudit_started: TargetAudit, persistaudit_check: CheckReco
             )
     if not differences:
         persistaudit_check.summary = (
-            f"schema matches the manifest: {len(tables.expected)} tables, "
-            f"{len(expected.indexes)} indexes, {len(expected.views)} views, "
-            f"{len(expected.triggers)} triggers"
+            f"schema matches the manifest: {plural(len(tables.expected), 'table')}, "
+            f"{plural(len(expected.indexes), 'index')}, {plural(len(expected.views), 'view')}, "
+            f"{plural(len(expected.triggers), 'trigger')}"
         )
         return
     problems = []

@@ -41,6 +41,7 @@ class FreshInstall:
     blocked: TargetBlocked | None
     database: DatabaseState
     actions: list[Evidence] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)  # the container's log when it was judged
 
 
 @dataclass
@@ -112,9 +113,19 @@ class TargetAudit:
             ready_s = self.runtime.start()
         except TargetBlocked as exc:
             self.log(f"BLOCKED: {exc}")
-            return FreshInstall(None, exc, DatabaseState("fresh"), self._start_actions(exc))
+            return FreshInstall(
+                None, exc, DatabaseState("fresh"), self._start_actions(exc), self._logs()
+            )
         self.log(f"ready in {ready_s:.1f} s; snapshotting the database")
-        return FreshInstall(ready_s, None, self.snapshot("fresh"), self._start_actions(None))
+        return FreshInstall(
+            ready_s, None, self.snapshot("fresh"), self._start_actions(None), self._logs()
+        )
+
+    def _logs(self) -> list[str]:
+        try:
+            return self.runtime.container.logs(tail=2000)
+        except RuntimeError:
+            return []  # no container was ever created
 
     def _start_actions(self, blocked: TargetBlocked | None) -> list[Evidence]:
         d = self.runtime.describe()

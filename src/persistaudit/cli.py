@@ -6,6 +6,7 @@ import json
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import asdict
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,8 +14,9 @@ from typing import Any, TypeVar
 import click
 import pytest
 
-from persistaudit import __version__, engine, schema
+from persistaudit import __version__, engine, schema, signing
 from persistaudit.audit import TargetAudit
+from persistaudit.compare import compare
 from persistaudit.config import load_config
 from persistaudit.diff import diff, group_by_table
 from persistaudit.exceptions import PersistauditError, SnapshotError, TargetBlocked
@@ -23,7 +25,7 @@ from persistaudit.images import ensure_image
 from persistaudit.manifest import Manifest, dump_manifest, load_manifest
 from persistaudit.progress import Progress
 from persistaudit.redact import Redactor
-from persistaudit.report import render_markdown
+from persistaudit.report import render_html, render_markdown
 from persistaudit.resources import bundled
 
 EXIT_USAGE = 2
@@ -205,19 +207,108 @@ def diff_command(manifest: Path, other: Path, as_json: bool) -> None:
     sys.exit(1 if found else 0)
 
 
-@main.command()
-@click.argument("results", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@one_line_errors
-def report(results: Path, output: Path) -> None:
-    """Render REPORT.md again from a saved results.json."""
+def _read_results(path: Path) -> dict[str, Any]:
     try:
-        doc = json.loads(results.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        fail(f"{path}: file not found")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        fail(f"{results}: not a results.json: {exc}")
-    if not isinstance(doc, dict) or "checks" not in doc:
-        fail(f"{results}: not a persistaudit results.json (no checks)")
-    output.write_text(render_markdown(doc), encoding="utf-8")
+        fail(f"{path}: not a results.json: {exc}")
+    if not isinstance(doc, dict) or "checks" not in doc or "verdict" not in doc:
+        fail(f"{path}: not a persistaudit results.json (no verdict or checks)")
+    return dict(doc)
+
+
+@main.command()
+@click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
+@one_line_errors
+def report(results: Path, output: Path, fmt: str) -> None:
+    """Render the report again from a saved results.json (the same bytes every time)."""
+    doc = _read_results(results)
+    output.write_text(render_html(doc) if fmt == "html" else render_markdown(doc), encoding="utf-8")
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--comment", default="persistaudit auditor key", show_default=True)
+@one_line_errors
+def keygen(path: Path, comment: str) -> None:
+    """Make an Ed25519 key pair: PATH (private, mode 600) and PATH.pub (OpenSSH format)."""
+    private, public = signing.keygen(path, comment)
+    key = signing.load_public_key(public)
+    click.echo(f"wrote {private} and {public} ({signing.fingerprint(key)})")
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Ed25519 private key (persistaudit keygen, or an OpenSSH id_ed25519).",
+)
+@click.option("--auditor", required=True, help="Who signs.")
+@click.option("--role", required=True, help="In which role.")
+@one_line_errors
+def sign(folder: Path, key: Path, auditor: str, role: str) -> None:
+    """Sign a report folder: report.md gets the sign-off block, signature.json covers all files."""
+    doc = _read_results(folder / "results.json")
+    private = signing.load_private_key(key)
+    signoff = signing.signoff_block(private.public_key(), auditor, role, signing.now_utc())
+    (folder / "report.md").write_text(render_markdown(doc, signoff), encoding="utf-8")
+    if (folder / "report.html").exists():
+        (folder / "report.html").write_text(render_html(doc, signoff), encoding="utf-8")
+    target = signing.sign(folder, private, signoff)
+    click.echo(f"signed {folder} as {auditor} ({role}) with {signoff['fingerprint']}: {target}")
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--pubkey",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Only accept a signature by this key (OpenSSH public key).",
+)
+@one_line_errors
+def verify(folder: Path, pubkey: Path | None) -> None:
+    """Check a signed report folder. Exit code: 0 valid, 1 invalid or changed, 2 bad input."""
+    trusted = signing.load_public_key(pubkey) if pubkey else None
+    result = signing.verify(folder, trusted)
+    who = result.signer
+    if result.ok:
+        click.echo(
+            f"valid: signed by {who['auditor']} ({who['role']}) at {who['signed_at']} "
+            f"with {who['fingerprint']}"
+        )
+        if trusted is None:
+            click.echo("note: no --pubkey given, so the signer's key itself was not checked")
+        return
+    for problem in result.problems:
+        click.echo(f"INVALID: {problem}", err=True)
+    sys.exit(1)
+
+
+@main.command("compare")
+@click.argument("old", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
+@one_line_errors
+def compare_command(old: Path, new: Path, as_json: bool) -> None:
+    """List the checks and metrics that regressed or improved from OLD to NEW results.
+
+    Exit code: 0 when nothing regressed, 1 when something did, 2 on bad input.
+    """
+    changes = compare(_read_results(old), _read_results(new))
+    if as_json:
+        click.echo(json.dumps([asdict(c) for c in changes], indent=2))
+    elif not changes:
+        click.echo("no change in verdict, checks or metrics")
+    else:
+        for change in changes:
+            click.echo(change.describe())
+    sys.exit(1 if any(c.kind == "regressed" for c in changes) else 0)
 
 
 @main.command()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -125,6 +126,15 @@ class ExpectSpec(_Model):
     journal_mode: Literal["wal", "delete", "truncate", "persist", "memory", "off"] = "wal"
 
 
+class Waiver(_Model):
+    """An auditor's acceptance of a known failure, until a date."""
+
+    check: str = Field(pattern=r"^[a-z_]+\.[a-z_]+$")
+    justification: str = Field(min_length=1)
+    accepted_by: str = Field(min_length=1)
+    expires: date
+
+
 class TargetConfig(_Model):
     """A target to audit. Paths in it are resolved against the config file's folder."""
 
@@ -140,6 +150,7 @@ class TargetConfig(_Model):
     canary: CanarySpec
     expect: ExpectSpec
     redact: list[str] = Field(default_factory=list)
+    waivers: list[Waiver] = Field(default_factory=list)
     source: Path = Field(default=Path("."), exclude=True)
 
     @model_validator(mode="after")

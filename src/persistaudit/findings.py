@@ -3,11 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from typing import Any, Literal
 
-Status = Literal["passed", "failed", "blocked", "skipped"]
+Status = Literal["passed", "failed", "blocked", "skipped", "waived"]
 Verdict = Literal["PASS", "FAIL", "BLOCKED"]
 RESULTS_SCHEMA = "persistaudit/results/v1"
+
+
+def apply_waiver(
+    status: Status, summary: str, waivers: list[Any], check_id: str, today: date
+) -> tuple[Status, str, dict[str, str] | None]:
+    """A failed check with a waiver is WAIVED until the waiver's date, and failed after it."""
+    waiver = next((w for w in waivers if w.check == check_id), None)
+    if waiver is None or status != "failed":
+        return status, summary, None
+    info = {
+        "justification": waiver.justification,
+        "accepted_by": waiver.accepted_by,
+        "expires": waiver.expires.isoformat(),
+    }
+    if today <= waiver.expires:
+        return "waived", summary, info
+    info["expired"] = "true"
+    return "failed", f"waiver expired on {waiver.expires.isoformat()}: {summary}", info
 
 
 @dataclass
@@ -19,6 +38,7 @@ class Evidence:
     kind: Literal["command", "output", "log", "table"] = "output"
     columns: list[str] = field(default_factory=list)  # with rows: shown as a table
     rows: list[list[str]] = field(default_factory=list)
+    file: str = ""  # evidence file in the output folder (evidence/NAME), when there is one
 
 
 @dataclass
@@ -29,6 +49,7 @@ class CheckResult:
     summary: str
     evidence: list[Evidence] = field(default_factory=list)
     duration_s: float = 0.0
+    waiver: dict[str, str] | None = None  # justification, accepted_by, expires (and expired)
 
 
 @dataclass
@@ -36,12 +57,15 @@ class Metric:
     name: str
     target: str
     achieved: str
-    status: Literal["passed", "failed", "blocked", "skipped"]
+    status: Status
     check: str = ""
 
 
 def verdict(checks: list[CheckResult]) -> Verdict:
-    """FAIL when any check found a defect; else BLOCKED when any could not run; else PASS."""
+    """FAIL when any check found a defect; else BLOCKED when any could not run; else PASS.
+
+    A waived failure counts as passed until its waiver expires (then it is failed again).
+    """
     statuses = {c.status for c in checks}
     if "failed" in statuses:
         return "FAIL"

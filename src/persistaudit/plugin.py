@@ -8,7 +8,6 @@ evidence and metrics through the persistaudit_check fixture.
 from __future__ import annotations
 
 import hashlib
-import json
 import platform
 import sqlite3
 import tempfile
@@ -23,10 +22,10 @@ from persistaudit import __version__, engine
 from persistaudit.audit import TargetAudit
 from persistaudit.config import TargetConfig, load_config
 from persistaudit.exceptions import PersistauditError
-from persistaudit.findings import CheckResult, Evidence, Metric, results_document
+from persistaudit.findings import CheckResult, Evidence, Metric, apply_waiver, results_document
+from persistaudit.outputs import EVIDENCE_DIR, safe_name, write_outputs
 from persistaudit.progress import Progress
 from persistaudit.redact import Redactor
-from persistaudit.report import render_markdown
 
 SUITE_ORDER = ["fresh_install", "volume", "restart", "recreate"]
 
@@ -44,9 +43,16 @@ class CheckRecorder:
         self.summary = ""
         self.evidence: list[Evidence] = []
         self.metrics: list[Metric] = []
+        self.files: dict[str, str] = {}
 
     def add(self, title: str, content: str, kind: str = "output") -> None:
         self.evidence.append(Evidence(title, content, kind))  # type: ignore[arg-type]
+
+    def attach(self, name: str, content: str, title: str, excerpt: str = "") -> None:
+        """A whole evidence file (evidence/NAME in the output folder), signed with the report."""
+        name = safe_name(name)
+        self.files[name] = content
+        self.evidence.append(Evidence(title, excerpt, "output", file=f"{EVIDENCE_DIR}/{name}"))
 
     def table(self, title: str, columns: list[str], rows: list[list[str]]) -> None:
         """Evidence shown as a table in the report (cells are escaped when rendered)."""
@@ -85,6 +91,8 @@ class AuditSession:
         self.progress = Progress(self.redactor, writer=write)
         self.results: dict[str, CheckResult] = {}
         self.metrics: list[Metric] = []
+        self.files: dict[str, str] = {}
+        self.today = datetime.now(timezone.utc).date()
         self.started_at = _now()
         self.audit: TargetAudit | None = None
         self.target_info: dict[str, Any] = {"name": target.name, "image": target.image_ref}
@@ -140,19 +148,28 @@ class AuditSession:
         else:
             status = "blocked"
             summary = f"the check could not run: {type(excinfo.value).__name__}: {excinfo.value}"
+        status, summary, waiver = apply_waiver(
+            status,  # type: ignore[arg-type]
+            summary,
+            self.target.waivers,
+            check_id,
+            self.today,
+        )
         summary = self.redactor.text(summary)
         result = CheckResult(
             id=check_id,
             suite=recorder.suite,
-            status=status,  # type: ignore[arg-type]
+            status=status,
             summary=summary,
             evidence=recorder.evidence,
             duration_s=round(call.duration, 2),
+            waiver=waiver,
         )
         self.results[check_id] = result
+        self.files.update(recorder.files)
         for metric in recorder.metrics:
-            if status in ("blocked", "skipped"):
-                metric.status = status  # type: ignore[assignment]
+            if status in ("blocked", "skipped", "waived"):
+                metric.status = status
             self.metrics.append(metric)
         self.progress.line(f"{check_id:<28} {summary}", status)
 
@@ -162,10 +179,13 @@ class AuditSession:
             self.audit.close()
         if self.out is None or not self.results:
             return
+        files = {name: self.redactor.text(text) for name, text in self.files.items()}
         doc = self.document()
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "results.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-        (self.out / "report.md").write_text(render_markdown(doc), encoding="utf-8")
+        doc["evidence_files"] = {
+            f"{EVIDENCE_DIR}/{name}": hashlib.sha256(text.encode()).hexdigest()
+            for name, text in sorted(files.items())
+        }
+        write_outputs(self.out, doc, files)
         self.progress.line(f"verdict {doc['verdict']}; report: {self.out / 'report.md'}")
 
     def document(self) -> dict[str, Any]:

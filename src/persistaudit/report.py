@@ -11,67 +11,24 @@ from typing import Any
 
 import jinja2
 
+from persistaudit.assessment import (
+    PASSING_RECOMMENDATIONS,
+    RESIDUAL_RISKS,
+    SUITE_DONE,
+    SUITE_TITLES,
+    recommendation,
+    risk,
+)
 from persistaudit.resources import bundled
 
-STATUS_MARK = {"passed": "PASS", "failed": "FAIL", "blocked": "BLOCKED", "skipped": "SKIPPED"}
-SUITE_TITLES = {
-    "fresh_install": "Fresh install",
-    "volume": "Volume and mount",
-    "restart": "Restart persistence",
-    "recreate": "Re-create persistence",
+STATUS_MARK = {
+    "passed": "PASS",
+    "failed": "FAIL",
+    "blocked": "BLOCKED",
+    "skipped": "SKIPPED",
+    "waived": "WAIVED",
 }
-# Fixed text per check: the risk a failure leaves and what to do about it.
-RISKS: dict[str, tuple[str, str, str]] = {
-    "fresh_install.startup": (
-        "The service cannot be deployed or validated: startup is blocked.",
-        "CRITICAL",
-        "Fix the cause quoted from the logs (for a licence check: set the variable, or ship an "
-        "evaluation mode), then re-run the audit.",
-    ),
-    "fresh_install.schema": (
-        "Fresh installs lack tables the release needs: features fail at first use.",
-        "CRITICAL",
-        "Register every migration/model in the initialisation path and keep the manifest "
-        "under expected/ in step with the release.",
-    ),
-    "fresh_install.integrity": (
-        "The database file is corrupt.",
-        "CRITICAL",
-        "Restore from backup; find the writer that corrupts (unsafe copies, network filesystems).",
-    ),
-    "fresh_install.foreign_keys": (
-        "Rows point at missing parents: silent data inconsistency.",
-        "HIGH",
-        "Enable PRAGMA foreign_keys=ON on every connection and repair the orphaned rows.",
-    ),
-    "fresh_install.journal_mode": (
-        "The journal mode is not the promised one: concurrency and crash behaviour differ.",
-        "MEDIUM",
-        "Set PRAGMA journal_mode at database creation, as the release promises.",
-    ),
-    "volume.mount": (
-        "The database is not on persistent storage: data is lost when the container is "
-        "removed or re-created.",
-        "CRITICAL",
-        "Put the database's folder (not the file alone) on a named volume or bind mount.",
-    ),
-    "restart.retention": (
-        "Data written before a restart is lost or altered.",
-        "CRITICAL",
-        "Make sure writes are committed and the database lives on the volume.",
-    ),
-    "recreate.retention": (
-        "Data is lost when the container is removed and re-created (upgrades, redeploys).",
-        "CRITICAL",
-        "Store the database under the mounted volume path; verify the path the service uses.",
-    ),
-}
-RESIDUAL_RISKS = [
-    "Backups and restores were not verified.",
-    "Behaviour under load and after a crash (kill -9 during writes) was not tested.",
-    "Upgrades from the previous release's database were not tested.",
-    "Host filesystem and volume driver failures are outside this audit.",
-]
+ORDER = {"failed": 0, "blocked": 1, "waived": 2, "skipped": 3, "passed": 4}
 
 _env: jinja2.Environment | None = None
 
@@ -112,40 +69,58 @@ def environment() -> jinja2.Environment:
     return _env
 
 
-def report_context(results: dict[str, Any]) -> dict[str, Any]:
+def report_context(
+    results: dict[str, Any], signoff: dict[str, Any] | None = None
+) -> dict[str, Any]:
     checks = results["checks"]
     suites: dict[str, list[dict[str, Any]]] = {}
     for check in checks:
         suites.setdefault(check["suite"], []).append(check)
-    problems = [c for c in checks if c["status"] in ("failed", "blocked")]
-    problems.sort(key=lambda c: c["status"] != "failed")
+    problems = sorted(
+        (c for c in checks if c["status"] in ("failed", "blocked")),
+        key=lambda c: ORDER[c["status"]],
+    )
+    waived = [c for c in checks if c["status"] == "waived"]
     return {
         "r": results,
         "mark": STATUS_MARK,
-        "suites": [(SUITE_TITLES.get(s, s), s, cs) for s, cs in suites.items()],
-        "key_findings": problems + [c for c in checks if c["status"] == "passed"],
-        "risks": [_risk(c) for c in problems],
+        "suites": [
+            (SUITE_TITLES.get(s, s), s, SUITE_DONE.get(s, ""), cs) for s, cs in suites.items()
+        ],
+        "key_findings": sorted(checks, key=lambda c: ORDER[c["status"]]),
+        "risks": [(c, risk(c)) for c in problems],
         "residual": RESIDUAL_RISKS,
+        "recommendations": [
+            (c, recommendation(c, results["target"]))
+            for c in problems + waived
+            if c["status"] != "blocked" or c["id"] == "fresh_install.startup"
+        ],
+        "blocked_by_startup": [
+            c["id"]
+            for c in problems
+            if c["status"] == "blocked" and c["id"] != "fresh_install.startup"
+        ],
+        "passing_recommendations": PASSING_RECOMMENDATIONS,
         "validated": [c for c in checks if c["status"] == "passed"],
         "failed": [c for c in checks if c["status"] == "failed"],
         "blocked": [c for c in checks if c["status"] == "blocked"],
+        "waived": waived,
         "not_tested": [c for c in checks if c["status"] == "skipped"],
+        "files": results.get("evidence_files", {}),
+        "signoff": signoff,
     }
 
 
-def _risk(check: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, str, str]]:
-    """A failed check leaves its risk; a blocked one leaves it unverified."""
-    risk, severity, mitigation = RISKS.get(
-        check["id"], ("Not classified.", "MEDIUM", "Investigate the finding.")
-    )
-    if check["status"] == "blocked" and check["id"] != "fresh_install.startup":
-        return check, (
-            f"Unverified: {risk}",
-            severity,
-            "Resolve the blocker, then re-run the audit.",
-        )
-    return check, (risk, severity, mitigation)
+def render_markdown(results: dict[str, Any], signoff: dict[str, Any] | None = None) -> str:
+    """The auditor's report; signoff (who signed, when, with which key) fills its last block."""
+    return environment().get_template("report.md.j2").render(**report_context(results, signoff))
 
 
-def render_markdown(results: dict[str, Any], template: str = "report.md.j2") -> str:
-    return environment().get_template(template).render(**report_context(results))
+def render_html(results: dict[str, Any], signoff: dict[str, Any] | None = None) -> str:
+    """The same report as one standalone HTML page; raw HTML in the Markdown is not passed."""
+    from markdown_it import MarkdownIt
+
+    markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
+    body = markdown.render(render_markdown(results, signoff))
+    title = f"Persistence validation report: {results['target']['name']}"
+    return environment().get_template("report.html.j2").render(title=title, body=body)

@@ -108,6 +108,19 @@ def test_hostile_names_cannot_break_tables_or_inject_html() -> None:
     assert "````\n```\nescape attempt\n```\n````" in text
 
 
+def test_hostile_names_stay_text_in_html() -> None:
+    from persistaudit.report import render_html
+
+    doc = results()
+    doc["target"]["name"] = "<img src=x onerror=alert(1)>"
+    doc["metrics"][0]["achieved"] = "<script>alert(1)</script>"
+    doc["checks"][1]["evidence"][0]["content"] = "</pre><script>alert(2)</script>"
+    html = render_html(doc)
+    assert "<script>" not in html
+    assert "<img" not in html
+    assert "&lt;script&gt;" in html
+
+
 def test_cell_and_fence_helpers() -> None:
     assert md_cell("x|y\nz") == "x\\|y z"
     assert fence("plain") == "```\nplain\n```"

@@ -1,0 +1,42 @@
+"""Write an audit's outputs into its folder, and only there."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from persistaudit.exceptions import PersistauditError
+from persistaudit.junit import render_junit
+from persistaudit.report import render_markdown
+
+EVIDENCE_DIR = "evidence"
+
+
+def safe_name(name: str) -> str:
+    """A file name that cannot leave the evidence folder."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")
+    return cleaned or "evidence"
+
+
+def write_outputs(out: Path, results: dict[str, Any], files: dict[str, str]) -> list[Path]:
+    """results.json, report.md, junit.xml and evidence/*; returns the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    evidence = out / EVIDENCE_DIR
+    for name, content in sorted(files.items()):
+        target = evidence / safe_name(name)
+        if target.resolve().parent != evidence.resolve():
+            raise PersistauditError(f"evidence file name {name!r} leaves {evidence}")
+        evidence.mkdir(exist_ok=True)
+        target.write_text(content, encoding="utf-8")
+        written.append(target)
+    for name, text in (
+        ("results.json", json.dumps(results, indent=2, sort_keys=False) + "\n"),
+        ("report.md", render_markdown(results)),
+        ("junit.xml", render_junit(results)),
+    ):
+        (out / name).write_text(text, encoding="utf-8")
+        written.append(out / name)
+    return written

@@ -1,0 +1,79 @@
+"""Golden files: the rendered report for a passing, a failing and a blocked audit.
+
+The results files come from real audits of notes-app (good, ephemeral-db, license-blocker).
+After an intended change to the report, regenerate with:
+    PERSISTAUDIT_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/unit/test_golden_reports.py
+and review the diff of tests/golden/*.md like any other change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jsonschema
+import pytest
+
+from persistaudit.junit import render_junit
+from persistaudit.report import render_html, render_markdown
+from tests.helpers import REPO
+
+GOLDEN = REPO / "tests" / "golden"
+CASES = ["pass", "fail", "blocked"]
+
+
+def load(case: str) -> dict[str, object]:
+    return dict(json.loads((GOLDEN / f"{case}.results.json").read_text()))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_report_matches_its_golden_file(case: str) -> None:
+    rendered = render_markdown(load(case))
+    golden = GOLDEN / f"{case}.report.md"
+    if os.environ.get("PERSISTAUDIT_UPDATE_GOLDEN"):
+        golden.write_text(rendered)
+    assert rendered == golden.read_text()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_results_follow_the_documented_schema(case: str) -> None:
+    schema = json.loads((REPO / "src/persistaudit/schemas/results-v1.json").read_text())
+    jsonschema.validate(load(case), schema)
+
+
+def test_golden_reports_say_what_auditors_need() -> None:
+    passed = (GOLDEN / "pass.report.md").read_text()
+    assert "**Verdict: PASS**" in passed
+    assert "| Data retention after re-create | 100% | 100.0% | PASS |" in passed
+    assert "No check failed or was blocked." in passed
+    failed = (GOLDEN / "fail.report.md").read_text()
+    assert "| Volume mount type | named volume or bind | container layer | FAIL |" in failed
+    assert "Put /app/state (the database's folder, not the file alone) on a named volume" in failed
+    assert "| `volume.mount` (FAIL) | The database is not on persistent storage" in failed
+    blocked = (GOLDEN / "blocked.report.md").read_text()
+    assert "**Verdict: BLOCKED**" in blocked
+    assert "licence key missing: notes-app requires NOTES_LICENSE_KEY to start" in blocked
+    assert "Set the licence variable the service asks for" in blocked
+
+
+def test_html_is_the_same_content_as_a_standalone_page() -> None:
+    html = render_html(load("fail"))
+    assert html.startswith("<!DOCTYPE html>")
+    assert "<table>" in html
+    assert "<h1>Persistence validation report: notes-app-ephemeral-db</h1>" in html
+    assert "container layer" in html
+
+
+def test_junit_has_one_case_per_check_with_failures() -> None:
+    import xml.etree.ElementTree as ET
+
+    doc = load("fail")
+    root = ET.fromstring(render_junit(doc))
+    cases = root.findall(".//testcase")
+    assert [c.get("name") for c in cases] == [c["id"] for c in doc["checks"]]  # type: ignore[index, attr-defined]
+    failures = {c.get("name"): c.find("failure") for c in cases if c.find("failure") is not None}
+    assert sorted(failures) == ["recreate.retention", "volume.mount"]
+    assert "container layer" in (failures["volume.mount"].get("message") or "")  # type: ignore[union-attr]
+    assert root.get("failures") == "2"
+    blocked = ET.fromstring(render_junit(load("blocked")))
+    assert blocked.get("errors") == "8"
