@@ -30,6 +30,7 @@ from persistaudit.resources import bundled
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 4
+EXIT_INTERRUPTED = 130
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -95,6 +96,11 @@ def run(config: Path, out: Path | None, select: str | None) -> None:
     if select:
         args += ["-k", select]
     code = pytest.main(args)
+    if code == pytest.ExitCode.INTERRUPTED:
+        fail(
+            "interrupted: the audit's containers and volumes were removed; no results written",
+            EXIT_INTERRUPTED,
+        )
     if not results.is_file():
         fail(f"the audit produced no results (pytest exit code {int(code)})", EXIT_INTERNAL)
     verdict = json.loads(results.read_text(encoding="utf-8"))["verdict"]

@@ -93,6 +93,7 @@ class AuditSession:
         self.metrics: list[Metric] = []
         self.files: dict[str, str] = {}
         self.today = datetime.now(timezone.utc).date()
+        self.order: list[str] = []
         self.started_at = _now()
         self.audit: TargetAudit | None = None
         self.target_info: dict[str, Any] = {"name": target.name, "image": target.image_ref}
@@ -117,6 +118,7 @@ class AuditSession:
             return SUITE_ORDER.index(suite) if suite in SUITE_ORDER else len(SUITE_ORDER)
 
         items.sort(key=rank)  # stable: keeps file order within a suite
+        self.order = [c for c in map(_check_id, items) if c]  # before -k deselects any
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -173,11 +175,25 @@ class AuditSession:
             self.metrics.append(metric)
         self.progress.line(f"{check_id:<28} {summary}", status)
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        """Checks left out (-k, -m) are recorded, so a verdict says what it did not cover."""
+        for item in items:
+            check_id = _check_id(item)
+            if check_id:
+                suite = check_id.split(".")[0]
+                self.results[check_id] = CheckResult(
+                    check_id, suite, "skipped", "not selected for this run"
+                )
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.audit is not None:
             self.target_info = self.audit.runtime.describe()
             self.audit.close()
-        if self.out is None or not self.results:
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            # A partial audit must not read as a verdict: nothing is written.
+            self.progress.line("interrupted: cleanup done, no results written")
+            return
+        if self.out is None or not any(r.status != "skipped" for r in self.results.values()):
             return
         files = {name: self.redactor.text(text) for name, text in self.files.items()}
         doc = self.document()
@@ -205,8 +221,8 @@ class AuditSession:
             "docker_engine": self.engine_info,
             "config_sha256": hashlib.sha256(self.target.source.read_bytes()).hexdigest(),
         }
-        order = {c: i for i, c in enumerate(SUITE_ORDER)}
-        checks = sorted(self.results.values(), key=lambda c: order.get(c.suite, len(order)))
+        position = {c: i for i, c in enumerate(self.order)}
+        checks = sorted(self.results.values(), key=lambda c: position.get(c.id, len(position)))
         doc = results_document(
             target=target,
             checks=checks,

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import docker
 import pytest
 import yaml
 
@@ -47,7 +48,11 @@ def test_log_and_command_readiness_survive_restart(
     config = variant(tmp_path, "ready", readiness=readiness)
     audit = run_audit(config, "-k", "startup or restart")
     assert audit.code == 0, audit.stderr
-    assert audit.statuses() == {"fresh_install.startup": "passed", "restart.retention": "passed"}
+    ran = {k: v for k, v in audit.statuses().items() if v != "skipped"}
+    assert ran == {"fresh_install.startup": "passed", "restart.retention": "passed"}
+    skipped = audit.check("recreate.retention")
+    assert skipped["summary"] == "not selected for this run"  # a subset says what it left out
+    assert "Not tested: `fresh_install.schema`" in audit.report
 
 
 def test_readiness_timeout_is_blocked_with_logs(
@@ -131,10 +136,44 @@ def test_suites_run_through_plain_pytest(engine: object, tmp_path: Path) -> None
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 passed" in proc.stdout
     results = json.loads((out / "results.json").read_text())
-    assert [c["id"] for c in results["checks"]] == [
-        "fresh_install.schema",
-        "fresh_install.journal_mode",
-    ]
+    ran = [c["id"] for c in results["checks"] if c["status"] != "skipped"]
+    assert ran == ["fresh_install.schema", "fresh_install.journal_mode"]
+
+
+@pytest.mark.parametrize("delay", [0.7, 1.6])
+def test_an_interrupted_audit_cleans_up_and_gives_no_verdict(
+    engine: docker.DockerClient, tmp_path: Path, delay: float
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "persistaudit",
+            "run",
+            str(NOTES_APP / "audit.yaml"),
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    assert "interrupted: the audit's containers and volumes were removed" in output
+    assert not (out / "results.json").exists()
+    label = {"label": "io.persistaudit.managed"}
+    assert engine.containers.list(all=True, filters=label) == []
+    assert engine.volumes.list(filters=label) == []
 
 
 def test_suites_without_a_config_are_a_usage_error() -> None:
