@@ -1,5 +1,20 @@
-"""python -m persistaudit: the same as the persistaudit command."""
+"""Entry point of the persistaudit command (and python -m persistaudit).
 
-from persistaudit.cli import main
+Kept import-light so that Ctrl-C during start-up is a message and exit code 130, not a
+traceback from deep inside an import.
+"""
 
-main()
+import sys
+
+
+def main() -> None:
+    try:
+        from persistaudit.cli import main as cli
+    except KeyboardInterrupt:
+        sys.stderr.write("persistaudit: error: interrupted while starting: nothing was created\n")
+        sys.exit(130)
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -13,11 +13,11 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from persistaudit.config import CanarySpec, HttpStep
+from persistaudit.config import CANARY_VARS, CanarySpec, HttpStep
 from persistaudit.exceptions import CanaryError
 from persistaudit.runtime.base import DockerContainer
 
-_PLACEHOLDER = re.compile(r"\{(i|marker|run)\}")
+_PLACEHOLDER = re.compile(r"\{(" + "|".join(CANARY_VARS) + r")\}")
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,10 @@ def run(config: Path, out: Path | None, select: str | None) -> None:
     out = out or Path("reports") / "out" / target.name
     client = engine.connect()
     click.echo(f"persistaudit {__version__}: auditing {target.name} ({config})", err=True)
-    ensure_image(client, target)  # build or pull errors are usage errors, before any suite runs
+    try:
+        ensure_image(client, target)  # build or pull errors are usage errors, before any suite
+    except KeyboardInterrupt:
+        fail("interrupted before the audit started: nothing was created", EXIT_INTERRUPTED)
     results = out / "results.json"
     results.unlink(missing_ok=True)
     args = [

@@ -142,16 +142,7 @@ def _table(name: str, want: Any, have: Any) -> list[Difference]:
         else:
             changed = _column_changes(a, b)
             if changed:
-                out.append(
-                    Difference(
-                        "changed",
-                        "column",
-                        label,
-                        {k: getattr(a, k) for k in changed},
-                        {k: getattr(b, k) for k in changed},
-                        table=name,
-                    )
-                )
+                out.append(_changed("column", label, a, b, changed, name))
     table_attrs = ("primary_key", "without_rowid", "strict")
     changed_attrs = [k for k in table_attrs if _norm(getattr(want, k)) != _norm(getattr(have, k))]
     # A primary key moves with its columns: report it apart only when they all still exist.
@@ -161,20 +152,25 @@ def _table(name: str, want: Any, have: Any) -> list[Difference]:
     if "primary_key" in changed_attrs and pk_columns_moved:
         changed_attrs.remove("primary_key")
     if changed_attrs:
-        out.append(
-            Difference(
-                "changed",
-                "table",
-                name,
-                {k: getattr(want, k) for k in changed_attrs},
-                {k: getattr(have, k) for k in changed_attrs},
-                table=name,
-            )
-        )
+        out.append(_changed("table", name, want, have, changed_attrs, name))
     out += _sets("index", name, _uniques(want.unique), _uniques(have.unique), "UNIQUE")
     out += _sets("check", name, set(want.checks), set(have.checks), "CHECK")
     out += _foreign_keys(name, want.foreign_keys, have.foreign_keys)
     return out
+
+
+def _changed(
+    obj: ObjectType, name: str, a: Any, b: Any, fields: list[str], table: str
+) -> Difference:
+    """A changed object, showing only the fields that differ."""
+    return Difference(
+        "changed",
+        obj,
+        name,
+        {k: getattr(a, k) for k in fields},
+        {k: getattr(b, k) for k in fields},
+        table=table,
+    )
 
 
 def _norm(value: Any) -> Any:
@@ -222,16 +218,7 @@ def _foreign_keys(table: str, want: list[ForeignKey], have: list[ForeignKey]) ->
             fields = ("to", "on_delete", "on_update")
             changed = [f for f in fields if _norm(getattr(x, f)) != _norm(getattr(y, f))]
             if changed:
-                out.append(
-                    Difference(
-                        "changed",
-                        "foreign_key",
-                        x.label(table),
-                        {f: getattr(x, f) for f in changed},
-                        {f: getattr(y, f) for f in changed},
-                        table=table,
-                    )
-                )
+                out.append(_changed("foreign_key", x.label(table), x, y, changed, table))
     return out
 
 

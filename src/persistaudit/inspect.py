@@ -40,11 +40,7 @@ class DatabaseFacts:
     header_write_version: int  # byte 18 of the header: 1 rollback journal, 2 WAL
     integrity: list[str]
     foreign_key_violations: list[ForeignKeyViolation]
-    tables: dict[str, str]  # name -> CREATE statement
-    views: list[str]
-    indexes: list[str]
-    triggers: list[str]
-    user_version: int
+    tables: dict[str, str]  # name -> CREATE statement; the full schema is schema.read_schema's
     data: dict[str, TableData] = field(repr=False)
 
     @property
@@ -98,10 +94,6 @@ def inspect_database(path: Path) -> DatabaseFacts:
                 ForeignKeyViolation(str(r[0]), r[1], str(r[2]), int(r[3])) for r in fk_rows
             ],
             tables=tables,
-            views=[n for t, n, _, _ in objects if t == "view"],
-            indexes=[n for t, n, _, _ in objects if t == "index"],
-            triggers=[n for t, n, _, _ in objects if t == "trigger"],
-            user_version=int(conn.execute("PRAGMA user_version").fetchone()[0]),
             data={name: _table_data(conn, name) for name in tables},
         )
     except sqlite3.DatabaseError as exc:

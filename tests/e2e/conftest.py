@@ -12,8 +12,9 @@ from typing import Any
 
 import docker
 import pytest
+import yaml
 
-from tests.helpers import REPO
+from tests.helpers import NOTES_APP, REPO
 
 
 @dataclass
@@ -39,6 +40,17 @@ def persistaudit(*args: str, timeout: float = 300) -> subprocess.CompletedProces
         timeout=timeout,
         check=False,
     )
+
+
+def config_variant(tmp_path: Path, source: Path, name: str, **changes: object) -> Path:
+    """A bundled config with some keys replaced, written where its paths still resolve."""
+    config = yaml.safe_load(source.read_text())
+    config["build"]["context"] = str(NOTES_APP)
+    config["expect"]["manifest"] = str(REPO / "expected" / "notes-app.yaml")
+    config.update(changes)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-import yaml
 
-from tests.e2e.conftest import Audit
+from tests.e2e.conftest import Audit, config_variant
 from tests.helpers import NOTES_APP, REPO
 
 pytestmark = pytest.mark.docker
@@ -23,13 +22,7 @@ LICENSEE = "Acme Widgets Ltd"
 
 
 def defect_config(tmp_path: Path, name: str, **changes: object) -> Path:
-    config = yaml.safe_load((NOTES_APP / "defects" / f"{name}.yaml").read_text())
-    config["build"]["context"] = str(NOTES_APP)
-    config["expect"]["manifest"] = str(REPO / "expected" / "notes-app.yaml")
-    config.update(changes)
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return config_variant(tmp_path, NOTES_APP / "defects" / f"{name}.yaml", name, **changes)
 
 
 def test_secrets_never_reach_any_output(tmp_path: Path) -> None:

@@ -10,21 +10,14 @@ import docker
 import pytest
 import yaml
 
-from tests.e2e.conftest import Audit, persistaudit
+from tests.e2e.conftest import Audit, config_variant, persistaudit
 from tests.helpers import NOTES_APP, REPO
 
 pytestmark = pytest.mark.docker
 
 
 def variant(tmp_path: Path, name: str, **changes: object) -> Path:
-    """notes-app's config with some keys replaced, written where its paths still resolve."""
-    config = yaml.safe_load((NOTES_APP / "audit.yaml").read_text())
-    config["build"]["context"] = str(NOTES_APP)
-    config["expect"]["manifest"] = str(REPO / "expected" / "notes-app.yaml")
-    config.update(changes)
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return config_variant(tmp_path, NOTES_APP / "audit.yaml", name, **changes)
 
 
 @pytest.mark.parametrize(
@@ -140,7 +133,7 @@ def test_suites_run_through_plain_pytest(engine: object, tmp_path: Path) -> None
     assert ran == ["fresh_install.schema", "fresh_install.journal_mode"]
 
 
-@pytest.mark.parametrize("delay", [0.7, 1.6])
+@pytest.mark.parametrize("delay", [0.3, 1.0, 1.8])
 def test_an_interrupted_audit_cleans_up_and_gives_no_verdict(
     engine: docker.DockerClient, tmp_path: Path, delay: float
 ) -> None:
@@ -169,7 +162,7 @@ def test_an_interrupted_audit_cleans_up_and_gives_no_verdict(
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, output
-    assert "interrupted: the audit's containers and volumes were removed" in output
+    assert "interrupted" in output.splitlines()[-1]
     assert not (out / "results.json").exists()
     label = {"label": "io.persistaudit.managed"}
     assert engine.containers.list(all=True, filters=label) == []
