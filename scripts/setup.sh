@@ -42,6 +42,26 @@ setup_venv() {
 
 engine_answers() { timeout 20 docker info >/dev/null 2>&1; }
 
+running() {
+  # Alive and not a zombie (an exited child stays a zombie until reaped; kill -0 says yes).
+  local state
+  state=$(ps -o stat= -p "$1" 2>/dev/null | tr -d ' ' || true)
+  [ -n "$state" ] && [ "${state#Z}" = "$state" ]
+}
+
+clear_stale_pidfile() {
+  # A daemon killed without cleanup (a machine reused after a session, a crash) leaves its
+  # pid file behind, and dockerd refuses to start while the pid in it looks alive.
+  local file=$1 name=$2 pid comm
+  [ -f "$file" ] || return 0
+  pid=$(cat "$file" 2>/dev/null || true)
+  comm=$(ps -o comm= -p "$pid" 2>/dev/null || true)
+  if ! running "$pid" || [ "$comm" != "$name" ]; then
+    say "removing stale $file (pid ${pid:-?} is not a running $name)"
+    rm -f "$file"
+  fi
+}
+
 setup_engine() {
   if command -v docker >/dev/null 2>&1 && engine_answers; then
     return 0
@@ -55,11 +75,18 @@ setup_engine() {
   if [ "$(id -u)" != 0 ]; then
     die "no Docker engine answers and starting dockerd needs root: start it (sudo systemctl start docker, or sudo dockerd &) or add your user to the docker group, then re-run"
   fi
+  clear_stale_pidfile /var/run/docker.pid dockerd
+  clear_stale_pidfile /var/run/docker/containerd/containerd.pid containerd
   say "starting dockerd in the background (log: /var/log/persistaudit-dockerd.log)"
   # setsid + nohup: the engine must outlive this script and the make that called it.
   setsid nohup dockerd >/var/log/persistaudit-dockerd.log 2>&1 < /dev/null &
+  local pid=$!
   for _ in $(seq 1 60); do
     if engine_answers; then say "Docker engine is up"; return 0; fi
+    if ! running "$pid"; then
+      tail -n 20 /var/log/persistaudit-dockerd.log >&2 || true
+      die "dockerd exited at start; see /var/log/persistaudit-dockerd.log"
+    fi
     sleep 1
   done
   tail -n 20 /var/log/persistaudit-dockerd.log >&2 || true
