@@ -7,6 +7,7 @@ in any order or alone. Stages record what they did as evidence, in the order it 
 from __future__ import annotations
 
 import functools
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -84,6 +85,8 @@ class TargetAudit:
         return load_manifest(self.config.expect.manifest)
 
     def close(self) -> list[str]:
+        """Remove the target's containers and volume, and the host copies of its database."""
+        shutil.rmtree(self.workdir, ignore_errors=True)
         removed = self.runtime.close()
         if removed:
             self.log("removed " + ", ".join(removed))

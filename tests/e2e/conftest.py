@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +75,10 @@ def run_audit(
         key = (str(config), *extra)
         if key not in cache:
             out = tmp_path_factory.mktemp("audit")
+            scratch = set(Path(tempfile.gettempdir()).glob("persistaudit-*"))
             proc = persistaudit("run", str(config), "--out", str(out), *extra)
+            left = set(Path(tempfile.gettempdir()).glob("persistaudit-*")) - scratch
+            assert not left, f"{config} left copies of the database in {sorted(left)}"
             results_file = out / "results.json"
             results = json.loads(results_file.read_text()) if results_file.exists() else {}
             report = (out / "report.md").read_text() if (out / "report.md").exists() else ""
