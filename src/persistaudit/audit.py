@@ -92,10 +92,6 @@ class TargetAudit:
             self.log("removed " + ", ".join(removed))
         return removed
 
-    @property
-    def started(self) -> bool:
-        return self.fresh.blocked is None
-
     def snapshot(self, label: str) -> DatabaseState:
         """Copy the database out of the running container and inspect the copy."""
         self._snapshots += 1

@@ -72,8 +72,9 @@ class _Rows:
         """A row for table that inserts cleanly (checked in a savepoint), or None."""
         spec = self.manifest.tables.get(table) or Table()
         row: dict[str, Any] = {}
-        pk_cols = [c for c in self.columns(table) if c[4]]
-        for name, ctype, _not_null, has_default, pk in self.columns(table):
+        columns = self.columns(table)
+        pk_cols = [c for c in columns if c[4]]
+        for name, ctype, _not_null, has_default, pk in columns:
             if has_default or (pk and len(pk_cols) == 1 and "INT" in ctype):
                 continue  # the default, or the rowid alias
             row[name] = self.fresh_value(ctype)
@@ -109,9 +110,10 @@ class _Rows:
             return None
         if found is not None:
             return list(found)
-        if depth > 4 or self.build(parent, depth + 1) is None:
+        row = self.build(parent, depth + 1) if depth <= 4 else None
+        if row is None:
             return None
-        self.insert(parent, self.build(parent, depth + 1) or {})
+        self.insert(parent, row)
         found = self.conn.execute(f"SELECT {cols} FROM {_q(parent)} LIMIT 1").fetchone()
         return list(found) if found else None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -21,8 +22,15 @@ def safe_name(name: str) -> str:
 
 
 def write_outputs(out: Path, results: dict[str, Any], files: dict[str, str]) -> list[Path]:
-    """results.json, report.md, junit.xml and evidence/*; returns the paths written."""
+    """evidence/*, then results.json (with their digests), report.md and junit.xml.
+
+    Returns the paths written.
+    """
     out.mkdir(parents=True, exist_ok=True)
+    results["evidence_files"] = {
+        f"{EVIDENCE_DIR}/{safe_name(name)}": hashlib.sha256(text.encode()).hexdigest()
+        for name, text in sorted(files.items())
+    }
     written = []
     evidence = out / EVIDENCE_DIR
     for name, content in sorted(files.items()):

@@ -185,10 +185,15 @@ class AuditSession:
                     check_id, suite, "skipped", "not selected for this run"
                 )
 
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+    def close_audit(self) -> None:
+        """Describe the target for the report, then remove what it created; once only."""
         if self.audit is not None:
             self.target_info = self.audit.runtime.describe()
             self.audit.close()
+            self.audit = None
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self.close_audit()  # already done by the fixture, unless the session was cut short
         if exitstatus == pytest.ExitCode.INTERRUPTED:
             # A partial audit must not read as a verdict: nothing is written.
             self.progress.line("interrupted: cleanup done, no results written")
@@ -197,10 +202,6 @@ class AuditSession:
             return
         files = {name: self.redactor.text(text) for name, text in self.files.items()}
         doc = self.document()
-        doc["evidence_files"] = {
-            f"{EVIDENCE_DIR}/{name}": hashlib.sha256(text.encode()).hexdigest()
-            for name, text in sorted(files.items())
-        }
         write_outputs(self.out, doc, files)
         self.progress.line(f"verdict {doc['verdict']}; report: {self.out / 'report.md'}")
 
@@ -308,11 +309,7 @@ def persistaudit_audit(persistaudit_session: AuditSession) -> Iterator[TargetAud
     try:
         yield audit
     finally:
-        # sessionfinish closes it after describing it; this covers interrupted sessions.
-        if persistaudit_session.audit is not None:
-            persistaudit_session.target_info = audit.runtime.describe()
-            audit.close()
-            persistaudit_session.audit = None
+        persistaudit_session.close_audit()
 
 
 @pytest.fixture
