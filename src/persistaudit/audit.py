@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from docker import DockerClient
 
-from persistaudit import canary, retention, schema
+from persistaudit import canary, engine, retention, schema
 from persistaudit.config import TargetConfig
 from persistaudit.exceptions import CanaryError, PersistauditError, TargetBlocked
 from persistaudit.findings import Evidence
@@ -79,6 +80,14 @@ class TargetAudit:
         self._next_canary = 1
         self._written: list[canary.Canary] = []
         self._snapshots = 0
+
+    @classmethod
+    def create(
+        cls, config: TargetConfig, client: DockerClient, log: Callable[[str], None]
+    ) -> TargetAudit:
+        """A new audit with its own run id and scratch folder (removed by close())."""
+        workdir = Path(tempfile.mkdtemp(prefix=f"persistaudit-{config.name}-"))
+        return cls(config, client, engine.new_run_id(), workdir, log)
 
     @functools.cached_property
     def manifest(self) -> Manifest:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict
 from functools import wraps
@@ -167,19 +166,18 @@ def _snapshot_target(path: Path, name: str | None) -> Manifest:
     config = load_config(path, require_manifest=False)
     client = engine.connect()
     progress = Progress(Redactor(config.env, config.redact))
-    with tempfile.TemporaryDirectory(prefix="persistaudit-snapshot-") as tmp:
-        audit = TargetAudit(config, client, engine.new_run_id(), Path(tmp), progress.line)
-        try:
-            fresh = audit.fresh
-            if fresh.blocked is not None:
-                raise TargetBlocked(
-                    f"{path}: {fresh.blocked}", reason=fresh.blocked.reason, evidence={}
-                )
-            if fresh.database.schema is None:
-                raise SnapshotError(fresh.database.error)
-            return fresh.database.schema.model_copy(update={"name": name or config.name})
-        finally:
-            audit.close()
+    audit = TargetAudit.create(config, client, progress.line)
+    try:
+        fresh = audit.fresh
+        if fresh.blocked is not None:
+            raise TargetBlocked(
+                f"{path}: {fresh.blocked}", reason=fresh.blocked.reason, evidence={}
+            )
+        if fresh.database.schema is None:
+            raise SnapshotError(fresh.database.error)
+        return fresh.database.schema.model_copy(update={"name": name or config.name})
+    finally:
+        audit.close()
 
 
 @main.command("diff")

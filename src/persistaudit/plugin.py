@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import platform
 import sqlite3
-import tempfile
 from collections.abc import Generator, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -102,10 +101,7 @@ class AuditSession:
     def open_audit(self) -> TargetAudit:
         client = engine.connect()
         self.engine_info = engine.Engine.describe(client).__dict__
-        workdir = Path(tempfile.mkdtemp(prefix=f"persistaudit-{self.target.name}-"))
-        self.audit = TargetAudit(
-            self.target, client, engine.new_run_id(), workdir, self.progress.line
-        )
+        self.audit = TargetAudit.create(self.target, client, self.progress.line)
         return self.audit
 
     # -- hooks -------------------------------------------------------------------------------

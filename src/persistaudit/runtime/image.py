@@ -45,7 +45,6 @@ class ImageRuntime(TargetRuntime):
         self.image_id = ""
         self.generation = 0
         self._container: DockerContainer | None = None
-        self._tc: TcContainer | None = None
         self.strategy = strategy_for(config.readiness)
 
     @property
@@ -89,7 +88,6 @@ class ImageRuntime(TargetRuntime):
                 reason="start-failed",
                 evidence={"reason": "start-failed", "engine_error": str(exc.explanation)},
             ) from None
-        self._tc = tc
         # testcontainers' guess of how to reach a remote engine's ports; a local one is loopback
         # (its guess sees a container here and picks the bridge gateway, which cannot reach it).
         host = "127.0.0.1" if local else tc.get_container_host_ip()
@@ -143,5 +141,4 @@ class ImageRuntime(TargetRuntime):
 
     def close(self) -> list[str]:
         self._container = None
-        self._tc = None
         return engine.remove_created(self.client, self.run_id)
