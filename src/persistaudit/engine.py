@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from dataclasses import dataclass
+from pathlib import Path
 
 import docker
 import docker.errors
@@ -15,6 +17,11 @@ from persistaudit.exceptions import EngineUnavailable
 LABEL_MANAGED = "io.persistaudit.managed"
 LABEL_RUN = "io.persistaudit.run"
 LABEL_TARGET = "io.persistaudit.target"
+# Who created a resource: `clean` leaves alone what a live run on this host still uses, and
+# tests (or a CI job) can find exactly what one process left behind.
+LABEL_OWNER_HOST = "io.persistaudit.owner.host"
+LABEL_OWNER_PID = "io.persistaudit.owner.pid"
+LABEL_OWNER_STARTED = "io.persistaudit.owner.started"
 
 # persistaudit removes what it creates itself (labels + finally blocks); the testcontainers
 # reaper image usually cannot be pulled offline, so it is off unless the user turns it on.
@@ -25,8 +32,31 @@ def new_run_id() -> str:
     return secrets.token_hex(4)
 
 
+def process_started(pid: int) -> str:
+    """When a process started, as the kernel counts it (clock ticks since boot); "" if unknown.
+
+    With the pid, it tells a live owner from a later process that reused its pid.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    # The command name (field 2) may hold spaces and parentheses: split after the last ")".
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+def owner_labels() -> dict[str, str]:
+    pid = os.getpid()
+    return {
+        LABEL_OWNER_HOST: socket.gethostname(),
+        LABEL_OWNER_PID: str(pid),
+        LABEL_OWNER_STARTED: process_started(pid),
+    }
+
+
 def labels(run_id: str, target: str) -> dict[str, str]:
-    return {LABEL_MANAGED: "true", LABEL_RUN: run_id, LABEL_TARGET: target}
+    return {LABEL_MANAGED: "true", LABEL_RUN: run_id, LABEL_TARGET: target, **owner_labels()}
 
 
 def is_local() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,7 @@ import docker
 import pytest
 import yaml
 
+from persistaudit.engine import LABEL_OWNER_HOST, LABEL_OWNER_PID
 from tests.helpers import NOTES_APP, REPO
 
 
@@ -33,14 +35,36 @@ class Audit:
 
 
 def persistaudit(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    """Run the persistaudit command; the result's .pid names the process for leftovers()."""
+    with subprocess.Popen(
         [sys.executable, "-m", "persistaudit", *args],
         cwd=REPO,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-        check=False,
-    )
+    ) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    done.pid = proc.pid  # type: ignore[attr-defined]
+    return done
+
+
+def leftovers(engine: docker.DockerClient, pid: int) -> list[object]:
+    """Containers, volumes and networks that the persistaudit process `pid` left on the engine.
+
+    Scoped by the owner labels, so that other audits on the same engine (a shared CI runner,
+    tests run side by side) do not count.
+    """
+    selector = {"label": [f"{LABEL_OWNER_PID}={pid}", f"{LABEL_OWNER_HOST}={socket.gethostname()}"]}
+    return [
+        *engine.containers.list(all=True, filters=selector),
+        *engine.volumes.list(filters=selector),
+        *engine.networks.list(filters=selector),
+    ]
 
 
 def config_variant(tmp_path: Path, source: Path, name: str, **changes: object) -> Path:
@@ -83,11 +107,8 @@ def run_audit(
             results = json.loads(results_file.read_text()) if results_file.exists() else {}
             report = (out / "report.md").read_text() if (out / "report.md").exists() else ""
             cache[key] = Audit(proc.returncode, proc.stderr, results, report)
-            leftovers = [
-                *engine.containers.list(all=True, filters={"label": "io.persistaudit.managed"}),
-                *engine.volumes.list(filters={"label": "io.persistaudit.managed"}),
-            ]
-            assert not leftovers, f"{config} left {leftovers} behind"
+            left_behind = leftovers(engine, proc.pid)  # type: ignore[attr-defined]
+            assert not left_behind, f"{config} left {left_behind} behind"
         return cache[key]
 
     return run

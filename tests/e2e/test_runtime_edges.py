@@ -10,7 +10,7 @@ import docker
 import pytest
 import yaml
 
-from tests.e2e.conftest import Audit, config_variant, persistaudit
+from tests.e2e.conftest import Audit, config_variant, leftovers, persistaudit
 from tests.helpers import NOTES_APP, REPO
 
 pytestmark = pytest.mark.docker
@@ -164,9 +164,7 @@ def test_an_interrupted_audit_cleans_up_and_gives_no_verdict(
     assert proc.returncode == 130, output
     assert "interrupted" in output.splitlines()[-1]
     assert not (out / "results.json").exists()
-    label = {"label": "io.persistaudit.managed"}
-    assert engine.containers.list(all=True, filters=label) == []
-    assert engine.volumes.list(filters=label) == []
+    assert leftovers(engine, proc.pid) == []
 
 
 def test_suites_without_a_config_are_a_usage_error() -> None:
