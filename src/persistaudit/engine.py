@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import socket
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,9 +62,27 @@ def labels(run_id: str, target: str) -> dict[str, str]:
 
 
 def is_local() -> bool:
-    """True when the engine is reached through a local socket, so its ports are on loopback."""
+    """True when the engine runs on this machine, so its published ports can stay on loopback.
+
+    That is a local socket, or tcp to a loopback address (tcp://127.0.0.1, tcp://localhost,
+    tcp://[::1]). Any other host, and ssh://, is remote.
+    """
     host = os.environ.get("DOCKER_HOST", "")
-    return not host or host.startswith(("unix://", "npipe://"))
+    if not host or host.startswith(("unix://", "npipe://")):
+        return True
+    url = urllib.parse.urlsplit(host)
+    if url.scheme not in ("tcp", "http", "https"):
+        return False
+    try:
+        address = url.hostname or ""
+    except ValueError:
+        return False
+    if address.rstrip(".") == "localhost":  # hostname is lower-cased
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def connect() -> DockerClient:
