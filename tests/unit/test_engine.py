@@ -1,6 +1,11 @@
-"""Which engine is local: its published ports can then stay on loopback."""
+"""Which engine is local, and whose resources `clean` may remove."""
 
 from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -30,3 +35,34 @@ def test_local_means_on_this_machine_including_tcp_to_loopback(
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", docker_host)
     assert engine.is_local() is local
+
+
+def owner(pid: int, started: str | None = None, host: str | None = None) -> dict[str, str]:
+    return {
+        engine.LABEL_OWNER_HOST: host or socket.gethostname(),
+        engine.LABEL_OWNER_PID: str(pid),
+        engine.LABEL_OWNER_STARTED: engine.process_started(pid) if started is None else started,
+    }
+
+
+def test_a_live_owner_keeps_its_resources() -> None:
+    assert engine.owner_alive(owner(os.getpid())) == f"its run (pid {os.getpid()}) is still running"
+
+
+def test_an_ended_owner_does_not() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    assert engine.owner_alive(owner(int(proc.stdout), started="123")) == ""
+
+
+def test_a_pid_reused_by_a_later_process_is_not_the_owner() -> None:
+    assert engine.owner_alive(owner(os.getpid(), started="1")) == ""
+
+
+def test_other_hosts_and_unknown_owners_are_left_alone() -> None:
+    assert engine.owner_alive(owner(1, host="ci-runner-7")) == "owned by a run on host ci-runner-7"
+    assert engine.owner_alive({}) == "no owner recorded (made by an older persistaudit)"
