@@ -16,7 +16,7 @@ from pathlib import Path
 
 from docker import DockerClient
 
-from persistaudit import canary, engine, retention, schema
+from persistaudit import canary, engine, retention, schema, signals
 from persistaudit.config import TargetConfig
 from persistaudit.exceptions import CanaryError, PersistauditError, TargetBlocked
 from persistaudit.findings import Evidence
@@ -85,21 +85,33 @@ class TargetAudit:
     def create(
         cls, config: TargetConfig, client: DockerClient, log: Callable[[str], None]
     ) -> TargetAudit:
-        """A new audit with its own run id and scratch folder (removed by close())."""
-        workdir = Path(tempfile.mkdtemp(prefix=f"persistaudit-{config.name}-"))
-        return cls(config, client, engine.new_run_id(), workdir, log)
+        """A new audit with its own run id and scratch folder (removed by close()).
+
+        The caller keeps it before an interrupt can arrive: hold it inside
+        signals.shielded(resume=True).
+        """
+        run_id = engine.new_run_id()
+        # Named by the run, so that `clean` finds it after the run was killed.
+        workdir = Path(tempfile.mkdtemp(prefix=engine.run_prefix(config.name, run_id) + "-"))
+        return cls(config, client, run_id, workdir, log)
 
     @functools.cached_property
     def manifest(self) -> Manifest:
         return load_manifest(self.config.expect.manifest)
 
     def close(self) -> list[str]:
-        """Remove the target's containers and volume, and the host copies of its database."""
-        shutil.rmtree(self.workdir, ignore_errors=True)
-        removed = self.runtime.close()
-        if removed:
-            self.log("removed " + ", ".join(removed))
-        return removed
+        """Remove the target's containers and volume, and the host copies of its database.
+
+        Signals wait until it is done: a second Ctrl-C does not leave half of it behind.
+        """
+        with signals.shielded():
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            removal = self.runtime.close()
+            if removal.removed:
+                self.log("removed " + ", ".join(removal.removed))
+            if removal.left:
+                self.log(removal.warning())
+            return removal.removed
 
     def snapshot(self, label: str) -> DatabaseState:
         """Copy the database out of the running container and inspect the copy."""

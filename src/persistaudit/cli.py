@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 import pytest
 
-from persistaudit import __version__, engine, schema, signing
+from persistaudit import __version__, cleanup, engine, outputs, schema, signals, signing
 from persistaudit.audit import TargetAudit
 from persistaudit.compare import compare
 from persistaudit.config import load_config
@@ -29,7 +29,6 @@ from persistaudit.resources import bundled
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 4
-EXIT_INTERRUPTED = 130
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -51,7 +50,33 @@ def one_line_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class InterruptibleGroup(click.Group):
+    """Every command: SIGINT, SIGTERM or SIGHUP is one line and exit code 128 + N.
+
+    Not click's "Aborted!" and exit 1, which reads as a FAIL (or as drift for `diff`). The
+    handlers are installed by the entry point (__main__); clean-up has run before this.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            signals.note_interrupt()
+            signals.settle()
+            left = cleanup.left_behind()
+            after = (
+                f"could not remove {', '.join(left)} (see the warning above)"
+                if left
+                else "nothing it created is left"
+            )
+            click.echo(
+                f"persistaudit: interrupted by {signals.name()}: no results written; {after}",
+                err=True,
+            )
+            sys.exit(signals.exit_code())
+
+
+@click.group(cls=InterruptibleGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="persistaudit")
 def main() -> None:
     """Audit that a containerized service keeps its SQLite data."""
@@ -71,18 +96,31 @@ def main() -> None:
 def run(config: Path, out: Path | None, select: str | None) -> None:
     """Audit the target described by CONFIG: fresh install, restart, re-create.
 
-    Exit code: 0 PASS, 1 FAIL, 3 BLOCKED, 2 bad usage or config.
+    Exit code: 0 PASS, 1 FAIL, 3 BLOCKED, 2 bad usage or config, 128+N interrupted by
+    signal N (130 SIGINT, 143 SIGTERM, 129 SIGHUP).
     """
     target = load_config(config)
     out = out or Path("reports") / "out" / target.name
-    client = engine.connect()
-    click.echo(f"persistaudit {__version__}: auditing {target.name} ({config})", err=True)
-    try:
+    # Held until the end: a second run into the same folder refuses at once, and the suites
+    # only stage the outputs; they are moved in below, once nothing can interrupt the run.
+    with outputs.hold(out, defer=True) as folder:
+        client = engine.connect()
+        click.echo(f"persistaudit {__version__}: auditing {target.name} ({config})", err=True)
         ensure_image(client, target)  # build or pull errors are usage errors, before any suite
-    except KeyboardInterrupt:
-        fail("interrupted before the audit started: nothing was created", EXIT_INTERRUPTED)
-    results = out / "results.json"
-    results.unlink(missing_ok=True)
+        code = _run_suites(config, out, select)
+        signals.check()
+        if code == pytest.ExitCode.INTERRUPTED:
+            raise KeyboardInterrupt
+        if not folder.staged:
+            fail(f"the audit produced no results (pytest exit code {int(code)})", EXIT_INTERNAL)
+        signals.settle()  # the point of no return: the audit is complete
+        folder.publish()
+    verdict = json.loads((out / outputs.RESULTS).read_text(encoding="utf-8"))["verdict"]
+    click.echo(f"{verdict}: {out / 'report.md'}", err=True)
+    sys.exit(EXIT_CODES[verdict])
+
+
+def _run_suites(config: Path, out: Path, select: str | None) -> int:
     args = [
         str(bundled("suites")),
         f"--persistaudit-config={config}",
@@ -97,17 +135,7 @@ def run(config: Path, out: Path | None, select: str | None) -> None:
     ]
     if select:
         args += ["-k", select]
-    code = pytest.main(args)
-    if code == pytest.ExitCode.INTERRUPTED:
-        fail(
-            "interrupted: the audit's containers and volumes were removed; no results written",
-            EXIT_INTERRUPTED,
-        )
-    if not results.is_file():
-        fail(f"the audit produced no results (pytest exit code {int(code)})", EXIT_INTERNAL)
-    verdict = json.loads(results.read_text(encoding="utf-8"))["verdict"]
-    click.echo(f"{verdict}: {out / 'report.md'}", err=True)
-    sys.exit(EXIT_CODES[verdict])
+    return pytest.main(args)
 
 
 @main.command()
@@ -149,6 +177,8 @@ def snapshot(
     if output is not None and output.is_file():
         manifest = schema.keep_annotations(manifest, load_manifest(output))
     text = dump_manifest(manifest)
+    signals.check()  # an interrupt during the snapshot's clean-up still means no output
+    signals.settle()
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -166,8 +196,10 @@ def _snapshot_target(path: Path, name: str | None) -> Manifest:
     config = load_config(path, require_manifest=False)
     client = engine.connect()
     progress = Progress(Redactor(config.env, config.redact))
-    audit = TargetAudit.create(config, client, progress.line)
+    audit = None
     try:
+        with signals.shielded(resume=True):  # kept for the finally before an interrupt lands
+            audit = TargetAudit.create(config, client, progress.line)
         fresh = audit.fresh
         if fresh.blocked is not None:
             raise TargetBlocked(
@@ -177,7 +209,8 @@ def _snapshot_target(path: Path, name: str | None) -> Manifest:
             raise SnapshotError(fresh.database.error)
         return fresh.database.schema.model_copy(update={"name": name or config.name})
     finally:
-        audit.close()
+        if audit is not None:
+            audit.close()
 
 
 @main.command("diff")
@@ -319,11 +352,51 @@ def compare_command(old: Path, new: Path, as_json: bool) -> None:
 
 
 @main.command()
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Also what live runs and runs on other hosts use (stops those audits).",
+)
 @one_line_errors
-def clean() -> None:
-    """Remove every container, volume and network a persistaudit run left behind."""
-    removed = engine.remove_created(engine.connect())
-    for item in removed:
-        click.echo(f"removed {item}")
-    if not removed:
+def clean(everything: bool) -> None:
+    """Remove the containers, volumes and networks of persistaudit runs that have ended.
+
+    A run still alive on this host keeps its resources, and so do runs on other hosts
+    (which cannot be checked from here): --all removes those too.
+    """
+    client = engine.connect()
+    runs: dict[str, list[cleanup.Resource]] = {}
+    for resource in cleanup.list_resources(client, label=f"{engine.LABEL_MANAGED}=true"):
+        runs.setdefault(resource.labels.get(engine.LABEL_RUN, ""), []).append(resource)
+    kept = removed = 0
+    for run_id, resources in sorted(runs.items()):
+        owner = resources[0].labels
+        why_kept = "" if everything else engine.owner_alive(owner)
+        if why_kept:
+            for resource in resources:
+                click.echo(f"left {resource}: {why_kept}")
+            kept += len(resources)
+            continue
+        target = owner.get(engine.LABEL_TARGET, "")
+        if run_id and target:
+            prefix = engine.run_prefix(target, run_id)
+            removal = cleanup.remove_run(run_id, prefix, client=client)
+            removal.removed += cleanup.remove_scratch(prefix)
+        else:
+            removal = cleanup.remove_resources(client, resources)
+        why = "--all" if everything else _ended(owner)
+        for item in removal.removed:
+            click.echo(f"removed {item} ({why})")
+        for item, problem in removal.left.items():
+            click.echo(f"could not remove {item}: {problem}", err=True)
+        removed += len(removal.removed)
+    if not runs:
         click.echo("nothing to remove")
+    elif kept and not everything:
+        click.echo(f"{removed} removed, {kept} left (in use or elsewhere); --all removes them")
+
+
+def _ended(owner: dict[str, str]) -> str:
+    run = owner.get(engine.LABEL_RUN, "?")
+    return f"run {run}: pid {owner.get(engine.LABEL_OWNER_PID, '?')} has ended"

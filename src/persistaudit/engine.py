@@ -1,10 +1,12 @@
-"""The Docker engine connection, the labels on everything persistaudit creates, and cleanup."""
+"""The Docker engine connection, and the labels on everything persistaudit creates."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import socket
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,14 +57,68 @@ def owner_labels() -> dict[str, str]:
     }
 
 
+def run_prefix(target: str, run_id: str) -> str:
+    """The start of every name a run gives (volume NAME, containers NAME-1, NAME-2, ...).
+
+    The random run id makes it the run's own: clean-up also finds by it what carries no label,
+    such as a volume the engine re-created unlabelled for a container created meanwhile.
+    """
+    return f"persistaudit-{target}-{run_id}"
+
+
+def owner_alive(labels: dict[str, str]) -> str:
+    """Why a resource's owner may still use it ("" when its owner is gone).
+
+    An owner is alive when it runs on another host (it cannot be seen from here), or when
+    its pid is alive here with the same start time (not a later process that reused the pid).
+    """
+    host = labels.get(LABEL_OWNER_HOST)
+    if host is None:
+        return "no owner recorded (made by an older persistaudit)"
+    if host != socket.gethostname():
+        return f"owned by a run on host {host}"
+    try:
+        pid = int(labels.get(LABEL_OWNER_PID, ""))
+    except ValueError:
+        return f"unreadable owner pid {labels.get(LABEL_OWNER_PID)!r}"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return ""
+    except PermissionError:
+        pass  # alive, another user's
+    started, now = labels.get(LABEL_OWNER_STARTED, ""), process_started(pid)
+    if started and now and started != now:
+        return ""  # the pid was reused by a later process
+    return f"its run (pid {pid}) is still running"
+
+
 def labels(run_id: str, target: str) -> dict[str, str]:
     return {LABEL_MANAGED: "true", LABEL_RUN: run_id, LABEL_TARGET: target, **owner_labels()}
 
 
 def is_local() -> bool:
-    """True when the engine is reached through a local socket, so its ports are on loopback."""
+    """True when the engine runs on this machine, so its published ports can stay on loopback.
+
+    That is a local socket, or tcp to a loopback address (tcp://127.0.0.1, tcp://localhost,
+    tcp://[::1]). Any other host, and ssh://, is remote.
+    """
     host = os.environ.get("DOCKER_HOST", "")
-    return not host or host.startswith(("unix://", "npipe://"))
+    if not host or host.startswith(("unix://", "npipe://")):
+        return True
+    url = urllib.parse.urlsplit(host)
+    if url.scheme not in ("tcp", "http", "https"):
+        return False
+    try:
+        address = url.hostname or ""
+    except ValueError:
+        return False
+    if address.rstrip(".") == "localhost":  # hostname is lower-cased
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def connect() -> DockerClient:
@@ -96,28 +152,3 @@ class Engine:
             api_version=str(info.get("ApiVersion", "?")),
             os=f"{info.get('Os', '?')}/{info.get('Arch', '?')}",
         )
-
-
-def remove_created(client: DockerClient, run_id: str | None = None) -> list[str]:
-    """Remove containers, volumes and networks persistaudit labelled (one run, or all)."""
-    selector = f"{LABEL_RUN}={run_id}" if run_id else f"{LABEL_MANAGED}=true"
-    removed: list[str] = []
-    for container in client.containers.list(all=True, filters={"label": selector}):
-        try:
-            container.remove(force=True, v=True)
-            removed.append(f"container {container.name}")
-        except docker.errors.NotFound:
-            pass
-    for volume in client.volumes.list(filters={"label": selector}):
-        try:
-            volume.remove(force=True)
-            removed.append(f"volume {volume.name}")
-        except docker.errors.NotFound:
-            pass
-    for network in client.networks.list(filters={"label": selector}):
-        try:
-            network.remove()
-            removed.append(f"network {network.name}")
-        except docker.errors.NotFound:
-            pass
-    return removed

@@ -27,6 +27,10 @@ class CanaryError(PersistauditError):
     """Writing or reading canary records through the service failed."""
 
 
+class OutputBusy(PersistauditError):
+    """Another persistaudit run is writing to the same output folder."""
+
+
 class TargetBlocked(PersistauditError):
     """The target did not become ready: it exited, loops on restart or timed out."""
 

@@ -7,6 +7,7 @@ evidence and metrics through the persistaudit_check fixture.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import platform
 import sqlite3
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from persistaudit import __version__, engine
+from persistaudit import __version__, engine, outputs, signals
 from persistaudit.audit import TargetAudit
 from persistaudit.config import TargetConfig, load_config
 from persistaudit.exceptions import PersistauditError
@@ -97,11 +98,21 @@ class AuditSession:
         self.audit: TargetAudit | None = None
         self.target_info: dict[str, Any] = {"name": target.name, "image": target.image_ref}
         self.engine_info: dict[str, Any] = {}
+        self.held = contextlib.ExitStack()  # the output folder's lock, signal handlers
+        if out is not None:
+            try:
+                self.held.enter_context(outputs.hold(out))
+            except PersistauditError as exc:
+                raise pytest.UsageError(str(exc)) from None
+        if not signals.installed():  # plain pytest: the CLI installs them itself
+            signals.reset()
+            self.held.callback(signals.restore, signals.install())
 
     def open_audit(self) -> TargetAudit:
         client = engine.connect()
         self.engine_info = engine.Engine.describe(client).__dict__
-        self.audit = TargetAudit.create(self.target, client, self.progress.line)
+        with signals.shielded(resume=True):  # kept (for close_audit) before an interrupt lands
+            self.audit = TargetAudit.create(self.target, client, self.progress.line)
         return self.audit
 
     # -- hooks -------------------------------------------------------------------------------
@@ -182,24 +193,47 @@ class AuditSession:
                 )
 
     def close_audit(self) -> None:
-        """Describe the target for the report, then remove what it created; once only."""
-        if self.audit is not None:
-            self.target_info = self.audit.runtime.describe()
-            self.audit.close()
-            self.audit = None
+        """Describe the target for the report, then remove what it created; once only.
+
+        Shielded, and complete even when the engine fails to describe the target. After an
+        interrupt nothing is described: no report is written, and the run's connection may
+        have been cut off mid-request.
+        """
+        with signals.shielded():
+            audit, self.audit = self.audit, None
+            if audit is None:
+                return
+            try:
+                if signals.received() is None:
+                    self.target_info = audit.runtime.describe()
+            finally:
+                audit.close()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self) -> None:
+        signals.check()  # an interrupt swallowed inside a check still stops the session
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         self.close_audit()  # already done by the fixture, unless the session was cut short
-        if exitstatus == pytest.ExitCode.INTERRUPTED:
+        if exitstatus == pytest.ExitCode.INTERRUPTED or signals.received() is not None:
             # A partial audit must not read as a verdict: nothing is written.
             self.progress.line("interrupted: cleanup done, no results written")
             return
         if self.out is None or not any(r.status != "skipped" for r in self.results.values()):
             return
-        files = {name: self.redactor.text(text) for name, text in self.files.items()}
-        doc = self.document()
-        write_outputs(self.out, doc, files)
+        with signals.shielded():  # complete or discarded, never cut off halfway
+            files = {name: self.redactor.text(text) for name, text in self.files.items()}
+            doc = self.document()
+            write_outputs(self.out, doc, files)
+        if signals.received() is not None:
+            self.progress.line("interrupted: cleanup done, no results written")
+            return
         self.progress.line(f"verdict {doc['verdict']}; report: {self.out / 'report.md'}")
+
+    def pytest_unconfigure(self) -> None:
+        self.held.close()
+        if signals.received() is not None:
+            signals.forget_caught_interrupt()  # exit with 128 + N, not by SIGINT
 
     def document(self) -> dict[str, Any]:
         target = {
@@ -273,6 +307,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _session_key = pytest.StashKey[AuditSession]()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An interrupted audit exits as a shell reports a signal: 128 + its number (130, 143)."""
+    if _session_key in session.config.stash and signals.received() is not None:
+        session.exitstatus = signals.exit_code()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

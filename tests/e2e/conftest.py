@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,14 +34,21 @@ class Audit:
         return {c["id"]: c["status"] for c in self.results["checks"]}
 
 
-def persistaudit(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run the persistaudit command; the result's .pid names the process for leftovers()."""
+def persistaudit(
+    *args: str, timeout: float = 300, tmpdir: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the persistaudit command; the result's .pid names the process for leftovers().
+
+    With tmpdir, the process's temp dir (TMPDIR): what it leaves there can be counted,
+    apart from other audits running on the same machine.
+    """
     with subprocess.Popen(
         [sys.executable, "-m", "persistaudit", *args],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "TMPDIR": str(tmpdir)} if tmpdir else None,
     ) as proc:
         try:
             stdout, stderr = proc.communicate(timeout=timeout)
@@ -51,6 +58,21 @@ def persistaudit(*args: str, timeout: float = 300) -> subprocess.CompletedProces
     done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     done.pid = proc.pid  # type: ignore[attr-defined]
     return done
+
+
+def spawn(*args: str, tmpdir: Path | None = None) -> subprocess.Popen[str]:
+    """Start `python ARGS` in the repository without waiting; stdout and stderr in one stream.
+
+    With tmpdir, the process's temp dir (TMPDIR), as for persistaudit().
+    """
+    return subprocess.Popen(
+        [sys.executable, *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmpdir)} if tmpdir else None,
+    )
 
 
 def leftovers(engine: docker.DockerClient, pid: int) -> list[object]:
@@ -99,10 +121,10 @@ def run_audit(
         key = (str(config), *extra)
         if key not in cache:
             out = tmp_path_factory.mktemp("audit")
-            scratch = set(Path(tempfile.gettempdir()).glob("persistaudit-*"))
-            proc = persistaudit("run", str(config), "--out", str(out), *extra)
-            left = set(Path(tempfile.gettempdir()).glob("persistaudit-*")) - scratch
-            assert not left, f"{config} left copies of the database in {sorted(left)}"
+            tmpdir = tmp_path_factory.mktemp("tmp")
+            proc = persistaudit("run", str(config), "--out", str(out), *extra, tmpdir=tmpdir)
+            left = sorted(tmpdir.iterdir())
+            assert not left, f"{config} left copies of the database in {left}"
             results_file = out / "results.json"
             results = json.loads(results_file.read_text()) if results_file.exists() else {}
             report = (out / "report.md").read_text() if (out / "report.md").exists() else ""

@@ -6,11 +6,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import docker
 import pytest
 import yaml
 
-from tests.e2e.conftest import Audit, config_variant, leftovers, persistaudit
+from tests.e2e.conftest import Audit, config_variant, persistaudit
 from tests.helpers import NOTES_APP, REPO
 
 pytestmark = pytest.mark.docker
@@ -131,40 +130,6 @@ def test_suites_run_through_plain_pytest(engine: object, tmp_path: Path) -> None
     results = json.loads((out / "results.json").read_text())
     ran = [c["id"] for c in results["checks"] if c["status"] != "skipped"]
     assert ran == ["fresh_install.schema", "fresh_install.journal_mode"]
-
-
-@pytest.mark.parametrize("delay", [0.3, 0.9, 1.4])
-def test_an_interrupted_audit_cleans_up_and_gives_no_verdict(
-    engine: docker.DockerClient, tmp_path: Path, delay: float
-) -> None:
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "persistaudit",
-            "run",
-            str(NOTES_APP / "audit.yaml"),
-            "--out",
-            str(out),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    time.sleep(delay)
-    proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, output
-    assert "interrupted" in output.splitlines()[-1]
-    assert not (out / "results.json").exists()
-    assert leftovers(engine, proc.pid) == []
 
 
 def test_suites_without_a_config_are_a_usage_error() -> None:

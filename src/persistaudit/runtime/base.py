@@ -13,6 +13,7 @@ from typing import Any
 import docker.errors
 from docker.models.containers import Container
 
+from persistaudit.cleanup import Removal
 from persistaudit.readiness import LOG_TAIL, ContainerState
 
 
@@ -176,7 +177,7 @@ class TargetRuntime(abc.ABC):
         """What the report's header says about the target (image, digest, volume)."""
 
     @abc.abstractmethod
-    def close(self) -> list[str]:
+    def close(self) -> Removal:
         """Remove every container, volume and network this runtime created."""
 
     def __enter__(self) -> TargetRuntime:

@@ -10,7 +10,7 @@ import docker.errors
 from docker import DockerClient
 from testcontainers.core.container import DockerContainer as TcContainer
 
-from persistaudit import engine
+from persistaudit import cleanup, engine, signals
 from persistaudit.config import TargetConfig
 from persistaudit.exceptions import TargetBlocked
 from persistaudit.images import ensure_image
@@ -41,7 +41,8 @@ class ImageRuntime(TargetRuntime):
         self.run_id = run_id
         self.log = log
         self.labels = engine.labels(run_id, config.name)
-        self.volume_name = f"persistaudit-{config.name}-{run_id}"
+        self.prefix = engine.run_prefix(config.name, run_id)
+        self.volume_name = self.prefix
         self.image_id = ""
         self.generation = 0
         self._container: DockerContainer | None = None
@@ -56,7 +57,8 @@ class ImageRuntime(TargetRuntime):
     def start(self) -> float:
         self.log(f"resolving image {self.config.image_ref}")
         self.image_id = ensure_image(self.client, self.config)
-        self.client.volumes.create(name=self.volume_name, labels=self.labels)
+        with signals.shielded(resume=True):  # an interrupt waits until the engine is done
+            self.client.volumes.create(name=self.volume_name, labels=self.labels)
         self.log(f"created volume {self.volume_name}; starting on it (fresh install)")
         return self._run()
 
@@ -64,7 +66,7 @@ class ImageRuntime(TargetRuntime):
         self.generation += 1
         tc = (
             TcContainer(self.config.image_ref)
-            .with_name(f"persistaudit-{self.config.name}-{self.run_id}-{self.generation}")
+            .with_name(f"{self.prefix}-{self.generation}")
             .with_volume_mapping(self.volume_name, self.config.volume.mount, "rw")
             .with_kwargs(
                 labels=self.labels,
@@ -81,7 +83,10 @@ class ImageRuntime(TargetRuntime):
             binding = ("127.0.0.1", None) if local else None
             tc.ports[f"{port}/tcp"] = binding  # type: ignore[assignment]  # SDK takes (ip, port)
         try:
-            tc.start()
+            # Not cut off mid-request: a container the engine goes on creating after an
+            # interrupt could re-create the volume it names, unlabelled, after clean-up.
+            with signals.shielded(resume=True):
+                tc.start()
         except docker.errors.APIError as exc:
             raise TargetBlocked(
                 f"container for {self.config.name} could not start: {exc.explanation}",
@@ -139,6 +144,6 @@ class ImageRuntime(TargetRuntime):
             "restart_policy": self.config.restart_policy,
         }
 
-    def close(self) -> list[str]:
+    def close(self) -> cleanup.Removal:
         self._container = None
-        return engine.remove_created(self.client, self.run_id)
+        return cleanup.remove_run(self.run_id, self.prefix)

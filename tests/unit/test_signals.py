@@ -1,0 +1,103 @@
+"""SIGINT, SIGTERM and SIGHUP stop a run alike; a second signal never cuts clean-up short."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from persistaudit import signals
+from persistaudit.cli import main
+
+
+@pytest.fixture
+def handlers() -> Iterator[None]:
+    signals.reset()
+    previous = signals.install()
+    yield
+    signals.restore(previous)
+    signals.reset()
+
+
+def deliver(sig: int) -> None:
+    """Send a signal to this process; its handler runs before sleep returns."""
+    os.kill(os.getpid(), sig)
+    time.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    ("sig", "code"),
+    [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+)
+def test_each_signal_is_an_interrupt_with_exit_code_128_plus_n(
+    handlers: None, sig: int, code: int
+) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        deliver(sig)
+    assert signals.exit_code() == code
+    assert signals.name() == signal.Signals(sig).name
+
+
+def test_a_second_signal_does_not_raise_and_the_first_one_counts(handlers: None) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        deliver(signal.SIGTERM)
+    deliver(signal.SIGINT)  # during clean-up: nothing is raised
+    assert signals.exit_code() == 143
+
+
+def test_a_shielded_block_finishes_and_the_signal_is_kept_for_the_next_check(
+    handlers: None,
+) -> None:
+    steps = []
+    with signals.shielded():
+        deliver(signal.SIGINT)
+        steps.append("removed the container")
+        deliver(signal.SIGINT)
+        steps.append("removed the volume")
+    assert steps == ["removed the container", "removed the volume"]
+    with pytest.raises(KeyboardInterrupt):
+        signals.check()
+
+
+def test_a_resuming_shield_raises_once_its_block_is_done(handlers: None) -> None:
+    created = []
+
+    def create() -> None:
+        with signals.shielded(resume=True):
+            deliver(signal.SIGHUP)
+            created.append("volume")  # the engine call completes, so clean-up knows of it
+
+    with pytest.raises(KeyboardInterrupt):
+        create()
+    assert created == ["volume"]
+    assert signals.exit_code() == 129
+
+
+def test_after_the_point_of_no_return_nothing_raises(handlers: None) -> None:
+    signals.settle()
+    deliver(signal.SIGTERM)
+    signals.check()
+
+
+def test_an_interrupted_command_exits_128_plus_n_not_click_aborted(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Click turns KeyboardInterrupt into "Aborted!" and exit 1, which reads as drift or FAIL."""
+
+    def interrupted(*_args: object) -> None:
+        raise KeyboardInterrupt
+
+    signals.reset()
+    monkeypatch.setattr("persistaudit.cli.diff", interrupted)
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("manifest_version: 1\ntables: {}\n")
+    result = CliRunner().invoke(main, ["diff", str(manifest), str(manifest)])
+    signals.reset()
+    assert result.exit_code == 130, result.output
+    assert result.output.strip().splitlines()[-1].startswith("persistaudit: interrupted by SIGINT")
+    assert "Aborted" not in result.output
