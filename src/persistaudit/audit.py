@@ -140,7 +140,8 @@ class TargetAudit:
         cmd = (
             f"docker volume create {d.get('volume')}\n"
             f"docker run -d --restart {self.config.restart_policy} "
-            f"-v {d.get('volume')}:{self.config.volume.mount} {d.get('image')}"
+            f"-v {d.get('volume')}:{self.config.volume.mount} "
+            f"{d.get('image_id') or d.get('image')}  # {d.get('image')}"
         )
         outcome = f"blocked: {blocked}" if blocked else "ready"
         return [Evidence("Start on a fresh volume", f"$ {cmd}\n# {outcome}", "command")]

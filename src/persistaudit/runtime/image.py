@@ -56,14 +56,16 @@ class ImageRuntime(TargetRuntime):
     def start(self) -> float:
         self.log(f"resolving image {self.config.image_ref}")
         self.image_id = ensure_image(self.client, self.config)
+        self.log(f"image {self.config.image_ref} is {self.image_id}; every container runs this id")
         self.client.volumes.create(name=self.volume_name, labels=self.labels)
         self.log(f"created volume {self.volume_name}; starting on it (fresh install)")
         return self._run()
 
     def _run(self) -> float:
         self.generation += 1
+        # The id this run resolved or built, never the tag: another audit may retag it meanwhile.
         tc = (
-            TcContainer(self.config.image_ref)
+            TcContainer(self.image_id)
             .with_name(f"persistaudit-{self.config.name}-{self.run_id}-{self.generation}")
             .with_volume_mapping(self.volume_name, self.config.volume.mount, "rw")
             .with_kwargs(
