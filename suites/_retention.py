@@ -10,9 +10,18 @@ from persistaudit.plugin import CheckRecorder
 
 
 def judge(cycle: Cycle, check: CheckRecorder, metric: str) -> None:
-    """Record a cycle's evidence and metric; fail unless 100% retained and integrity ok."""
+    """Record a cycle's evidence and metric; fail unless 100% retained and integrity ok.
+
+    A cycle that could not be exercised or judged (a canary write refused before it, the
+    target removed by something else) is BLOCKED: it proves neither loss nor retention.
+    """
     __tracebackhide__ = True
     check.extend(cycle.actions)
+    if cycle.blocked:
+        check.extend(cycle.evidence)
+        check.metric(metric, "100%", "not measured", False)
+        check.summary = cycle.blocked
+        raise check.blocked(cycle.blocked)
     if cycle.failure:
         if cycle.logs:
             check.add("Last log lines", "\n".join(cycle.logs), "log")

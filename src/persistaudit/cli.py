@@ -71,7 +71,8 @@ def main() -> None:
 def run(config: Path, out: Path | None, select: str | None) -> None:
     """Audit the target described by CONFIG: fresh install, restart, re-create.
 
-    Exit code: 0 PASS, 1 FAIL, 3 BLOCKED, 2 bad usage or config.
+    Exit code: 0 PASS, 1 FAIL, 2 bad usage or config, 3 BLOCKED, 4 ERROR (a bug inside
+    persistaudit), 128+N interrupted by signal N (130 for Ctrl-C).
     """
     target = load_config(config)
     out = out or Path("reports") / "out" / target.name
@@ -104,8 +105,23 @@ def run(config: Path, out: Path | None, select: str | None) -> None:
             EXIT_INTERRUPTED,
         )
     if not results.is_file():
+        if code == pytest.ExitCode.NO_TESTS_COLLECTED and select:
+            fail(
+                f"-k {select!r} selects no check (check ids are suite.check, for example "
+                "fresh_install.schema or restart.retention)"
+            )
+        if code == pytest.ExitCode.USAGE_ERROR:  # pytest said why, e.g. a malformed -k
+            fail("the audit could not start: see the error above")
         fail(f"the audit produced no results (pytest exit code {int(code)})", EXIT_INTERNAL)
-    verdict = json.loads(results.read_text(encoding="utf-8"))["verdict"]
+    doc = json.loads(results.read_text(encoding="utf-8"))
+    verdict = doc["verdict"]
+    errors = [c["id"] for c in doc["checks"] if c["status"] == "error"]
+    if errors:
+        click.echo(
+            f"persistaudit: internal error in {', '.join(errors)}: a bug in persistaudit, "
+            f"please report it with {out / 'evidence'}/internal-error-*.txt",
+            err=True,
+        )
     click.echo(f"{verdict}: {out / 'report.md'}", err=True)
     sys.exit(EXIT_CODES[verdict])
 

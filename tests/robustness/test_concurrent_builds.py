@@ -56,10 +56,13 @@ def test_same_name_different_builds_each_get_their_own_verdict(tmp_path: Path) -
                     strict=True,
                 )
             )
+        results = {k: json.loads((outs[k] / "results.json").read_text()) for k in outs}
+        # Which build each audit says it ran, read before the test's tag goes.
+        ids = {k: r["target"]["image_id"] for k, r in results.items()}
+        defects = {k: _defect_of(engine, image_id) for k, image_id in ids.items()}
     finally:
         with contextlib.suppress(docker.errors.ImageNotFound):
-            engine.images.remove(tag, noprune=True)  # only the test's tag; the images are cached
-    results = {k: json.loads((outs[k] / "results.json").read_text()) for k in outs}
+            engine.images.remove(tag, noprune=True)  # the test's tag; other tags keep the cache
     statuses = {k: {c["id"]: c["status"] for c in r["checks"]} for k, r in results.items()}
 
     assert runs["good"].returncode == 0, (statuses["good"], runs["good"].stderr[-3000:])
@@ -70,14 +73,16 @@ def test_same_name_different_builds_each_get_their_own_verdict(tmp_path: Path) -
     assert all(statuses["bad"][k] == "failed" for k in failing)
 
     # Each report names the shared tag and the id of the image it really ran.
-    ids = {k: r["target"]["image_id"] for k, r in results.items()}
     assert results["good"]["target"]["image"] == results["bad"]["target"]["image"] == tag
     assert ids["good"] != ids["bad"]
-    for key, defect in (("good", "none"), ("bad", "ephemeral-db")):
-        env = engine.images.get(ids[key]).attrs["Config"]["Env"]
-        assert f"NOTES_DEFECT={defect}" in env
+    assert defects == {"good": "none", "bad": "ephemeral-db"}
     startup = {k: (outs[k] / "evidence" / "startup.log").read_text() for k in outs}
     assert "database /data/notes.db" in startup["good"]
     assert "database /app/state/notes.db" in startup["bad"]
     for run in runs.values():
         assert leftovers(engine, run.pid) == []  # type: ignore[attr-defined]
+
+
+def _defect_of(engine: docker.DockerClient, image_id: str) -> str:
+    env = engine.images.get(image_id).attrs["Config"]["Env"]
+    return next(e.split("=", 1)[1] for e in env if e.startswith("NOTES_DEFECT="))
