@@ -159,7 +159,7 @@ class TargetAudit:
             self.log(f"ready in {ready_s:.1f} s; snapshotting the database")
             database = self.snapshot("fresh")
         except TargetBlocked as exc:
-            removed = self.removed("the fresh install", settle=True)
+            removed = self.removed("the fresh install")  # a removal shows as NotFound, not this
             if removed is None:
                 self.log(f"BLOCKED: {exc}")
             return self._fresh_blocked(removed or exc)

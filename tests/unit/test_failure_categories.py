@@ -149,3 +149,20 @@ def test_compare_ranks_error_between_blocked_and_fail() -> None:
         "improved",
         "improved",
     ]
+
+
+def test_every_exit_code_is_in_the_readme_table_and_the_run_help() -> None:
+    from click.testing import CliRunner
+
+    from persistaudit.cli import main
+    from tests.helpers import REPO
+
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("## Verdicts and exit codes")[1].split("\n## ")[0]
+    helptext = " ".join(CliRunner().invoke(main, ["run", "--help"]).output.split())
+    for name, code in EXIT_CODES.items():
+        assert f"| `{code}` | {name}" in table
+        assert f"{code} {name}" in helptext
+    assert "| `2` | Usage or config error" in table
+    assert "2 bad usage or config" in helptext
+    assert "| `128+N` | Interrupted by signal N" in table
