@@ -66,6 +66,7 @@ class Cycle:
 
 
 REMOVAL_SETTLE_S = 2.0  # how long a removal may take to show, after a step failed
+LOG_SETTLE_S = 1.5  # at most, how long to let the log tail catch up with a refused request
 
 
 def removed_message(gone: list[str], during: str) -> str:
@@ -275,9 +276,23 @@ class TargetAudit:
         if cycle.before.facts and cycle.after.facts:
             cycle.retention = retention.compare(cycle.before.facts, cycle.after.facts)
 
+    def _settled_logs(self, tail: int) -> list[str]:
+        """The log tail once it stops growing (briefly): the engine collects logs a little late,
+        and the lines that explain a refused request come just before the answer."""
+        deadline = time.monotonic() + LOG_SETTLE_S
+        time.sleep(0.25)
+        logs = self._logs(tail=tail)
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            again = self._logs(tail=tail)
+            if again == logs:
+                break
+            logs = again
+        return logs
+
     def _canary_evidence(self, exc: CanaryError) -> list[Evidence]:
         """The failed request, the service's answer and its log, as an auditor quotes them."""
-        logs = fold_repeats(self._logs(tail=10 * LOG_TAIL))[-LOG_TAIL:]
+        logs = fold_repeats(self._settled_logs(tail=10 * LOG_TAIL))[-LOG_TAIL:]
         return [
             Evidence("Canary write request", exc.request, "command"),
             Evidence("Response", exc.response, "output"),
