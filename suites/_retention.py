@@ -10,18 +10,27 @@ from persistaudit.plugin import CheckRecorder
 
 
 def judge(cycle: Cycle, check: CheckRecorder, metric: str) -> None:
-    """Record a cycle's evidence and metric; fail unless 100% retained and integrity ok."""
+    """Record a cycle's evidence and metric; fail unless 100% retained and integrity ok.
+
+    A cycle that could not be exercised or judged (a canary write refused before it, the
+    target removed by something else) is BLOCKED: it proves neither loss nor retention.
+    """
     __tracebackhide__ = True
     check.extend(cycle.actions)
+    if cycle.blocked:
+        check.extend(cycle.evidence)
+        check.metric(metric, "100%", "not measured", False)
+        check.summary = cycle.blocked
+        raise check.blocked(cycle.blocked)
     if cycle.failure:
         if cycle.logs:
             check.add("Last log lines", "\n".join(cycle.logs), "log")
         check.metric(metric, "100%", "not measured", False)
         check.summary = cycle.failure
         pytest.fail(check.summary, pytrace=False)
-    assert cycle.before is not None
-    assert cycle.after is not None
-    assert cycle.read_back is not None
+    if cycle.before is None or cycle.after is None or cycle.read_back is None:
+        # Not an assert: a broken invariant is a bug of ours (ERROR), never a FAIL.
+        raise RuntimeError(f"the {cycle.name} cycle ended without its snapshots or read-back")
     problems = []
     for state in (cycle.before, cycle.after):
         if state.error:
@@ -67,7 +76,8 @@ def judge(cycle: Cycle, check: CheckRecorder, metric: str) -> None:
     if problems:
         check.summary = "; ".join(problems)
         pytest.fail(check.summary, pytrace=False)
-    assert ret is not None
+    if ret is None:
+        raise RuntimeError(f"the {cycle.name} cycle passed without a retention comparison")
     check.summary = (
         f"100% retained: {len(rb.found)} canary records read back, {ret.rows_before} rows in "
         f"{len(ret.tables)} tables with equal counts and digests, integrity ok"

@@ -80,6 +80,11 @@ RESIDUAL_RISKS = [
     "Host filesystem and volume driver failures are outside this audit.",
 ]
 
+INTERNAL_ERROR_STEP = (
+    "persistaudit failed inside this check (a bug in the tool, not a finding about the target): "
+    "report it with {file}, then re-run the audit."
+)
+
 PASSING_RECOMMENDATIONS = [
     "Verify that backups restore: no backup/restore suite ran in this audit.",
     "Re-run this audit for every release and compare results with `persistaudit compare`.",
@@ -87,10 +92,13 @@ PASSING_RECOMMENDATIONS = [
 
 
 def risk(check: dict[str, Any]) -> tuple[str, str, str]:
-    """(risk, severity, mitigation). A failed check leaves its risk; a blocked one, unverified."""
+    """(risk, severity, mitigation). A failed check leaves its risk; a blocked or errored one,
+    unverified."""
     text, severity, mitigation = RISKS.get(
         check["id"], ("Not classified.", "MEDIUM", "Investigate the finding.")
     )
+    if check["status"] == "error":
+        return f"Unverified: {text}", severity, recommendation(check, {})
     if check["status"] == "blocked" and check["id"] != "fresh_install.startup":
         return f"Unverified: {text}", severity, "Resolve the blocker, then re-run the audit."
     return text, severity, mitigation
@@ -101,8 +109,11 @@ def _first(lines: list[str], word: str) -> str:
 
 
 def recommendation(check: dict[str, Any], target: dict[str, Any]) -> str:
-    """A concrete next step for a failed, blocked or waived check, from its own findings."""
+    """A concrete next step for a failed, blocked, errored or waived check, from its findings."""
     cid, summary = check["id"], check["summary"]
+    if check["status"] == "error":
+        files = [e["file"] for e in check["evidence"] if e.get("file")]
+        return INTERNAL_ERROR_STEP.format(file=files[-1] if files else "its traceback")
     logs = [ln for e in check["evidence"] if e["kind"] == "log" for ln in e["content"].splitlines()]
     database = str(target.get("database", "?"))
     folder = database.rsplit("/", 1)[0] or "/"

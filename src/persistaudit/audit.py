@@ -18,10 +18,11 @@ from docker import DockerClient
 
 from persistaudit import canary, engine, retention, schema, signals
 from persistaudit.config import TargetConfig
-from persistaudit.exceptions import CanaryError, PersistauditError, TargetBlocked
+from persistaudit.exceptions import CanaryError, PersistauditError, TargetBlocked, TargetRemoved
 from persistaudit.findings import Evidence
 from persistaudit.inspect import DatabaseFacts, inspect_database
 from persistaudit.manifest import Manifest, load_manifest
+from persistaudit.readiness import LOG_TAIL, fold_repeats
 from persistaudit.runtime import ImageRuntime, TargetRuntime
 from persistaudit.snapshot import Snapshot, take_snapshot
 
@@ -57,9 +58,24 @@ class Cycle:
     ready_s: float | None = None
     read_back: canary.ReadBack | None = None
     retention: retention.Retention | None = None
-    failure: str = ""  # the cycle could not be completed, and why
+    failure: str = ""  # the target did not come back after the cycle: a finding
+    blocked: str = ""  # the cycle could not be exercised or judged, and why: no finding
     logs: list[str] = field(default_factory=list)
     actions: list[Evidence] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)  # why it was blocked
+
+
+REMOVAL_SETTLE_S = 2.0  # how long a removal may take to show, after a step failed
+LOG_SETTLE_S = 1.5  # at most, how long to let the log tail catch up with a refused request
+
+
+def removed_message(gone: list[str], during: str) -> str:
+    """One line naming what something else removed, for a BLOCKED summary."""
+    verb = "was" if len(gone) == 1 else "were"
+    return (
+        f"{' and '.join(gone)} {verb} removed by something else during {during} (another "
+        "job's docker rm -f, or a clean-up?), so it could not be judged"
+    )
 
 
 class TargetAudit:
@@ -114,7 +130,10 @@ class TargetAudit:
             return removal.removed
 
     def snapshot(self, label: str) -> DatabaseState:
-        """Copy the database out of the running container and inspect the copy."""
+        """Copy the database out of the running container and inspect the copy.
+
+        A container removed meanwhile raises TargetRemoved: that is not a missing database.
+        """
         self._snapshots += 1
         dest = self.workdir / f"{self._snapshots:02d}-{label}"
         state = DatabaseState(label)
@@ -122,28 +141,59 @@ class TargetAudit:
             state.snapshot = take_snapshot(self.runtime.container, self.config.database.path, dest)
             state.facts = inspect_database(state.snapshot.path)
             state.schema = schema.from_file(state.snapshot.path, self.config.name)
+        except TargetRemoved:
+            raise
         except PersistauditError as exc:
             state.error = str(exc)
         return state
+
+    def removed(self, during: str, *, settle: bool = False) -> TargetBlocked | None:
+        """BLOCKED ("removed by something else") when the run's container or volume is gone.
+
+        With settle, after a step failed: a `docker rm -f` kills the service before the engine
+        shows the container as removing, so wait a little for the engine to catch up.
+        """
+        deadline = time.monotonic() + (REMOVAL_SETTLE_S if settle else 0)
+        while not (gone := self.runtime.missing()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not gone:
+            return None
+        message = removed_message(gone, during)
+        self.log(f"BLOCKED: {message}")
+        return TargetBlocked(
+            message, reason="removed", evidence={"reason": "removed", "status": "removed"}
+        )
 
     @functools.cached_property
     def fresh(self) -> FreshInstall:
         self.log(f"fresh install of {self.config.name} on an empty volume")
         try:
             ready_s = self.runtime.start()
+            self.log(f"ready in {ready_s:.1f} s; snapshotting the database")
+            database = self.snapshot("fresh")
         except TargetBlocked as exc:
-            self.log(f"BLOCKED: {exc}")
-            return FreshInstall(
-                None, exc, DatabaseState("fresh"), self._start_actions(exc), self._logs()
-            )
-        self.log(f"ready in {ready_s:.1f} s; snapshotting the database")
+            removed = self.removed("the fresh install")  # a removal shows as NotFound, not this
+            if removed is None:
+                self.log(f"BLOCKED: {exc}")
+            return self._fresh_blocked(removed or exc)
+        except Exception:
+            removed = self.removed("the fresh install", settle=True)
+            if removed is None:
+                raise
+            return self._fresh_blocked(removed)
+        removed = self.removed("the fresh install", settle=True) if database.error else None
+        if removed is not None:
+            return self._fresh_blocked(removed)
+        return FreshInstall(ready_s, None, database, self._start_actions(None), self._logs())
+
+    def _fresh_blocked(self, blocked: TargetBlocked) -> FreshInstall:
         return FreshInstall(
-            ready_s, None, self.snapshot("fresh"), self._start_actions(None), self._logs()
+            None, blocked, DatabaseState("fresh"), self._start_actions(blocked), self._logs()
         )
 
-    def _logs(self) -> list[str]:
+    def _logs(self, tail: int = 2000) -> list[str]:
         try:
-            return self.runtime.container.logs(tail=2000)
+            return self.runtime.container.logs(tail=tail)
         except RuntimeError:
             return []  # no container was ever created
 
@@ -152,7 +202,8 @@ class TargetAudit:
         cmd = (
             f"docker volume create {d.get('volume')}\n"
             f"docker run -d --restart {self.config.restart_policy} "
-            f"-v {d.get('volume')}:{self.config.volume.mount} {d.get('image')}"
+            f"-v {d.get('volume')}:{self.config.volume.mount} "
+            f"{d.get('image_id') or d.get('image')}  # {d.get('image')}"
         )
         outcome = f"blocked: {blocked}" if blocked else "ready"
         return [Evidence("Start on a fresh volume", f"$ {cmd}\n# {outcome}", "command")]
@@ -171,14 +222,37 @@ class TargetAudit:
         )
 
     def _cycle(self, name: str, action: Callable[[], float], command: str) -> Cycle:
+        """Write canaries, run the cycle, read them back; BLOCKED if the target vanished."""
         cycle = Cycle(name)
+        try:
+            self._exercise(cycle, action, command)
+        except Exception:
+            if not self._note_removed(cycle, settle=True):
+                raise
+            return cycle
+        # A read-back or snapshot that failed because the target vanished is no data loss.
+        self._note_removed(cycle, settle=_went_wrong(cycle))
+        return cycle
+
+    def _note_removed(self, cycle: Cycle, *, settle: bool) -> bool:
+        removed = self.removed(f"the {cycle.name} cycle", settle=settle)
+        if removed is None:
+            return False
+        cycle.blocked, cycle.failure = str(removed), ""
+        return True
+
+    def _exercise(self, cycle: Cycle, action: Callable[[], float], command: str) -> None:
+        name = cycle.name
         spec = self.config.canary
         self.log(f"{name}: writing {spec.records} canary records through the service")
         try:
             new = canary.write(self.runtime.container, spec, self.run_id, self._next_canary)
         except CanaryError as exc:
-            cycle.failure = str(exc)
-            return cycle
+            # Nothing was restarted yet: the cycle was not exercised, so it proves nothing.
+            cycle.blocked = f"the {name} cycle could not be exercised: {exc}"
+            cycle.evidence = self._canary_evidence(exc)
+            self.log(f"BLOCKED: {cycle.blocked}")
+            return
         self._next_canary += len(new)
         self._written += new
         cycle.canaries = list(self._written)
@@ -199,7 +273,7 @@ class TargetAudit:
         except TargetBlocked as exc:
             cycle.failure = f"the target did not come back after the {name}: {exc}"
             cycle.logs = list(exc.evidence.get("logs", []))  # type: ignore[call-overload]
-            return cycle
+            return
         cycle.actions.append(
             Evidence(
                 f"{name.capitalize()} the container",
@@ -213,4 +287,37 @@ class TargetAudit:
         cycle.after = self.snapshot(f"after-{name}")
         if cycle.before.facts and cycle.after.facts:
             cycle.retention = retention.compare(cycle.before.facts, cycle.after.facts)
-        return cycle
+
+    def _settled_logs(self, tail: int) -> list[str]:
+        """The log tail once it stops growing (briefly): the engine collects logs a little late,
+        and the lines that explain a refused request come just before the answer."""
+        deadline = time.monotonic() + LOG_SETTLE_S
+        time.sleep(0.25)
+        logs = self._logs(tail=tail)
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            again = self._logs(tail=tail)
+            if again == logs:
+                break
+            logs = again
+        return logs
+
+    def _canary_evidence(self, exc: CanaryError) -> list[Evidence]:
+        """The failed request, the service's answer and its log, as an auditor quotes them."""
+        logs = fold_repeats(self._settled_logs(tail=10 * LOG_TAIL))[-LOG_TAIL:]
+        return [
+            Evidence("Canary write request", exc.request, "command"),
+            Evidence("Response", exc.response, "output"),
+            Evidence(f"Last {len(logs)} log lines", "\n".join(logs) or "(no output)", "log"),
+        ]
+
+
+def _went_wrong(cycle: Cycle) -> bool:
+    """Whether a step of the cycle failed (and a removal may be the cause)."""
+    states = [s for s in (cycle.before, cycle.after) if s is not None]
+    return bool(
+        cycle.failure
+        or cycle.blocked
+        or (cycle.read_back is not None and cycle.read_back.missing)
+        or any(s.error for s in states)
+    )

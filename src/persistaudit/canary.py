@@ -17,6 +17,7 @@ from persistaudit.config import CANARY_VARS, CanarySpec, HttpStep
 from persistaudit.exceptions import CanaryError
 from persistaudit.runtime.base import DockerContainer
 
+RESPONSE_EXCERPT = 500  # characters of a response body kept as evidence
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(CANARY_VARS) + r")\}")
 
 
@@ -101,8 +102,12 @@ def _check(step: HttpStep, status: int, body: str, variables: dict[str, str]) ->
 
 
 def write(container: DockerContainer, spec: CanarySpec, run: str, start: int) -> list[Canary]:
-    """Write spec.records canaries numbered from start; raise CanaryError on the first failure."""
-    written = []
+    """Write spec.records canaries numbered from start; raise CanaryError on the first failure.
+
+    The error carries the request (method, path, port; no headers or body, which may hold
+    credentials) and the response (status, first bytes of the body) for the evidence.
+    """
+    written: list[Canary] = []
     endpoints = Endpoints(container)
     for i in range(start, start + spec.records):
         canary = Canary(i, f"pa-{run}-{i:06d}")
@@ -111,7 +116,14 @@ def write(container: DockerContainer, spec: CanarySpec, run: str, start: int) ->
             status, body = send(endpoints, step, variables)
             problem = _check(step, status, body, variables)
             if problem:
-                raise CanaryError(f"writing canary {canary.marker} failed: {problem}")
+                raise CanaryError(
+                    f"writing canary {canary.marker} failed after {len(written)} of "
+                    f"{spec.records} were written: {problem}",
+                    request=f"{step.method} {fill(step.path, variables)} (container port "
+                    f"{step.port}), expecting {step.expect_status}",
+                    response=(f"status {status}" if status else "no HTTP response")
+                    + f"\n{body[:RESPONSE_EXCERPT]}",
+                )
         written.append(canary)
     return written
 

@@ -96,8 +96,8 @@ def main() -> None:
 def run(config: Path, out: Path | None, select: str | None) -> None:
     """Audit the target described by CONFIG: fresh install, restart, re-create.
 
-    Exit code: 0 PASS, 1 FAIL, 3 BLOCKED, 2 bad usage or config, 128+N interrupted by
-    signal N (130 SIGINT, 143 SIGTERM, 129 SIGHUP).
+    Exit code: 0 PASS, 1 FAIL, 2 bad usage or config, 3 BLOCKED, 4 ERROR (a bug inside
+    persistaudit), 128+N interrupted by signal N (130 SIGINT, 143 SIGTERM, 129 SIGHUP).
     """
     target = load_config(config)
     out = out or Path("reports") / "out" / target.name
@@ -112,10 +112,25 @@ def run(config: Path, out: Path | None, select: str | None) -> None:
         if code == pytest.ExitCode.INTERRUPTED:
             raise KeyboardInterrupt
         if not folder.staged:
+            if code == pytest.ExitCode.NO_TESTS_COLLECTED and select:
+                fail(
+                    f"-k {select!r} selects no check (check ids are suite.check, for example "
+                    "fresh_install.schema or restart.retention)"
+                )
+            if code == pytest.ExitCode.USAGE_ERROR:  # pytest said why, e.g. a malformed -k
+                fail("the audit could not start: see the error above")
             fail(f"the audit produced no results (pytest exit code {int(code)})", EXIT_INTERNAL)
         signals.settle()  # the point of no return: the audit is complete
         folder.publish()
-    verdict = json.loads((out / outputs.RESULTS).read_text(encoding="utf-8"))["verdict"]
+    doc = json.loads((out / outputs.RESULTS).read_text(encoding="utf-8"))
+    verdict = doc["verdict"]
+    errors = [c["id"] for c in doc["checks"] if c["status"] == "error"]
+    if errors:
+        click.echo(
+            f"persistaudit: internal error in {', '.join(errors)}: a bug in persistaudit, "
+            f"please report it with {out / 'evidence'}/internal-error-*.txt",
+            err=True,
+        )
     click.echo(f"{verdict}: {out / 'report.md'}", err=True)
     sys.exit(EXIT_CODES[verdict])
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-# Worse is higher. A waived failure is still a failure for the comparison's purposes.
-RANK = {"passed": 0, "skipped": 1, "waived": 2, "blocked": 3, "failed": 4}
+# Worse is higher, in the verdict's order (FAIL, ERROR, BLOCKED, PASS). A waived failure is
+# still a failure for the comparison's purposes.
+RANK = {"passed": 0, "skipped": 1, "waived": 2, "blocked": 3, "error": 4, "failed": 5}
+VERDICT_RANK = {"PASS": 0, "BLOCKED": 1, "ERROR": 2, "FAIL": 3}
 
 
 @dataclass(frozen=True)
@@ -27,9 +29,8 @@ def _by(items: list[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
 
 def compare(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     changes: list[Change] = []
-    verdict_rank = {"PASS": 0, "BLOCKED": 1, "FAIL": 2}
     if old["verdict"] != new["verdict"]:
-        worse = verdict_rank[new["verdict"]] > verdict_rank[old["verdict"]]
+        worse = VERDICT_RANK[new["verdict"]] > VERDICT_RANK[old["verdict"]]
         changes.append(
             Change(
                 "regressed" if worse else "improved",

@@ -24,7 +24,15 @@ class SnapshotError(PersistauditError):
 
 
 class CanaryError(PersistauditError):
-    """Writing or reading canary records through the service failed."""
+    """Writing or reading canary records through the service failed.
+
+    request and response say what was sent and what came back, for the evidence.
+    """
+
+    def __init__(self, message: str, *, request: str = "", response: str = "") -> None:
+        super().__init__(message)
+        self.request = request
+        self.response = response
 
 
 class OutputBusy(PersistauditError):
@@ -38,3 +46,7 @@ class TargetBlocked(PersistauditError):
         super().__init__(message)
         self.reason = reason
         self.evidence = evidence
+
+
+class TargetRemoved(PersistauditError):
+    """Something other than this audit removed its container or volume while it ran."""

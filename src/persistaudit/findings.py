@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, Literal
 
-Status = Literal["passed", "failed", "blocked", "skipped", "waived"]
-Verdict = Literal["PASS", "FAIL", "BLOCKED"]
+Status = Literal["passed", "failed", "blocked", "skipped", "waived", "error"]
+Verdict = Literal["PASS", "FAIL", "BLOCKED", "ERROR"]
 RESULTS_SCHEMA = "persistaudit/results/v1"
 
 
@@ -62,19 +62,27 @@ class Metric:
 
 
 def verdict(checks: list[CheckResult]) -> Verdict:
-    """FAIL when any check found a defect; else BLOCKED when any could not run; else PASS.
+    """FAIL, then ERROR, then BLOCKED, then PASS: the first that any check calls for.
 
-    A waived failure counts as passed until its waiver expires (then it is failed again).
+    FAIL first: a defect found by a check that worked is real, whatever else went wrong, and
+    must stop a release. ERROR (a bug inside persistaudit) before BLOCKED: some outcomes are
+    unknown, and through no fault of the target, so it must not pass for a blocker the user
+    should fix. The checks list shows every error, also under a FAIL. A waived failure counts
+    as passed until its waiver expires (then it is failed again).
     """
     statuses = {c.status for c in checks}
     if "failed" in statuses:
         return "FAIL"
+    if "error" in statuses:
+        return "ERROR"
     if "blocked" in statuses or not checks:
         return "BLOCKED"
     return "PASS"
 
 
-EXIT_CODES: dict[str, int] = {"PASS": 0, "FAIL": 1, "BLOCKED": 3}
+# The CLI's exit code per verdict, and the plain pytest route's. 2 is a usage or config error,
+# 128+N an interrupt by signal N.
+EXIT_CODES: dict[str, int] = {"PASS": 0, "FAIL": 1, "BLOCKED": 3, "ERROR": 4}
 
 
 def results_document(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import docker.errors
 from docker import DockerClient
@@ -11,6 +12,7 @@ from persistaudit.config import TargetConfig
 from persistaudit.exceptions import ImageError
 
 _resolved: dict[tuple[str, str], str] = {}
+_BUILT = re.compile(r"Successfully built ([0-9a-f]{12,64})\b")
 
 
 def ensure_image(client: DockerClient, config: TargetConfig) -> str:
@@ -44,9 +46,15 @@ def _resolve(client: DockerClient, config: TargetConfig) -> str:
 
 
 def _build(client: DockerClient, config: TargetConfig) -> str:
+    """Build the image and return the id the build reported.
+
+    Never the tag's id looked up afterwards: another build of the same tag (a config with the
+    same name, audited at the same time) may have moved the tag in between.
+    """
     assert config.build is not None
     spec = config.build
     tail: list[str] = []
+    image_id = ""
     try:
         # The low-level API streams the build log, so a failed step can be quoted.
         for chunk in client.api.build(
@@ -60,6 +68,12 @@ def _build(client: DockerClient, config: TargetConfig) -> str:
         ):
             if "stream" in chunk:
                 tail = [*tail, *chunk["stream"].splitlines()][-15:]
+                built = _BUILT.match(chunk["stream"])
+                if built and not image_id:
+                    image_id = built.group(1)  # short id: engines without the aux message
+            aux = chunk.get("aux")
+            if isinstance(aux, dict) and aux.get("ID"):
+                image_id = str(aux["ID"])
             if "error" in chunk:
                 raise ImageError(
                     f"{config.source}: build: building {spec.context} failed: "
@@ -69,10 +83,14 @@ def _build(client: DockerClient, config: TargetConfig) -> str:
         raise ImageError(f"{config.source}: build: building {spec.context} failed: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ImageError(f"{config.source}: build: unreadable build output: {exc}") from None
-    try:
-        return str(client.images.get(config.image_ref).id)
-    except docker.errors.ImageNotFound:
+    if image_id and not image_id.startswith("sha256:"):
+        try:  # a short id is unique to this build; expand it to the full one for the report
+            image_id = str(client.images.get(image_id).id)
+        except docker.errors.DockerException:
+            image_id = ""
+    if not image_id:
         raise ImageError(
-            f"{config.source}: build: the build ended without an image; last lines: "
+            f"{config.source}: build: the build ended without reporting an image; last lines: "
             + " | ".join(line for line in tail if line.strip())
-        ) from None
+        )
+    return image_id

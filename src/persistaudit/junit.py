@@ -7,12 +7,16 @@ from typing import Any
 
 
 def render_junit(results: dict[str, Any]) -> str:
-    """Failed checks are <failure>, blocked ones <error>, skipped ones <skipped>."""
+    """Failed checks are <failure>; blocked ones and internal errors <error>; skipped <skipped>.
+
+    The <error> type tells them apart: "blocked" (the target or engine stopped the check) or
+    "internal-error" (a bug inside persistaudit; the text is the traceback's evidence).
+    """
     checks = results["checks"]
     counts = {
         "tests": len(checks),
         "failures": sum(c["status"] == "failed" for c in checks),
-        "errors": sum(c["status"] == "blocked" for c in checks),
+        "errors": sum(c["status"] in ("blocked", "error") for c in checks),
         "skipped": sum(c["status"] == "skipped" for c in checks),
     }
     total = sum(float(c.get("duration_s", 0)) for c in checks)
@@ -39,6 +43,8 @@ def render_junit(results: dict[str, Any]) -> str:
             ET.SubElement(case, "failure", message=summary, type="failed").text = detail
         elif status == "blocked":
             ET.SubElement(case, "error", message=summary, type="blocked").text = detail
+        elif status == "error":
+            ET.SubElement(case, "error", message=summary, type="internal-error").text = detail
         elif status == "skipped":
             ET.SubElement(case, "skipped", message=summary)
         elif status == "waived":

@@ -11,18 +11,28 @@ import contextlib
 import hashlib
 import platform
 import sqlite3
+import traceback
 from collections.abc import Generator, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 
 from persistaudit import __version__, engine, outputs, signals
 from persistaudit.audit import TargetAudit
 from persistaudit.config import TargetConfig, load_config
 from persistaudit.exceptions import PersistauditError
-from persistaudit.findings import CheckResult, Evidence, Metric, apply_waiver, results_document
+from persistaudit.findings import (
+    EXIT_CODES,
+    CheckResult,
+    Evidence,
+    Metric,
+    Status,
+    apply_waiver,
+    results_document,
+)
 from persistaudit.outputs import EVIDENCE_DIR, safe_name, write_outputs
 from persistaudit.progress import Progress
 from persistaudit.redact import Redactor
@@ -107,6 +117,7 @@ class AuditSession:
         if not signals.installed():  # plain pytest: the CLI installs them itself
             signals.reset()
             self.held.callback(signals.restore, signals.install())
+        self.other_failures = 0  # tests without a check id that failed in the same session
 
     def open_audit(self) -> TargetAudit:
         client = engine.connect()
@@ -134,6 +145,7 @@ class AuditSession:
         report = yield
         check_id = _check_id(item)
         if not check_id:
+            self.other_failures += report.failed
             return report
         if call.when == "call" or (call.when == "setup" and report.outcome != "passed"):
             self._record(item, check_id, call, report)
@@ -143,22 +155,9 @@ class AuditSession:
         self, item: pytest.Item, check_id: str, call: pytest.CallInfo[None], report: Any
     ) -> None:
         recorder = item.stash.get(_recorder_key, None) or CheckRecorder(check_id)
-        excinfo = call.excinfo
-        if excinfo is None:
-            status, summary = "passed", recorder.summary or "passed"
-        elif excinfo.errisinstance(AuditBlocked):
-            status, summary = "blocked", str(getattr(excinfo.value, "msg", excinfo.value))
-        elif excinfo.errisinstance(pytest.skip.Exception):
-            status, summary = "skipped", str(getattr(excinfo.value, "msg", excinfo.value))
-        elif excinfo.errisinstance((AssertionError, pytest.fail.Exception)):
-            status = "failed"
-            text = getattr(excinfo.value, "msg", None) or str(excinfo.value)
-            summary = recorder.summary or text.split("\nassert")[0].strip()
-        else:
-            status = "blocked"
-            summary = f"the check could not run: {type(excinfo.value).__name__}: {excinfo.value}"
+        status, summary = self._outcome(recorder, call.excinfo)
         status, summary, waiver = apply_waiver(
-            status,  # type: ignore[arg-type]
+            status,
             summary,
             self.target.waivers,
             check_id,
@@ -177,10 +176,46 @@ class AuditSession:
         self.results[check_id] = result
         self.files.update(recorder.files)
         for metric in recorder.metrics:
-            if status in ("blocked", "skipped", "waived"):
+            if status in ("blocked", "skipped", "waived", "error"):
                 metric.status = status
             self.metrics.append(metric)
         self.progress.line(f"{check_id:<28} {summary}", status)
+
+    def _outcome(
+        self, recorder: CheckRecorder, excinfo: pytest.ExceptionInfo[BaseException] | None
+    ) -> tuple[Status, str]:
+        """passed, failed (the target's defect), blocked (could not run), or error (our bug)."""
+        if excinfo is None:
+            return "passed", recorder.summary or "passed"
+        if excinfo.errisinstance(AuditBlocked):
+            return "blocked", str(getattr(excinfo.value, "msg", excinfo.value))
+        if excinfo.errisinstance(pytest.skip.Exception):
+            return "skipped", str(getattr(excinfo.value, "msg", excinfo.value))
+        if excinfo.errisinstance((AssertionError, pytest.fail.Exception)):
+            text = getattr(excinfo.value, "msg", None) or str(excinfo.value)
+            return "failed", recorder.summary or text.split("\nassert")[0].strip()
+        audit = self.audit
+        removed = audit.removed(f"the check {recorder.id}", settle=True) if audit else None
+        if removed is not None:
+            return "blocked", str(removed)
+        if excinfo.errisinstance((PersistauditError, docker.errors.DockerException)):
+            # The target or the engine stopped the check: the user's to resolve, not a bug.
+            return "blocked", f"the check could not run: {_one_line(excinfo.value)}"
+        return "error", self._internal_error(recorder, excinfo)
+
+    def _internal_error(
+        self, recorder: CheckRecorder, excinfo: pytest.ExceptionInfo[BaseException]
+    ) -> str:
+        """Keep the traceback as evidence (redacted when written); summarise it in one line."""
+        name = safe_name(f"internal-error-{recorder.id}.txt")
+        exc = excinfo.value
+        trace = "".join(traceback.format_exception(type(exc), exc, excinfo.tb))
+        line = _one_line(exc)
+        recorder.attach(name, trace, "Traceback of the internal error in persistaudit", line)
+        return (
+            f"internal error in persistaudit: {line} (a bug, not a finding about the target; "
+            f"traceback in {EVIDENCE_DIR}/{name})"
+        )
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         """Checks left out (-k, -m) are recorded, so a verdict says what it did not cover."""
@@ -219,16 +254,22 @@ class AuditSession:
             # A partial audit must not read as a verdict: nothing is written.
             self.progress.line("interrupted: cleanup done, no results written")
             return
-        if self.out is None or not any(r.status != "skipped" for r in self.results.values()):
+        if not any(r.status != "skipped" for r in self.results.values()):
             return
-        with signals.shielded():  # complete or discarded, never cut off halfway
-            files = {name: self.redactor.text(text) for name, text in self.files.items()}
-            doc = self.document()
-            write_outputs(self.out, doc, files)
-        if signals.received() is not None:
-            self.progress.line("interrupted: cleanup done, no results written")
-            return
-        self.progress.line(f"verdict {doc['verdict']}; report: {self.out / 'report.md'}")
+        doc = self.document()
+        if self.out is not None:
+            with signals.shielded():  # complete or discarded, never cut off halfway
+                files = {name: self.redactor.text(text) for name, text in self.files.items()}
+                write_outputs(self.out, doc, files)
+            if signals.received() is not None:
+                self.progress.line("interrupted: cleanup done, no results written")
+                return
+            self.progress.line(f"verdict {doc['verdict']}; report: {self.out / 'report.md'}")
+        if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            # The verdict's exit code, as from `persistaudit run`; pytest's own codes (usage
+            # error, internal error, no tests) are left as they are. A failed test of the
+            # session's own, without a check id, is a failure like a FAIL.
+            session.exitstatus = 1 if self.other_failures else EXIT_CODES[doc["verdict"]]
 
     def pytest_unconfigure(self) -> None:
         self.held.close()
@@ -263,6 +304,12 @@ class AuditSession:
             finished_at=_now(),
         )
         return dict(self.redactor.deep(doc))
+
+
+def _one_line(exc: BaseException) -> str:
+    """The exception's type and the first line of its message."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def _now() -> str:
@@ -342,6 +389,7 @@ def persistaudit_audit(persistaudit_session: AuditSession) -> Iterator[TargetAud
     try:
         audit = persistaudit_session.open_audit()
     except PersistauditError as exc:
+        persistaudit_session.progress.line(f"error: {exc}")  # `persistaudit run` hides pytest's
         pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
     try:
         yield audit
@@ -366,6 +414,8 @@ def persistaudit_started(
 ) -> TargetAudit:
     """The audit, once the target is known to have started; blocks the check otherwise."""
     fresh = persistaudit_audit.fresh
+    if fresh.blocked is not None and fresh.blocked.reason == "removed":
+        raise persistaudit_check.blocked(str(fresh.blocked))
     if fresh.blocked is not None:
         raise persistaudit_check.blocked(
             f"target did not start ({fresh.blocked.reason}); see fresh_install.startup"

@@ -12,7 +12,13 @@ from typing import TextIO
 
 from persistaudit.redact import Redactor
 
-COLOURS = {"passed": "green", "failed": "red", "blocked": "yellow", "skipped": "cyan"}
+COLOURS = {
+    "passed": "green",
+    "failed": "red",
+    "error": "red",
+    "blocked": "yellow",
+    "skipped": "cyan",
+}
 
 
 class Progress:

@@ -27,8 +27,9 @@ STATUS_MARK = {
     "blocked": "BLOCKED",
     "skipped": "SKIPPED",
     "waived": "WAIVED",
+    "error": "ERROR",
 }
-ORDER = {"failed": 0, "blocked": 1, "waived": 2, "skipped": 3, "passed": 4}
+ORDER = {"failed": 0, "error": 1, "blocked": 2, "waived": 3, "skipped": 4, "passed": 5}
 
 _env: jinja2.Environment | None = None
 
@@ -77,7 +78,7 @@ def report_context(
     for check in checks:
         suites.setdefault(check["suite"], []).append(check)
     problems = sorted(
-        (c for c in checks if c["status"] in ("failed", "blocked")),
+        (c for c in checks if c["status"] in ("failed", "error", "blocked")),
         key=lambda c: ORDER[c["status"]],
     )
     waived = [c for c in checks if c["status"] == "waived"]
@@ -105,7 +106,9 @@ def report_context(
         "failed": [c for c in checks if c["status"] == "failed"],
         "blocked": [c for c in checks if c["status"] == "blocked"],
         "waived": waived,
-        "not_tested": [c for c in checks if c["status"] == "skipped"],
+        "errors": [c for c in checks if c["status"] == "error"],
+        # A check that persistaudit itself failed inside tested nothing.
+        "not_tested": [c for c in checks if c["status"] in ("skipped", "error")],
         "files": results.get("evidence_files", {}),
         "signoff": signoff,
     }

@@ -1,6 +1,7 @@
 """Golden files: the rendered report for a passing, a failing and a blocked audit.
 
-The results files come from real audits of notes-app (good, ephemeral-db, license-blocker).
+The results files come from real audits of notes-app (good, ephemeral-db, license-blocker, and
+the good one with a fault injected into the constraints check: tests/robustness/fault_plugin.py).
 After an intended change to the report, regenerate with:
     PERSISTAUDIT_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/unit/test_golden_reports.py
 and review the diff of tests/golden/*.md like any other change.
@@ -19,7 +20,7 @@ from persistaudit.report import render_html, render_markdown
 from tests.helpers import REPO
 
 GOLDEN = REPO / "tests" / "golden"
-CASES = ["pass", "fail", "blocked"]
+CASES = ["pass", "fail", "blocked", "error"]
 
 
 def load(case: str) -> dict[str, object]:
@@ -54,6 +55,12 @@ def test_golden_reports_say_what_auditors_need() -> None:
     assert "**Verdict: BLOCKED**" in blocked
     assert "licence key missing: notes-app requires NOTES_LICENSE_KEY to start" in blocked
     assert "Set the licence variable the service asks for" in blocked
+    error = (GOLDEN / "error.report.md").read_text()
+    assert "**Verdict: ERROR**: 8 passed, 0 failed, 0 blocked, 1 internal error" in error
+    assert "persistaudit itself failed inside `fresh_install.constraints`" in error
+    assert "- **ERROR** `fresh_install.constraints`: internal error in persistaudit" in error
+    assert "Not tested: `fresh_install.constraints` (internal error)." in error
+    assert "report it with evidence/internal-error-fresh_install.constraints.txt" in error
 
 
 def test_html_is_the_same_content_as_a_standalone_page() -> None:
@@ -77,3 +84,10 @@ def test_junit_has_one_case_per_check_with_failures() -> None:
     assert root.get("failures") == "2"
     blocked = ET.fromstring(render_junit(load("blocked")))
     assert blocked.get("errors") == "8"
+    assert {e.get("type") for e in blocked.iter("error")} == {"blocked"}
+    error = ET.fromstring(render_junit(load("error")))
+    assert error.get("errors") == "1"
+    assert error.get("failures") == "0"
+    (internal,) = error.iter("error")
+    assert internal.get("type") == "internal-error"
+    assert "TypeError: injected fault" in (internal.get("message") or "")

@@ -14,6 +14,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from persistaudit.cleanup import Removal
+from persistaudit.exceptions import TargetRemoved
 from persistaudit.readiness import LOG_TAIL, ContainerState
 
 
@@ -147,6 +148,12 @@ class DockerContainer:
         try:
             stream, _stat = self._container.get_archive(path)
         except docker.errors.NotFound:
+            try:  # the engine says "not found" for a missing container too
+                self._container.reload()
+            except docker.errors.NotFound:
+                raise TargetRemoved(
+                    f"container {self.name} was removed by something else"
+                ) from None
             return None
         return iter(stream)
 
@@ -175,6 +182,14 @@ class TargetRuntime(abc.ABC):
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:
         """What the report's header says about the target (image, digest, volume)."""
+
+    @abc.abstractmethod
+    def missing(self) -> list[str]:
+        """What this run created and still uses, but something else removed ("container X").
+
+        Asked when a step failed, and before a cycle is judged: a target that vanished is no
+        data loss, it is a cycle that could not be exercised.
+        """
 
     @abc.abstractmethod
     def close(self) -> Removal:

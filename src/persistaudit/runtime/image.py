@@ -12,7 +12,7 @@ from testcontainers.core.container import DockerContainer as TcContainer
 
 from persistaudit import cleanup, engine, signals
 from persistaudit.config import TargetConfig
-from persistaudit.exceptions import TargetBlocked
+from persistaudit.exceptions import TargetBlocked, TargetRemoved
 from persistaudit.images import ensure_image
 from persistaudit.readiness import strategy_for, wait_ready
 from persistaudit.runtime.base import DockerContainer, TargetRuntime
@@ -45,6 +45,7 @@ class ImageRuntime(TargetRuntime):
         self.volume_name = self.prefix
         self.image_id = ""
         self.generation = 0
+        self._volume_created = False
         self._container: DockerContainer | None = None
         self.strategy = strategy_for(config.readiness)
 
@@ -57,15 +58,18 @@ class ImageRuntime(TargetRuntime):
     def start(self) -> float:
         self.log(f"resolving image {self.config.image_ref}")
         self.image_id = ensure_image(self.client, self.config)
+        self.log(f"image {self.config.image_ref} is {self.image_id}; every container runs this id")
         with signals.shielded(resume=True):  # an interrupt waits until the engine is done
             self.client.volumes.create(name=self.volume_name, labels=self.labels)
+            self._volume_created = True
         self.log(f"created volume {self.volume_name}; starting on it (fresh install)")
         return self._run()
 
     def _run(self) -> float:
         self.generation += 1
+        # The id this run resolved or built, never the tag: another audit may retag it meanwhile.
         tc = (
-            TcContainer(self.config.image_ref)
+            TcContainer(self.image_id)
             .with_name(f"{self.prefix}-{self.generation}")
             .with_volume_mapping(self.volume_name, self.config.volume.mount, "rw")
             .with_kwargs(
@@ -93,6 +97,14 @@ class ImageRuntime(TargetRuntime):
                 reason="start-failed",
                 evidence={"reason": "start-failed", "engine_error": str(exc.explanation)},
             ) from None
+        if not self._volume_is_ours():
+            # Removed while no container held it: the engine made an empty, unlabelled one of
+            # the same name for this container. Running on it would read as data loss.
+            with contextlib.suppress(docker.errors.DockerException):
+                tc.get_wrapped_container().remove(force=True, v=True)
+            with contextlib.suppress(docker.errors.DockerException):
+                self.client.volumes.get(self.volume_name).remove(force=True)
+            raise TargetRemoved(f"volume {self.volume_name} was removed by something else")
         # testcontainers' guess of how to reach a remote engine's ports; a local one is loopback
         # (its guess sees a container here and picks the bridge gateway, which cannot reach it).
         host = "127.0.0.1" if local else tc.get_container_host_ip()
@@ -118,14 +130,42 @@ class ImageRuntime(TargetRuntime):
     def recreate(self) -> float:
         old = self.container
         self.log(f"docker stop + rm {old.name} (volume {self.volume_name} kept)")
-        try:
-            self.client.api.stop(old.id, timeout=STOP_TIMEOUT)
-            self.client.api.remove_container(old.id, v=True)
-        except docker.errors.NotFound:
-            pass
+        # A container that is already gone was not stopped by this cycle: NotFound propagates,
+        # and the audit reports it as removed by something else.
+        self.client.api.stop(old.id, timeout=STOP_TIMEOUT)
+        self.client.api.remove_container(old.id, v=True)
         self._container = None
+        if not self._volume_is_ours():
+            raise TargetRemoved(f"volume {self.volume_name} was removed by something else")
         self.log("starting a new container from the same image on the same volume")
         return self._run()
+
+    def _volume_is_ours(self) -> bool:
+        """The run's volume exists and is the one it created (same run label)."""
+        try:
+            labels = self.client.volumes.get(self.volume_name).attrs.get("Labels") or {}
+        except docker.errors.NotFound:
+            return False
+        return bool(labels.get(engine.LABEL_RUN) == self.run_id)
+
+    def missing(self) -> list[str]:
+        gone: list[str] = []
+        if self._container is not None:
+            try:
+                state = self.client.api.inspect_container(self._container.id).get("State", {})
+                if state.get("Status") in ("removing", "dead"):
+                    gone.append(f"container {self._container.name}")
+            except docker.errors.NotFound:
+                gone.append(f"container {self._container.name}")
+            except docker.errors.DockerException:
+                pass  # the engine cannot tell: no evidence of a removal
+        if self._volume_created:
+            try:
+                if not self._volume_is_ours():
+                    gone.append(f"volume {self.volume_name}")
+            except docker.errors.DockerException:
+                pass
+        return gone
 
     def describe(self) -> dict[str, Any]:
         digests: list[str] = []
