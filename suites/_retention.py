@@ -10,7 +10,11 @@ from persistaudit.plugin import CheckRecorder
 
 
 def judge(cycle: Cycle, check: CheckRecorder, metric: str) -> None:
-    """Record a cycle's evidence and metric; fail unless 100% retained and integrity ok."""
+    """Record a cycle's evidence and metric; fail unless 100% retained and integrity ok.
+
+    What a limit (size, time) kept from being read is unverified: BLOCKED, unless a definite
+    loss was found anyway.
+    """
     __tracebackhide__ = True
     check.extend(cycle.actions)
     if cycle.failure:
@@ -23,9 +27,12 @@ def judge(cycle: Cycle, check: CheckRecorder, metric: str) -> None:
     assert cycle.after is not None
     assert cycle.read_back is not None
     problems = []
+    unverified = []
     for state in (cycle.before, cycle.after):
         if state.error:
-            problems.append(f"snapshot {state.label}: {state.error}")
+            (unverified if state.blocked else problems).append(
+                f"snapshot {state.label}: {state.error}"
+            )
     rb = cycle.read_back
     check.add(
         "Canary records read back through the service",
@@ -46,6 +53,7 @@ def judge(cycle: Cycle, check: CheckRecorder, metric: str) -> None:
             ),
             "table",
         )
+        unverified += ret.unverified
         if not ret.complete:
             changed = [t.name for t in ret.tables if not t.digest_equal]
             problems.append(
@@ -54,8 +62,14 @@ def judge(cycle: Cycle, check: CheckRecorder, metric: str) -> None:
             )
     after = cycle.after.facts
     if after is not None:
-        check.add("PRAGMA integrity_check (after)", "\n".join(after.integrity), "command")
-        if not after.integrity_ok:
+        check.add(
+            "PRAGMA integrity_check (after)",
+            after.integrity_error or "\n".join(after.integrity),
+            "command",
+        )
+        if after.integrity_error:
+            unverified.append(f"after the cycle: {after.integrity_error}")
+        elif not after.integrity_ok:
             problems.append(f"integrity_check after the cycle: {after.integrity[0]}")
     if cycle.before.schema is not None and cycle.after.schema is not None:
         changes = diff(cycle.before.schema, cycle.after.schema)
@@ -63,10 +77,12 @@ def judge(cycle: Cycle, check: CheckRecorder, metric: str) -> None:
             shown = "; ".join(d.describe() for d in changes[:5])
             problems.append(f"schema changed across the {cycle.name}: {shown}")
     percent = min(rb.percent, ret.percent if ret else 0.0)
-    check.metric(metric, "100%", f"{percent:.1f}%", not problems)
+    check.metric(metric, "100%", f"{percent:.1f}%", not problems and not unverified)
     if problems:
         check.summary = "; ".join(problems)
         pytest.fail(check.summary, pytrace=False)
+    if unverified:
+        raise check.blocked("retention not verified: " + "; ".join(unverified))
     assert ret is not None
     check.summary = (
         f"100% retained: {len(rb.found)} canary records read back, {ret.rows_before} rows in "

@@ -41,6 +41,7 @@ class Probe:
     target: str
     outcome: Outcome
     detail: str
+    stopped: bool = False  # inconclusive because a time or size limit stopped it
 
     @property
     def failed(self) -> bool:
@@ -246,7 +247,7 @@ def _probe_view(conn: GuardedConnection, name: str) -> Probe:
     try:
         conn.execute(f"SELECT * FROM {_q(name)} LIMIT 1").fetchall()
     except LimitExceeded as exc:
-        return Probe("view", name, "inconclusive", f"SELECT *: {exc}")
+        return Probe("view", name, "inconclusive", f"SELECT *: {exc}", stopped=True)
     except sqlite3.Error as exc:
         return Probe("view", name, "failed", f"SELECT * fails: {exc}")
     return Probe("view", name, "ok", "SELECT * answers")
@@ -268,8 +269,8 @@ def _unique_groups(manifest: Manifest, name: str, spec: Table) -> list[list[str]
 def _probe_table(
     conn: GuardedConnection, rows: _Rows, manifest: Manifest, name: str, spec: Table
 ) -> list[Probe]:
-    """The table's probes in a fixed order; those a limit stopped or kept from running are
-    inconclusive."""
+    """The table's probes in planned order; any a limit stopped or kept from running are
+    inconclusive, with stopped set."""
     uniques = _unique_groups(manifest, name, spec)
     planned: list[tuple[Any, str]] = [
         ("json", f"{name}.{c.name}") for c in spec.columns if c.json_valid
@@ -283,12 +284,14 @@ def _probe_table(
     try:
         _run_table_probes(conn, rows, name, spec, uniques, planned, out)
     except LimitExceeded as exc:
-        stopped = [
-            Probe(kind, target, "inconclusive", "not tried: a limit stopped the probe before it")
-            for kind, target in planned[len(out) :]
+        first, *rest = planned[len(out) :]
+        out.append(Probe(first[0], first[1], "inconclusive", str(exc), stopped=True))
+        out += [
+            Probe(
+                kind, target, "inconclusive", "not tried: a limit stopped a probe before it", True
+            )
+            for kind, target in rest
         ]
-        stopped[0] = Probe(stopped[0].kind, stopped[0].target, "inconclusive", str(exc))
-        out += stopped
         if not conn.in_transaction:
             conn.execute("BEGIN")  # an interrupted write rolled it back
     return out
