@@ -121,7 +121,8 @@ def _row_hashes(
     conn.text_factory = _Text
     try:
         for rowid_value, marked, *values in conn.execute(sql):
-            streamed = {int(m[1:]): m[0] for m in marked.split(",") if m} if marked else {}
+            marks = bytes(marked).decode() if marked else ""  # text, so a _Text
+            streamed = {int(m[1:]): m[0] for m in marks.split(",") if m}
             h = hashlib.sha256()
             for i, value in enumerate(values):
                 if i in streamed:

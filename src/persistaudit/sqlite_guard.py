@@ -12,7 +12,9 @@ a gigabyte. Every connection made here therefore has
   because the schema uses one of those is run again with trusted_schema=ON (persistaudit
   defines no functions of its own, so nothing else could run). Without that, a CHECK
   (json_valid(meta)) would make every probe and integrity_check of a healthy database fail.
-Copies that are only read are opened read-only (mode=ro).
+Copies that are only read have PRAGMA query_only=ON. They are not opened with mode=ro:
+on a read-only connection SQLite's integrity_check silently skips CHECK constraints (3.40),
+which would let rows that violate them pass. Every copy is persistaudit's own.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import sqlite3
 import time
 import urllib.parse
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -35,7 +37,10 @@ DEFAULT_QUERY_TIMEOUT = 60.0
 # Large enough for any value a service keeps in a row and reads whole; larger ones are
 # streamed by the row digests (digest.py), never read whole.
 DEFAULT_MAX_VALUE_BYTES = 64 * 1024**2
-PROGRESS_STEPS = 10_000  # virtual machine instructions between two looks at the clock
+# Virtual machine instructions between two looks at the clock. One instruction can be a
+# function call over a value as long as the length limit, so a look every 1,000 keeps the
+# overrun short; SQLite cannot stop inside a call.
+PROGRESS_STEPS = 1_000
 _TOOBIG = 18  # SQLITE_TOOBIG; sqlite3 exports the name from Python 3.11
 _LIMIT_LENGTH = 0  # SQLITE_LIMIT_LENGTH, likewise
 _UNSAFE = re.compile(r'unsafe use of (?:virtual table "(?P<table>[^"]+)"|(?P<function>.+)\(\))')
@@ -147,19 +152,27 @@ class GuardedConnection(sqlite3.Connection):
         else:
             module = table.lower()
             if not (module in _SQLITE_MODULES or module.startswith("pragma_")):
+                module = self._module_of(table)
+            allowed = module in _SQLITE_MODULES or module.startswith("pragma_")
+            name = f"virtual table {table} ({module})"
+        if allowed:
+            self.trusted.add(name)
+        return allowed
+
+    def _module_of(self, table: str) -> str:
+        """The module a virtual table uses, from its CREATE statement; "" if unknown."""
+        try:
+            with self.trusting_schema():  # reading the schema may itself be refused
                 row = sqlite3.Connection.execute(
                     self,
                     "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?"
                     " COLLATE NOCASE",
                     (table,),
                 ).fetchone()
-                using = _USING.search(str(row[0])) if row and row[0] else None
-                module = using.group(1).lower() if using else ""
-            allowed = module in _SQLITE_MODULES or module.startswith("pragma_")
-            name = f"virtual table {table} ({module})"
-        if allowed:
-            self.trusted.add(name)
-        return allowed
+        except sqlite3.Error:
+            return ""
+        using = _USING.search(str(row[0])) if row and row[0] else None
+        return using.group(1).lower() if using else ""
 
     @contextmanager
     def trusting_schema(self) -> Iterator[None]:
@@ -273,21 +286,23 @@ def _connect(
 def open_copy(
     path: Path, limits: Limits | None = None, *, writable: bool = False
 ) -> GuardedConnection:
-    """Open persistaudit's own copy of a database, read-only unless writable.
+    """Open persistaudit's own copy of a database; query_only unless writable (the probes').
 
-    A hot -journal (a write cut short when the copy was taken) is rolled back first, on the
-    copy: read-only SQLite cannot, and the copy must show the last committed state. So never
-    pass a user's own file here; copy it first (schema.from_file does).
+    Opening may still write to the copy, as SQLite does: a hot -journal (a write cut short
+    when the copy was taken) is rolled back, so the copy shows the last committed state. So
+    never pass a user's own file here; copy it first (schema.from_file does).
     """
     limits = limits or Limits()
     check_header(path)
     location = urllib.parse.quote(str(path.resolve()))
-    journal = Path(f"{path}-journal")
-    if not writable and journal.is_file() and journal.stat().st_size > 0:
-        with closing(_connect(f"file:{location}?mode=rw", limits, uri=True)) as conn:
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    mode = "rw" if writable else "ro"
-    return _connect(f"file:{location}?mode={mode}", limits, uri=True)
+    conn = _connect(f"file:{location}?mode=rw", limits, uri=True)
+    if not writable:
+        try:
+            conn.execute("PRAGMA query_only = ON")
+        except BaseException:
+            conn.close()
+            raise
+    return conn
 
 
 def open_memory(limits: Limits | None = None) -> GuardedConnection:
