@@ -121,8 +121,8 @@ def _row_hashes(
     conn.text_factory = _Text
     try:
         for rowid_value, marked, *values in conn.execute(sql):
-            marks = bytes(marked).decode() if marked else ""  # text, so a _Text
-            streamed = {int(m[1:]): m[0] for m in marks.split(",") if m}
+            flags = bytes(marked).decode() if marked else ""  # text, so a _Text
+            streamed = {int(m[1:]): m[0] for m in flags.split(",") if m}
             h = hashlib.sha256()
             for i, value in enumerate(values):
                 if i in streamed:
