@@ -55,28 +55,45 @@ def take_snapshot(
     files: dict[str, int] = {}
     budget = Budget(dest, max_size)
     started = time.monotonic()
-    with container.paused():
-        size = _copy_file(container, db_path, dest / name, budget)
-        if size is None:
-            raise SnapshotError(
-                f"database file {db_path} does not exist in container {container.name}. "
-                "Hint: check database.path in the config against where the service writes."
-            )
-        files[name] = size
-        with (dest / name).open("rb") as fh:
-            header = fh.read(19)
-        wal = len(header) == 19 and header[18] == WAL_HEADER_VERSION
-        sidecars = WAL_SIDECARS if wal else ROLLBACK_SIDECARS
-        # Concurrent copies keep the pause short; each is one Docker API round trip.
-        with ThreadPoolExecutor(max_workers=len(sidecars)) as pool:
-            sizes = pool.map(
-                lambda s: _copy_file(container, db_path + s, dest / (name + s), budget), sidecars
-            )
-            for suffix, sidecar_size in zip(sidecars, sizes, strict=True):
-                if sidecar_size is not None:
-                    files[name + suffix] = sidecar_size
+    try:
+        with container.paused():
+            _copy_all(container, db_path, dest, name, budget, files)
+    except BaseException:
+        for copied in [name, *(name + s for s in (*WAL_SIDECARS, *ROLLBACK_SIDECARS))]:
+            (dest / copied).unlink(missing_ok=True)  # no snapshot, rather than half of one
+        raise
     pause_ms = (time.monotonic() - started) * 1000
     return Snapshot(dest / name, db_path, files, pause_ms)
+
+
+def _copy_all(
+    container: DockerContainer,
+    db_path: str,
+    dest: Path,
+    name: str,
+    budget: Budget,
+    files: dict[str, int],
+) -> None:
+    """The database, then the sidecars its header calls for; files gets what was copied."""
+    size = _copy_file(container, db_path, dest / name, budget)
+    if size is None:
+        raise SnapshotError(
+            f"database file {db_path} does not exist in container {container.name}. "
+            "Hint: check database.path in the config against where the service writes."
+        )
+    files[name] = size
+    with (dest / name).open("rb") as fh:
+        header = fh.read(19)
+    wal = len(header) == 19 and header[18] == WAL_HEADER_VERSION
+    sidecars = WAL_SIDECARS if wal else ROLLBACK_SIDECARS
+    # Concurrent copies keep the pause short; each is one Docker API round trip.
+    with ThreadPoolExecutor(max_workers=len(sidecars)) as pool:
+        sizes = pool.map(
+            lambda s: _copy_file(container, db_path + s, dest / (name + s), budget), sidecars
+        )
+        for suffix, sidecar_size in zip(sidecars, sizes, strict=True):
+            if sidecar_size is not None:
+                files[name + suffix] = sidecar_size
 
 
 class Budget:

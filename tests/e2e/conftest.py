@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +34,18 @@ class Audit:
         return {c["id"]: c["status"] for c in self.results["checks"]}
 
 
-def persistaudit(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run the persistaudit command; the result's .pid names the process for leftovers()."""
+def persistaudit(
+    *args: str, timeout: float = 300, tmpdir: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the persistaudit command; the result's .pid names the process for leftovers().
+
+    tmpdir, when given, is the process's TMPDIR: its scratch files are its own to count there.
+    """
+    env = None if tmpdir is None else {**os.environ, "TMPDIR": str(tmpdir)}
     with subprocess.Popen(
         [sys.executable, "-m", "persistaudit", *args],
         cwd=REPO,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -99,10 +106,11 @@ def run_audit(
         key = (str(config), *extra)
         if key not in cache:
             out = tmp_path_factory.mktemp("audit")
-            scratch = set(Path(tempfile.gettempdir()).glob("persistaudit-*"))
-            proc = persistaudit("run", str(config), "--out", str(out), *extra)
-            left = set(Path(tempfile.gettempdir()).glob("persistaudit-*")) - scratch
-            assert not left, f"{config} left copies of the database in {sorted(left)}"
+            # A TMPDIR of its own: other audits on this machine have scratch folders too.
+            scratch = tmp_path_factory.mktemp("scratch")
+            proc = persistaudit("run", str(config), "--out", str(out), *extra, tmpdir=scratch)
+            left = sorted(scratch.iterdir())
+            assert not left, f"{config} left copies of the database in {left}"
             results_file = out / "results.json"
             results = json.loads(results_file.read_text()) if results_file.exists() else {}
             report = (out / "report.md").read_text() if (out / "report.md").exists() else ""
