@@ -19,6 +19,9 @@ which would let rows that violate them pass. Every copy is persistaudit's own.
 
 from __future__ import annotations
 
+import functools
+import itertools
+import operator
 import re
 import sqlite3
 import time
@@ -42,6 +45,7 @@ DEFAULT_MAX_VALUE_BYTES = 64 * 1024**2
 # overrun short; SQLite cannot stop inside a call.
 PROGRESS_STEPS = 1_000
 _TOOBIG = 18  # SQLITE_TOOBIG; sqlite3 exports the name from Python 3.11
+_INTERRUPT = 9  # SQLITE_INTERRUPT
 _LIMIT_LENGTH = 0  # SQLITE_LIMIT_LENGTH, likewise
 _UNSAFE = re.compile(r'unsafe use of (?:virtual table "(?P<table>[^"]+)"|(?P<function>.+)\(\))')
 # SQLite's own side-effect-free parts that it does not mark innocuous (see above).
@@ -77,7 +81,6 @@ class GuardedConnection(sqlite3.Connection):
     trusted: set[str]  # SQLite's own parts that needed trusted_schema=ON, for the evidence
     _deadline: float
     _timeout: float
-    _tripped: bool
     _in_stage: bool
 
     def _guard(self, limits: Limits, *, trusted_schema: bool) -> None:
@@ -85,7 +88,6 @@ class GuardedConnection(sqlite3.Connection):
         self.trusted = set()
         self._in_stage = False
         self._restart(limits.query_timeout)
-        self.set_progress_handler(self._progress, PROGRESS_STEPS)
         setlimit = getattr(self, "setlimit", None)  # Python 3.11+
         if setlimit is not None:
             setlimit(_LIMIT_LENGTH, limits.max_value_bytes)
@@ -96,13 +98,11 @@ class GuardedConnection(sqlite3.Connection):
     def _restart(self, timeout: float) -> None:
         self._timeout = timeout
         self._deadline = time.monotonic() + timeout
-        self._tripped = False
-
-    def _progress(self) -> int:
-        if time.monotonic() > self._deadline:
-            self._tripped = True
-            return 1  # SQLite stops the statement with SQLITE_INTERRUPT
-        return 0
+        # "deadline < now", made of C functions only. A Python handler would be where a
+        # pending signal is raised, and the sqlite3 module swallows what a handler raises:
+        # Ctrl-C would be lost. This way it waits, at most until the deadline.
+        expired = map(operator.lt, itertools.repeat(self._deadline), iter(time.monotonic, None))
+        self.set_progress_handler(functools.partial(next, expired), PROGRESS_STEPS)
 
     def begin_statement(self) -> None:
         if not self._in_stage:
@@ -130,9 +130,10 @@ class GuardedConnection(sqlite3.Connection):
 
     def raise_limit(self, exc: sqlite3.Error) -> None:
         """Re-raise exc as QueryTimeout or ValueTooLarge when a limit caused it."""
-        if self._tripped:
-            raise self._timeout_error() from None
         code = getattr(exc, "sqlite_errorcode", None)
+        interrupted = code == _INTERRUPT or (code is None and str(exc) == "interrupted")
+        if interrupted and time.monotonic() > self._deadline:
+            raise self._timeout_error() from None
         if code == _TOOBIG or (code is None and "too big" in str(exc)):
             raise ValueTooLarge(
                 "a value or expression is larger than "

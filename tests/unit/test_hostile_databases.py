@@ -254,3 +254,30 @@ def test_the_deadline_is_per_statement_unless_a_stage_shares_one(tmp_path: Path)
                 conn.execute(f"{slow} LIMIT 100000) SELECT i FROM r)").fetchone()
     finally:
         conn.close()
+
+
+def test_ctrl_c_during_a_hung_statement_is_not_lost(tmp_path: Path) -> None:
+    """A Python progress handler would be where SIGINT is raised, and sqlite3 swallows it."""
+    import subprocess
+    import sys
+
+    db = hostile.infinite_view(tmp_path / "view.db")
+    script = (
+        "import os, signal, threading, time\n"
+        "from pathlib import Path\n"
+        "from persistaudit.sqlite_guard import Limits, open_copy\n"
+        f"conn = open_copy(Path(r'{db}'), Limits(query_timeout=2))\n"
+        "threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()\n"
+        "started = time.monotonic()\n"
+        "try:\n"
+        "    conn.execute('SELECT * FROM forever').fetchall()\n"
+        "except KeyboardInterrupt:\n"
+        "    print('KeyboardInterrupt after', round(time.monotonic() - started))\n"
+        "except Exception as exc:\n"
+        "    print('lost the signal:', type(exc).__name__, exc)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
+    )
+    # It waits for the statement's deadline (SQLite runs no Python meanwhile), then surfaces.
+    assert proc.stdout.strip() == "KeyboardInterrupt after 2", proc.stdout + proc.stderr
