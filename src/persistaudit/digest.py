@@ -15,7 +15,9 @@ import re
 import sqlite3
 import struct
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from persistaudit.exceptions import ValueTooLarge
 from persistaudit.sqlite_guard import GuardedConnection
@@ -114,40 +116,48 @@ def _row_hashes(
         exprs.append(f"CASE WHEN {big} OR {text} THEN NULL ELSE {q} END")
         marks.append(f"CASE WHEN {big} THEN 'B{i},' WHEN {text} THEN 'T{i},' ELSE '' END")
     rowid = layout.rowid or "NULL"
-    mark = " || ".join(marks) or "''"
+    # NULL when nothing is streamed, which is almost always: no text to convert per row.
+    mark = f"nullif({' || '.join(marks)}, '')" if marks else "NULL"
     sql = f"SELECT {rowid}, {mark}, {', '.join(exprs)} FROM {_quote(table)}"
     hashes: Counter[bytes] = Counter()
     saved = conn.text_factory
     conn.text_factory = _Text
     try:
-        for rowid_value, marked, *values in conn.execute(sql):
-            flags = bytes(marked).decode() if marked else ""  # text, so a _Text
-            streamed = {int(m[1:]): m[0] for m in flags.split(",") if m}
-            h = hashlib.sha256()
-            for i, value in enumerate(values):
-                if i in streamed:
-                    column = layout.columns[i]
-                    _feed_stream(conn, h, table, column, (layout.rowid, rowid_value), streamed[i])
-                else:
-                    _feed_value(h, value)
-            hashes[h.digest()] += 1
+        cursor = conn.execute(sql)
+        while rows := cursor.fetchmany(512):
+            for rowid_value, marked, *values in rows:
+                if marked is None:
+                    hashes[hashlib.sha256(_encode_row(values)).digest()] += 1
+                    continue
+                h = hashlib.sha256()
+                streamed = {int(m[1:]): m[0] for m in bytes(marked).decode().split(",") if m}
+                for i, value in enumerate(values):
+                    if i in streamed:
+                        where = (layout.rowid, rowid_value)
+                        _feed_stream(conn, h, table, layout.columns[i], where, streamed[i])
+                    else:
+                        h.update(_encode_row([value]))
+                hashes[h.digest()] += 1
     finally:
         conn.text_factory = saved
     return hashes
 
 
-def _feed_value(h: hashlib._Hash, value: object) -> None:
-    if value is None:
-        h.update(b"N")
-    elif isinstance(value, int):
-        h.update(b"I" + value.to_bytes(8, "big", signed=True))
-    elif isinstance(value, float):
-        h.update(b"F" + struct.pack(">d", value))
-    elif isinstance(value, bytes):
-        tag = b"T" if isinstance(value, _Text) else b"B"
-        h.update(tag + len(value).to_bytes(8, "big") + value)
-    else:  # pragma: no cover - sqlite3 returns no other type
-        raise TypeError(f"unexpected value type {type(value).__name__}")
+_INT = struct.Struct(">cq").pack
+_REAL = struct.Struct(">cd").pack
+_SIZED = struct.Struct(">cQ").pack
+# Each value as its tag, then 8 bytes of integer or real, or a length and then the bytes.
+_ENCODE: dict[type, Callable[[Any], bytes]] = {
+    int: lambda v: _INT(b"I", v),
+    _Text: lambda v: _SIZED(b"T", len(v)) + v,
+    type(None): lambda v: b"N",
+    float: lambda v: _REAL(b"F", v),
+    bytes: lambda v: _SIZED(b"B", len(v)) + v,
+}
+
+
+def _encode_row(values: list[Any]) -> bytes:
+    return b"".join([_ENCODE[type(value)](value) for value in values])
 
 
 def _feed_stream(
