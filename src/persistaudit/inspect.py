@@ -19,7 +19,15 @@ from persistaudit.digest import TableData
 from persistaudit.exceptions import LimitExceeded, SnapshotError
 from persistaudit.sqlite_guard import HEADER, GuardedConnection, Limits, open_copy
 
-__all__ = ["HEADER", "DatabaseFacts", "ForeignKeyViolation", "TableData", "open_copy"]
+# HEADER and open_copy live in sqlite_guard now; they stay importable from here.
+__all__ = [
+    "HEADER",
+    "DatabaseFacts",
+    "ForeignKeyViolation",
+    "TableData",
+    "inspect_database",
+    "open_copy",
+]
 MAX_FK_VIOLATIONS = 1000  # kept as evidence; the total is counted
 _T = TypeVar("_T")
 

@@ -78,7 +78,7 @@ class GuardedConnection(sqlite3.Connection):
     """
 
     limits: Limits
-    trusted: set[str]  # SQLite's own parts that needed trusted_schema=ON, for the evidence
+    trusted: set[str]  # which of SQLite's own parts were let through with trusted_schema=ON
     _deadline: float
     _timeout: float
     _in_stage: bool
@@ -118,7 +118,7 @@ class GuardedConnection(sqlite3.Connection):
 
     @contextmanager
     def stage(self, timeout: float | None = None) -> Iterator[None]:
-        """One deadline for every statement inside, e.g. a table's digest or one probe."""
+        """One deadline for every statement inside, e.g. all those of a table's digest."""
         outer = self._in_stage
         if not outer:
             self._restart(self.limits.query_timeout if timeout is None else timeout)
