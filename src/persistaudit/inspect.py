@@ -16,8 +16,8 @@ from typing import TypeVar
 
 from persistaudit import digest
 from persistaudit.digest import TableData
-from persistaudit.exceptions import LimitExceeded, SnapshotError
-from persistaudit.sqlite_guard import HEADER, GuardedConnection, Limits, open_copy
+from persistaudit.exceptions import LimitExceeded
+from persistaudit.sqlite_guard import HEADER, GuardedConnection, Limits, open_copy, reading
 
 # HEADER and open_copy live in sqlite_guard now; they stay importable from here.
 __all__ = [
@@ -66,8 +66,7 @@ class DatabaseFacts:
 
 
 def inspect_database(path: Path, limits: Limits | None = None) -> DatabaseFacts:
-    conn = open_copy(path, limits)
-    try:
+    with reading(path, "the database", limits) as conn:
         with path.open("rb") as fh:
             header = fh.read(100)
         objects = conn.execute(
@@ -97,12 +96,6 @@ def inspect_database(path: Path, limits: Limits | None = None) -> DatabaseFacts:
             integrity_error=integrity_error,
             foreign_key_error=fk_error,
         )
-    except LimitExceeded as exc:
-        raise type(exc)(f"{path}: reading the database: {exc}") from None
-    except sqlite3.DatabaseError as exc:
-        raise SnapshotError(f"{path}: cannot read the database: {exc}") from None
-    finally:
-        conn.close()
 
 
 def _limited(what: str, read: Callable[[], _T]) -> tuple[_T | None, str]:

@@ -12,7 +12,7 @@ from typing import Any
 from persistaudit import sqltext
 from persistaudit.exceptions import ConfigError, LimitExceeded, SnapshotError
 from persistaudit.manifest import Column, ForeignKey, Index, Manifest, Table, Trigger, View
-from persistaudit.sqlite_guard import Limits, open_copy, open_memory
+from persistaudit.sqlite_guard import Limits, open_memory, reading
 
 _GENERATED = {2: "virtual", 3: "stored"}
 
@@ -122,15 +122,8 @@ def from_copy(path: Path, name: str | None = None, limits: Limits | None = None)
 
     Raises SnapshotError when it cannot be read, LimitExceeded when a limit stops it.
     """
-    conn = open_copy(path, limits)
-    try:
+    with reading(path, "the schema", limits) as conn:
         return read_schema(conn, name)
-    except LimitExceeded as exc:
-        raise type(exc)(f"{path}: reading the schema: {exc}") from None
-    except sqlite3.DatabaseError as exc:
-        raise SnapshotError(f"{path}: cannot read the schema: {exc}") from None
-    finally:
-        conn.close()
 
 
 def from_file(path: Path, name: str | None = None) -> Manifest:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from persistaudit.config import format_size
-from persistaudit.exceptions import QueryTimeout, SnapshotError, ValueTooLarge
+from persistaudit.exceptions import LimitExceeded, QueryTimeout, SnapshotError, ValueTooLarge
 
 HEADER = b"SQLite format 3\x00"
 DEFAULT_QUERY_TIMEOUT = 60.0
@@ -304,6 +304,23 @@ def open_copy(
             conn.close()
             raise
     return conn
+
+
+@contextmanager
+def reading(path: Path, what: str, limits: Limits | None = None) -> Iterator[GuardedConnection]:
+    """open_copy(path), closed after use; an error names the file and what was being read.
+
+    SQLite errors become SnapshotError, limits stay LimitExceeded (with the file named).
+    """
+    conn = open_copy(path, limits)
+    try:
+        yield conn
+    except LimitExceeded as exc:
+        raise type(exc)(f"{path}: reading {what}: {exc}") from None
+    except sqlite3.DatabaseError as exc:
+        raise SnapshotError(f"{path}: cannot read {what}: {exc}") from None
+    finally:
+        conn.close()
 
 
 def open_memory(limits: Limits | None = None) -> GuardedConnection:
