@@ -14,6 +14,8 @@ def judge(cycle: Cycle, check: CheckRecorder, metric: str) -> None:
 
     A cycle that could not be exercised or judged (a canary write refused before it, the
     target removed by something else) is BLOCKED: it proves neither loss nor retention.
+    What a limit (size, time) kept from being read is unverified: BLOCKED, unless a definite
+    loss was found anyway.
     """
     __tracebackhide__ = True
     check.extend(cycle.actions)
@@ -32,9 +34,12 @@ def judge(cycle: Cycle, check: CheckRecorder, metric: str) -> None:
         # Not an assert: a broken invariant is a bug of ours (ERROR), never a FAIL.
         raise RuntimeError(f"the {cycle.name} cycle ended without its snapshots or read-back")
     problems = []
+    unverified = []
     for state in (cycle.before, cycle.after):
         if state.error:
-            problems.append(f"snapshot {state.label}: {state.error}")
+            (unverified if state.blocked else problems).append(
+                f"snapshot {state.label}: {state.error}"
+            )
     rb = cycle.read_back
     check.add(
         "Canary records read back through the service",
@@ -55,6 +60,7 @@ def judge(cycle: Cycle, check: CheckRecorder, metric: str) -> None:
             ),
             "table",
         )
+        unverified += ret.unverified
         if not ret.complete:
             changed = [t.name for t in ret.tables if not t.digest_equal]
             problems.append(
@@ -63,8 +69,14 @@ def judge(cycle: Cycle, check: CheckRecorder, metric: str) -> None:
             )
     after = cycle.after.facts
     if after is not None:
-        check.add("PRAGMA integrity_check (after)", "\n".join(after.integrity), "command")
-        if not after.integrity_ok:
+        check.add(
+            "PRAGMA integrity_check (after)",
+            after.integrity_error or "\n".join(after.integrity),
+            "command",
+        )
+        if after.integrity_error:
+            unverified.append(f"after the cycle: {after.integrity_error}")
+        elif not after.integrity_ok:
             problems.append(f"integrity_check after the cycle: {after.integrity[0]}")
     if cycle.before.schema is not None and cycle.after.schema is not None:
         changes = diff(cycle.before.schema, cycle.after.schema)
@@ -72,10 +84,12 @@ def judge(cycle: Cycle, check: CheckRecorder, metric: str) -> None:
             shown = "; ".join(d.describe() for d in changes[:5])
             problems.append(f"schema changed across the {cycle.name}: {shown}")
     percent = min(rb.percent, ret.percent if ret else 0.0)
-    check.metric(metric, "100%", f"{percent:.1f}%", not problems)
+    check.metric(metric, "100%", f"{percent:.1f}%", not problems and not unverified)
     if problems:
         check.summary = "; ".join(problems)
         pytest.fail(check.summary, pytrace=False)
+    if unverified:
+        raise check.blocked("retention not verified: " + "; ".join(unverified))
     if ret is None:
         raise RuntimeError(f"the {cycle.name} cycle passed without a retention comparison")
     check.summary = (

@@ -7,6 +7,7 @@ import pytest
 from persistaudit import constraints
 from persistaudit.audit import TargetAudit
 from persistaudit.diff import diff, diff_tables
+from persistaudit.exceptions import LimitExceeded
 from persistaudit.inspect import DatabaseFacts
 from persistaudit.manifest import dump_manifest
 from persistaudit.plugin import CheckRecorder
@@ -28,7 +29,11 @@ def plural(n: int, word: str) -> str:
 def fresh_facts(
     audit: TargetAudit, check: CheckRecorder, *, show_copy: bool = False
 ) -> DatabaseFacts:
-    """The fresh install's database facts; the check fails if no database could be read."""
+    """The fresh install's database facts; the check fails if no database could be read.
+
+    It is BLOCKED instead when a limit (database.max_size, database.query_timeout) kept the
+    database from being copied or read: that is no finding about the database.
+    """
     __tracebackhide__ = True
     state = audit.fresh.database
     if state.snapshot is not None and show_copy:
@@ -40,6 +45,8 @@ def fresh_facts(
             "command",
         )
     if state.facts is None:
+        if state.blocked:
+            raise check.blocked(f"the database could not be examined: {state.error}")
         check.summary = f"no database to inspect: {state.error}"
         pytest.fail(check.summary, pytrace=False)
     return state.facts
@@ -81,11 +88,15 @@ def test_startup(persistaudit_audit: TargetAudit, persistaudit_check: CheckRecor
 @pytest.mark.check("fresh_install.schema")
 def test_schema(persistaudit_started: TargetAudit, persistaudit_check: CheckRecorder) -> None:
     fresh_facts(persistaudit_started, persistaudit_check, show_copy=True)
-    actual = persistaudit_started.fresh.database.schema
-    if actual is None:  # not an assert: a bug of ours is an ERROR, never a FAIL
-        raise RuntimeError(
-            f"database facts but no schema: {persistaudit_started.fresh.database.error}"
-        )
+    state = persistaudit_started.fresh.database
+    actual = state.schema
+    if actual is None:
+        if state.blocked:
+            raise persistaudit_check.blocked(f"the schema could not be read: {state.error}")
+        if not state.error:  # not an assert: a bug of ours is an ERROR, never a FAIL
+            raise RuntimeError("database facts but no schema, and no reason why")
+        persistaudit_check.summary = f"the schema could not be read: {state.error}"
+        pytest.fail(persistaudit_check.summary, pytrace=False)
     expected = persistaudit_started.manifest
     tables = diff_tables(expected, actual)
     differences = diff(expected, actual)
@@ -159,7 +170,12 @@ def test_constraints(persistaudit_started: TargetAudit, persistaudit_check: Chec
     snapshot = persistaudit_started.fresh.database.snapshot
     if snapshot is None:  # not an assert: a bug of ours is an ERROR, never a FAIL
         raise RuntimeError("database facts without the snapshot they came from")
-    probes = constraints.probe(snapshot.path, persistaudit_started.manifest)
+    try:
+        probes = constraints.probe(
+            snapshot.path, persistaudit_started.manifest, persistaudit_started.limits
+        )
+    except LimitExceeded as exc:
+        raise persistaudit_check.blocked(f"the constraints could not be probed: {exc}") from None
     persistaudit_check.table(
         "Constraint probes on a throw-away copy (PRAGMA foreign_keys=ON)",
         ["Kind", "Constraint", "Outcome", "Detail"],
@@ -180,6 +196,12 @@ def test_constraints(persistaudit_started: TargetAudit, persistaudit_check: Chec
             f"{p.target}: {p.outcome} ({p.detail})" for p in failed[:4]
         )
         pytest.fail(persistaudit_check.summary, pytrace=False)
+    stopped = [p for p in probes if p.stopped]
+    if stopped:  # not a pass: part of what was to be proven was never tried
+        raise persistaudit_check.blocked(
+            f"{len(stopped)} of {len(probes)} probes stopped by a limit: "
+            + "; ".join(f"{p.target}: {p.detail}" for p in stopped[:4])
+        )
     persistaudit_check.summary = (
         f"{len(proven)} of {len(probes)} constraints, views and JSON columns proven"
         + (f"; {len(inconclusive)} inconclusive" if inconclusive else "")
@@ -189,6 +211,9 @@ def test_constraints(persistaudit_started: TargetAudit, persistaudit_check: Chec
 @pytest.mark.check("fresh_install.integrity")
 def test_integrity(persistaudit_started: TargetAudit, persistaudit_check: CheckRecorder) -> None:
     facts = fresh_facts(persistaudit_started, persistaudit_check)
+    if facts.integrity_error:
+        persistaudit_check.add("PRAGMA integrity_check", facts.integrity_error, "command")
+        raise persistaudit_check.blocked(f"integrity not verified: {facts.integrity_error}")
     result = "\n".join(facts.integrity)
     persistaudit_check.add("PRAGMA integrity_check", result, "command")
     persistaudit_check.metric("Database integrity", "ok", facts.integrity[0], facts.integrity_ok)
@@ -203,17 +228,19 @@ def test_integrity(persistaudit_started: TargetAudit, persistaudit_check: CheckR
 @pytest.mark.check("fresh_install.foreign_keys")
 def test_foreign_keys(persistaudit_started: TargetAudit, persistaudit_check: CheckRecorder) -> None:
     facts = fresh_facts(persistaudit_started, persistaudit_check)
+    if facts.foreign_key_error:
+        persistaudit_check.add("PRAGMA foreign_key_check", facts.foreign_key_error, "command")
+        raise persistaudit_check.blocked(f"foreign keys not verified: {facts.foreign_key_error}")
     rows = facts.foreign_key_violations
-    persistaudit_check.add(
-        "PRAGMA foreign_key_check",
-        "\n".join(f"{v.table} rowid {v.rowid} -> {v.parent} (fk {v.fk_index})" for v in rows)
-        or "(no rows)",
-        "command",
-    )
-    persistaudit_check.metric("Foreign key violations", "0", str(len(rows)), not rows)
+    total = facts.foreign_key_violations_total
+    shown = [f"{v.table} rowid {v.rowid} -> {v.parent} (fk {v.fk_index})" for v in rows]
+    if total > len(rows):
+        shown.append(f"... and {total - len(rows)} more")
+    persistaudit_check.add("PRAGMA foreign_key_check", "\n".join(shown) or "(no rows)", "command")
+    persistaudit_check.metric("Foreign key violations", "0", str(total), not rows)
     if rows:
         tables = sorted({f"{v.table} -> {v.parent}" for v in rows})
-        persistaudit_check.summary = f"{len(rows)} foreign key violation(s): {', '.join(tables)}"
+        persistaudit_check.summary = f"{total} foreign key violation(s): {', '.join(tables)}"
     else:
         persistaudit_check.summary = "foreign_key_check: no violations"
     assert not rows, persistaudit_check.summary

@@ -18,13 +18,20 @@ from docker import DockerClient
 
 from persistaudit import canary, engine, retention, schema, signals
 from persistaudit.config import TargetConfig
-from persistaudit.exceptions import CanaryError, PersistauditError, TargetBlocked, TargetRemoved
+from persistaudit.exceptions import (
+    CanaryError,
+    LimitExceeded,
+    PersistauditError,
+    TargetBlocked,
+    TargetRemoved,
+)
 from persistaudit.findings import Evidence
 from persistaudit.inspect import DatabaseFacts, inspect_database
 from persistaudit.manifest import Manifest, load_manifest
 from persistaudit.readiness import LOG_TAIL, fold_repeats
 from persistaudit.runtime import ImageRuntime, TargetRuntime
 from persistaudit.snapshot import Snapshot, take_snapshot
+from persistaudit.sqlite_guard import Limits
 
 
 @dataclass
@@ -36,6 +43,9 @@ class DatabaseState:
     facts: DatabaseFacts | None = None
     schema: Manifest | None = None
     error: str = ""
+    # The error is a limit (size, time): the checks that need this state could not run, so
+    # they are BLOCKED rather than failed.
+    blocked: bool = False
 
 
 @dataclass
@@ -96,6 +106,7 @@ class TargetAudit:
         self._next_canary = 1
         self._written: list[canary.Canary] = []
         self._snapshots = 0
+        self.limits = Limits(query_timeout=config.database.query_timeout)
 
     @classmethod
     def create(
@@ -138,11 +149,18 @@ class TargetAudit:
         dest = self.workdir / f"{self._snapshots:02d}-{label}"
         state = DatabaseState(label)
         try:
-            state.snapshot = take_snapshot(self.runtime.container, self.config.database.path, dest)
-            state.facts = inspect_database(state.snapshot.path)
-            state.schema = schema.from_file(state.snapshot.path, self.config.name)
+            state.snapshot = take_snapshot(
+                self.runtime.container,
+                self.config.database.path,
+                dest,
+                max_size=self.config.database.max_size,
+            )
+            state.facts = inspect_database(state.snapshot.path, self.limits)
+            state.schema = schema.from_copy(state.snapshot.path, self.config.name, self.limits)
         except TargetRemoved:
             raise
+        except LimitExceeded as exc:
+            state.error, state.blocked = str(exc), True
         except PersistauditError as exc:
             state.error = str(exc)
         return state

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
 from persistaudit.config import CANARY_VARS, CanarySpec, HttpStep
 from persistaudit.exceptions import CanaryError
+from persistaudit.http_deadline import fetch
 from persistaudit.runtime.base import DockerContainer
 
 RESPONSE_EXCERPT = 500  # characters of a response body kept as evidence
@@ -67,7 +67,10 @@ class Endpoints:
 
 
 def send(endpoints: Endpoints, step: HttpStep, variables: dict[str, str]) -> tuple[int, str]:
-    """Perform one HTTP step; return status and body text (errors included, not raised)."""
+    """Perform one HTTP step; return status and body text (errors included, not raised).
+
+    step.timeout bounds the whole request, however slowly the service answers.
+    """
     url = endpoints.url(step.port, fill(step.path, variables))
     data = None
     headers = fill(dict(step.headers), variables)
@@ -76,12 +79,10 @@ def send(endpoints: Endpoints, step: HttpStep, variables: dict[str, str]) -> tup
         headers.setdefault("Content-Type", "application/json")
     request = urllib.request.Request(url, data=data, headers=headers, method=step.method)
     try:
-        with urllib.request.urlopen(request, timeout=step.timeout) as response:
-            return int(response.status), response.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), exc.read().decode("utf-8", "replace")
+        status, body = fetch(request, timeout=step.timeout)
     except (OSError, ValueError) as exc:
         return 0, f"{type(exc).__name__}: {exc}"
+    return status, body.decode("utf-8", "replace")
 
 
 def _check(step: HttpStep, status: int, body: str, variables: dict[str, str]) -> str | None:

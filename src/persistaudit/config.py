@@ -16,6 +16,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -111,8 +112,47 @@ def _container_path(value: str) -> str:
 ContainerPath = Annotated[str, AfterValidator(_container_path)]
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4}
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from a number or a string such as "512MB" or "2GiB" (KiB = 1024, KB = 1000)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number of bytes or a size such as 2GiB")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    match = _SIZE.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError("expected a number of bytes or a size such as 2GiB")
+    unit = (match.group(2) or "").upper()
+    scale = 1024 ** (" KMGT".index(unit[0])) if "I" in unit else _UNITS[unit[:1]]
+    number = float(match.group(1)) * scale
+    if number > 2**63:
+        raise ValueError("is larger than any database SQLite can hold")
+    return int(number)
+
+
+def format_size(n: int) -> str:
+    """A byte count as people read it: 4.0 GiB, 12.5 MiB, 300 bytes."""
+    for unit, scale in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
 class DatabaseSpec(_Model):
+    """The target's SQLite file, and the limits on examining copies of it on the host."""
+
     path: ContainerPath
+    max_size: Annotated[int, BeforeValidator(parse_size), Field(gt=0)] = Field(
+        default=4 * 1024**3, description="largest database (with its -wal) copied out"
+    )
+    query_timeout: float = Field(
+        default=60.0, gt=0, description="seconds any one statement on a copy may run"
+    )
 
 
 class VolumeSpec(_Model):

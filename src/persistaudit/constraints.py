@@ -4,6 +4,11 @@ With PRAGMA foreign_keys=ON, each probe builds a row that satisfies everything, 
 exactly one declared constraint and expects the database to refuse it. A CHECK is tried with
 candidate values for which its own expression is false, so "accepted" is a definite finding,
 never a guess. Views must answer a query; columns marked json_valid must hold valid JSON.
+
+The database is untrusted: its triggers, views and CHECKs run here. Every statement has a
+deadline and a length limit (sqlite_guard); a probe stopped by one is inconclusive, the rest
+of its table's probes are not tried (an interrupted write undoes the rows they build on),
+and the other tables' probes go on.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import re
 import shutil
 import sqlite3
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +25,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from persistaudit import sqltext
+from persistaudit.exceptions import LimitExceeded
 from persistaudit.manifest import Manifest, Table
+from persistaudit.snapshot import Budget
+from persistaudit.sqlite_guard import GuardedConnection, Limits, open_copy
 
 Outcome = Literal["enforced", "not enforced", "inconclusive", "ok", "failed"]
 BAD_VALUES: list[Any] = [-1, 0, -999_999_999, "persistaudit-invalid", "", 10**18, "x" * 10_000, 1.5]
@@ -32,6 +41,7 @@ class Probe:
     target: str
     outcome: Outcome
     detail: str
+    stopped: bool = False  # inconclusive because a time or size limit stopped it
 
     @property
     def failed(self) -> bool:
@@ -45,7 +55,7 @@ def _q(name: str) -> str:
 class _Rows:
     """Builds rows that satisfy a table's constraints, creating parent rows as needed."""
 
-    def __init__(self, conn: sqlite3.Connection, manifest: Manifest) -> None:
+    def __init__(self, conn: GuardedConnection, manifest: Manifest) -> None:
         self.conn = conn
         self.manifest = manifest
         self.serial = 0
@@ -158,8 +168,10 @@ def savepoint(conn: sqlite3.Connection) -> Iterator[None]:
     try:
         yield
     finally:
-        conn.execute("ROLLBACK TO probe")
-        conn.execute("RELEASE probe")
+        # An interrupted write (a deadline) has already rolled back the whole transaction.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK TO probe")
+            conn.execute("RELEASE probe")
 
 
 def _columns_in(expression: str, row: dict[str, Any]) -> list[str]:
@@ -177,7 +189,7 @@ def _literals(expression: str) -> list[Any]:
     return out
 
 
-def _holds(conn: sqlite3.Connection, check: str, row: dict[str, Any]) -> bool | None:
+def _holds(conn: GuardedConnection, check: str, row: dict[str, Any]) -> bool | None:
     """The CHECK expression's value for this row: True, False, or None (NULL or unknown)."""
     cols = ", ".join(f"? AS {_q(c)}" for c in row) or "NULL AS _"
     try:
@@ -189,16 +201,23 @@ def _holds(conn: sqlite3.Connection, check: str, row: dict[str, Any]) -> bool | 
     return None if value is None or value[0] is None else bool(value[0])
 
 
-def probe(db_file: Path, manifest: Manifest) -> list[Probe]:
-    """Probe every constraint the manifest declares, on a copy of db_file (and its -wal)."""
+def probe(db_file: Path, manifest: Manifest, limits: Limits | None = None) -> list[Probe]:
+    """Probe every constraint the manifest declares, on a copy of db_file (and its -wal).
+
+    Raises DatabaseTooLarge when the disk has no room for the copy.
+    """
+    sources = [db_file] + [
+        side for suffix in ("-wal", "-shm") if (side := Path(str(db_file) + suffix)).exists()
+    ]
     with tempfile.TemporaryDirectory(prefix="persistaudit-probe-") as tmp:
         copy = Path(tmp) / "probe.db"
-        shutil.copyfile(db_file, copy)
-        for suffix in ("-wal", "-shm"):
-            side = Path(str(db_file) + suffix)
-            if side.exists():
-                shutil.copyfile(side, Path(str(copy) + suffix))
-        conn = sqlite3.connect(copy, isolation_level=None)
+        Budget(Path(tmp), sys.maxsize).reserve(
+            "a throw-away copy of the database for the constraint probes",
+            sum(source.stat().st_size for source in sources),
+        )
+        for source in sources:
+            shutil.copyfile(source, Path(str(copy) + source.name[len(db_file.name) :]))
+        conn = open_copy(copy, limits, writable=True)
         try:
             conn.execute("PRAGMA foreign_keys = ON")
             return _probe_all(conn, manifest)
@@ -206,7 +225,7 @@ def probe(db_file: Path, manifest: Manifest) -> list[Probe]:
             conn.close()
 
 
-def _probe_all(conn: sqlite3.Connection, manifest: Manifest) -> list[Probe]:
+def _probe_all(conn: GuardedConnection, manifest: Manifest) -> list[Probe]:
     have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     rows = _Rows(conn, manifest)
     out: list[Probe] = []
@@ -217,14 +236,21 @@ def _probe_all(conn: sqlite3.Connection, manifest: Manifest) -> list[Probe]:
                 continue  # a missing table is the schema check's finding
             out += _probe_table(conn, rows, manifest, name, manifest.tables[name])
         for name in sorted(manifest.views):
-            try:
-                conn.execute(f"SELECT * FROM {_q(name)} LIMIT 1").fetchall()
-                out.append(Probe("view", name, "ok", "SELECT * answers"))
-            except sqlite3.Error as exc:
-                out.append(Probe("view", name, "failed", f"SELECT * fails: {exc}"))
+            out.append(_probe_view(conn, name))
     finally:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
     return out
+
+
+def _probe_view(conn: GuardedConnection, name: str) -> Probe:
+    try:
+        conn.execute(f"SELECT * FROM {_q(name)} LIMIT 1").fetchall()
+    except LimitExceeded as exc:
+        return Probe("view", name, "inconclusive", f"SELECT *: {exc}", stopped=True)
+    except sqlite3.Error as exc:
+        return Probe("view", name, "failed", f"SELECT * fails: {exc}")
+    return Probe("view", name, "ok", "SELECT * answers")
 
 
 def _unique_groups(manifest: Manifest, name: str, spec: Table) -> list[list[str]]:
@@ -241,10 +267,46 @@ def _unique_groups(manifest: Manifest, name: str, spec: Table) -> list[list[str]
 
 
 def _probe_table(
-    conn: sqlite3.Connection, rows: _Rows, manifest: Manifest, name: str, spec: Table
+    conn: GuardedConnection, rows: _Rows, manifest: Manifest, name: str, spec: Table
 ) -> list[Probe]:
-    out: list[Probe] = []
+    """The table's probes in planned order; any a limit stopped or kept from running are
+    inconclusive, with stopped set."""
     uniques = _unique_groups(manifest, name, spec)
+    planned: list[tuple[Any, str]] = [
+        ("json", f"{name}.{c.name}") for c in spec.columns if c.json_valid
+    ]
+    planned += (
+        [("foreign_key", fk.label(name)) for fk in spec.foreign_keys]
+        + [("unique", f"{name}: UNIQUE({', '.join(u)})") for u in uniques]
+        + [("check", f"{name}: CHECK({c})") for c in spec.checks]
+    )
+    out: list[Probe] = []
+    try:
+        _run_table_probes(conn, rows, name, spec, uniques, planned, out)
+    except LimitExceeded as exc:
+        first, *rest = planned[len(out) :]
+        out.append(Probe(first[0], first[1], "inconclusive", str(exc), stopped=True))
+        out += [
+            Probe(
+                kind, target, "inconclusive", "not tried: a limit stopped a probe before it", True
+            )
+            for kind, target in rest
+        ]
+        if not conn.in_transaction:
+            conn.execute("BEGIN")  # an interrupted write rolled it back
+    return out
+
+
+def _run_table_probes(
+    conn: GuardedConnection,
+    rows: _Rows,
+    name: str,
+    spec: Table,
+    uniques: list[list[str]],
+    planned: list[tuple[Any, str]],
+    out: list[Probe],
+) -> None:
+    """Append the probes of planned to out, in order."""
     for column in (c for c in spec.columns if c.json_valid):
         bad = conn.execute(
             f"SELECT count(*) FROM {_q(name)} WHERE {_q(column.name)} IS NOT NULL"
@@ -255,19 +317,15 @@ def _probe_table(
             out.append(Probe("json", target, "failed", f"{bad} row(s) hold invalid JSON"))
         else:
             out.append(Probe("json", target, "ok", "every value is valid JSON"))
-    constraints = (
-        [("foreign_key", fk.label(name)) for fk in spec.foreign_keys]
-        + [("unique", f"{name}: UNIQUE({', '.join(u)})") for u in uniques]
-        + [("check", f"{name}: CHECK({c})") for c in spec.checks]
-    )
-    if not constraints:
-        return out
+    if len(out) == len(planned):
+        return
     base = rows.build(name)
     if base is None:
-        return out + [
-            Probe(kind, target, "inconclusive", "could not build a valid row to start from")  # type: ignore[arg-type]
-            for kind, target in constraints
+        out += [
+            Probe(kind, target, "inconclusive", "could not build a valid row to start from")
+            for kind, target in planned[len(out) :]
         ]
+        return
     for fk in spec.foreign_keys:
         out.append(_probe_fk(rows, name, base, fk.columns, fk.label(name)))
     keys = {c for group in uniques for c in group} | set(spec.primary_key)
@@ -275,7 +333,6 @@ def _probe_table(
         out.append(_probe_unique(rows, name, base, cols, keys))
     for check in spec.checks:
         out.append(_probe_check(rows, name, base, check))
-    return out
 
 
 def _refused(rows: _Rows, table: str, row: dict[str, Any], word: str) -> tuple[bool, str]:
@@ -289,7 +346,16 @@ def _probe_fk(rows: _Rows, table: str, base: dict[str, Any], cols: list[str], la
         refused, last = _refused(rows, table, {**base, **dict.fromkeys(cols, value)}, "FOREIGN KEY")
         if refused:
             return Probe("foreign_key", label, "enforced", f"a row pointing at no parent: {last}")
-    return Probe("foreign_key", label, "not enforced", f"a row pointing at no parent was {last}")
+        if last == "accepted":
+            return Probe(
+                "foreign_key", label, "not enforced", "a row pointing at no parent was accepted"
+            )
+    return Probe(
+        "foreign_key",
+        label,
+        "inconclusive",
+        f"a row pointing at no parent was refused for another reason: {last}",
+    )
 
 
 def _probe_unique(
@@ -319,6 +385,7 @@ def _probe_unique(
 def _probe_check(rows: _Rows, table: str, base: dict[str, Any], check: str) -> Probe:
     label = f"{table}: CHECK({check})"
     all_cols = {c[0]: None for c in rows.columns(table)}
+    other = ""  # a violating row refused for a reason other than the CHECK proves nothing
     for col in _columns_in(check, {**all_cols, **base}):
         for value in BAD_VALUES:
             row = {**base, col: value}
@@ -328,7 +395,13 @@ def _probe_check(rows: _Rows, table: str, base: dict[str, Any], check: str) -> P
             shown = repr(value) if len(repr(value)) < 40 else repr(value)[:37] + "..."
             if refused:
                 return Probe("check", label, "enforced", f"{col}={shown} refused")
-            return Probe(
-                "check", label, "not enforced", f"{col}={shown} violates it, yet was {detail}"
+            if detail == "accepted":
+                return Probe(
+                    "check", label, "not enforced", f"{col}={shown} violates it, yet was accepted"
+                )
+            other = (
+                other or f"{col}={shown} violates it and was refused for another reason: {detail}"
             )
-    return Probe("check", label, "inconclusive", "no candidate value violates the expression")
+    return Probe(
+        "check", label, "inconclusive", other or "no candidate value violates the expression"
+    )

@@ -23,6 +23,26 @@ class SnapshotError(PersistauditError):
     """The database could not be copied out of the container or opened on the host."""
 
 
+class LimitExceeded(PersistauditError):
+    """Examining the target's database needed more time or space than persistaudit allows.
+
+    Not a verdict on the database: a check that meets one is inconclusive or BLOCKED, never
+    passed or failed.
+    """
+
+
+class QueryTimeout(LimitExceeded):
+    """A statement on a copy of the database ran past its deadline (database.query_timeout)."""
+
+
+class ValueTooLarge(LimitExceeded):
+    """A value or expression in the database is larger than the length limit on host copies."""
+
+
+class DatabaseTooLarge(LimitExceeded):
+    """The database is larger than database.max_size or the free space left for its copy."""
+
+
 class CanaryError(PersistauditError):
     """Writing or reading canary records through the service failed.
 

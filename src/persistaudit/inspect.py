@@ -1,16 +1,35 @@
-"""Facts about a SQLite database file, read on the host from a snapshot copy."""
+"""Facts about a SQLite database file, read on the host from a snapshot copy.
+
+Every statement runs under the limits of sqlite_guard. When a limit stops integrity_check,
+foreign_key_check or a table's row digests, the fact says why instead of holding a result,
+and the check that needs it reports BLOCKED; a limit on the basic facts raises.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
-from persistaudit.exceptions import SnapshotError
+from persistaudit import digest
+from persistaudit.digest import TableData
+from persistaudit.exceptions import LimitExceeded
+from persistaudit.sqlite_guard import HEADER, GuardedConnection, Limits, open_copy, reading
 
-HEADER = b"SQLite format 3\x00"
+# HEADER and open_copy live in sqlite_guard now; they stay importable from here.
+__all__ = [
+    "HEADER",
+    "DatabaseFacts",
+    "ForeignKeyViolation",
+    "TableData",
+    "inspect_database",
+    "open_copy",
+]
+MAX_FK_VIOLATIONS = 1000  # kept as evidence; the total is counted
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -22,16 +41,6 @@ class ForeignKeyViolation:
 
 
 @dataclass(frozen=True)
-class TableData:
-    """A table's rows as a multiset of row hashes: what retention compares."""
-
-    name: str
-    rows: int
-    digest: str
-    row_hashes: Counter[str] = field(repr=False, compare=False)
-
-
-@dataclass(frozen=True)
 class DatabaseFacts:
     path: str
     size_bytes: int
@@ -39,72 +48,76 @@ class DatabaseFacts:
     journal_mode: str
     header_write_version: int  # byte 18 of the header: 1 rollback journal, 2 WAL
     integrity: list[str]
-    foreign_key_violations: list[ForeignKeyViolation]
+    foreign_key_violations: list[ForeignKeyViolation]  # the first MAX_FK_VIOLATIONS
     tables: dict[str, str]  # name -> CREATE statement; the full schema is schema.read_schema's
     data: dict[str, TableData] = field(repr=False)
+    foreign_key_violations_total: int = 0
+    integrity_error: str = ""  # why PRAGMA integrity_check could not finish (a limit)
+    foreign_key_error: str = ""  # why PRAGMA foreign_key_check could not finish
 
     @property
     def integrity_ok(self) -> bool:
-        return self.integrity == ["ok"]
+        return not self.integrity_error and self.integrity == ["ok"]
 
     @property
     def counts(self) -> dict[str, int]:
-        return {name: t.rows for name, t in self.data.items()}
+        """Rows per table, for the tables whose rows could be read in full."""
+        return {name: t.rows for name, t in self.data.items() if not t.error}
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def open_copy(path: Path) -> sqlite3.Connection:
-    """Open a host copy of a database; the checks only read it."""
-    try:
+def inspect_database(path: Path, limits: Limits | None = None) -> DatabaseFacts:
+    with reading(path, "the database", limits) as conn:
         with path.open("rb") as fh:
-            head = fh.read(100)
-    except OSError as exc:
-        raise SnapshotError(f"{path}: cannot read: {exc}") from None
-    if len(head) == 0:
-        raise SnapshotError(f"{path}: the database file is empty (0 bytes)")
-    if not head.startswith(HEADER):
-        raise SnapshotError(f"{path}: not a SQLite database (wrong header; encrypted or corrupt?)")
-    conn = sqlite3.connect(str(path))
-    conn.execute("PRAGMA query_only = ON")
-    return conn
-
-
-def inspect_database(path: Path) -> DatabaseFacts:
-    conn = open_copy(path)
-    try:
-        header = path.read_bytes()[:100]
+            header = fh.read(100)
         objects = conn.execute(
             "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master ORDER BY name"
         ).fetchall()
         tables = {
             n: sql for t, n, _, sql in objects if t == "table" and not n.startswith("sqlite_")
         }
-        fk_rows = conn.execute("PRAGMA foreign_key_check").fetchall()
+        journal_mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+        integrity, integrity_error = _limited(
+            "PRAGMA integrity_check",
+            lambda: [str(r[0]) for r in conn.execute("PRAGMA integrity_check")],
+        )
+        fk, fk_error = _limited("PRAGMA foreign_key_check", lambda: _foreign_key_violations(conn))
+        violations, total = fk or ([], 0)
         return DatabaseFacts(
             path=str(path),
             size_bytes=path.stat().st_size,
             sqlite_version=sqlite3.sqlite_version,
-            journal_mode=str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower(),
+            journal_mode=journal_mode,
             header_write_version=header[18],
-            integrity=[str(r[0]) for r in conn.execute("PRAGMA integrity_check")],
-            foreign_key_violations=[
-                ForeignKeyViolation(str(r[0]), r[1], str(r[2]), int(r[3])) for r in fk_rows
-            ],
+            integrity=integrity or [],
+            foreign_key_violations=violations,
             tables=tables,
             data={name: _table_data(conn, name) for name in tables},
+            foreign_key_violations_total=total,
+            integrity_error=integrity_error,
+            foreign_key_error=fk_error,
         )
-    except sqlite3.DatabaseError as exc:
-        raise SnapshotError(f"{path}: cannot read the database: {exc}") from None
-    finally:
-        conn.close()
 
 
-def _table_data(conn: sqlite3.Connection, name: str) -> TableData:
-    hashes: Counter[str] = Counter()
-    for row in conn.execute(f"SELECT * FROM {_quote(name)}"):
-        hashes[hashlib.sha256(repr(row).encode()).hexdigest()] += 1
-    digest = hashlib.sha256("".join(sorted(hashes.elements())).encode()).hexdigest()
-    return TableData(name, sum(hashes.values()), digest, hashes)
+def _limited(what: str, read: Callable[[], _T]) -> tuple[_T | None, str]:
+    """read()'s result, or None and why a limit stopped it."""
+    try:
+        return read(), ""
+    except LimitExceeded as exc:
+        return None, f"{what}: {exc}"
+
+
+def _foreign_key_violations(conn: GuardedConnection) -> tuple[list[ForeignKeyViolation], int]:
+    kept: list[ForeignKeyViolation] = []
+    total = 0
+    for r in conn.execute("PRAGMA foreign_key_check"):
+        total += 1
+        if len(kept) < MAX_FK_VIOLATIONS:
+            kept.append(ForeignKeyViolation(str(r[0]), r[1], str(r[2]), int(r[3])))
+    return kept, total
+
+
+def _table_data(conn: GuardedConnection, name: str) -> TableData:
+    try:
+        return digest.table_data(conn, name)
+    except LimitExceeded as exc:
+        return TableData(name, 0, "", Counter(), f"row digests of table {name}: {exc}")

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import re
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Protocol
 
 from persistaudit.config import ReadinessSpec
 from persistaudit.exceptions import TargetBlocked
+from persistaudit.http_deadline import fetch
 
 LOG_TAIL = 40
 RESTART_LOOP_COUNT = 2
+POLL_TIMEOUT = 2.0  # seconds one poll may take in all, at most
+MIN_POLL_TIMEOUT = 0.2
 
 
 @dataclass(frozen=True)
@@ -36,13 +37,15 @@ class Probeable(Protocol):
 
     def state(self) -> ContainerState: ...
     def logs(self, tail: int = LOG_TAIL, current_run: bool = False) -> list[str]: ...
-    def exec(self, command: list[str]) -> tuple[int, str]: ...
+    def exec(self, command: list[str], timeout: float | None = None) -> tuple[int, str]: ...
     def url(self, port: int, path: str) -> str: ...
 
 
 class WaitStrategy(Protocol):
     def describe(self) -> str: ...
-    def ready(self, container: Probeable) -> bool: ...
+    def ready(self, container: Probeable, timeout: float = POLL_TIMEOUT) -> bool:
+        """One poll, done within timeout seconds."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -54,18 +57,18 @@ class HttpWait:
     def describe(self) -> str:
         return f"HTTP GET {self.path} on port {self.port} answers {self.status}"
 
-    def ready(self, container: Probeable) -> bool:
+    def ready(self, container: Probeable, timeout: float = POLL_TIMEOUT) -> bool:
         try:
             url = container.url(self.port, self.path)
         except LookupError:
             return False  # port not published yet
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return bool(response.status == self.status)
-        except urllib.error.HTTPError as exc:
-            return exc.code == self.status
+            # The whole request shares the deadline: a server that drips its answer a byte
+            # at a time cannot hold the poll, nor the wait, past its timeout.
+            status, _ = fetch(url, timeout=timeout, max_body=0)
         except (OSError, ValueError):
             return False
+        return status == self.status
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ class LogWait:
     def describe(self) -> str:
         return f"log line matching /{self.pattern}/"
 
-    def ready(self, container: Probeable) -> bool:
+    def ready(self, container: Probeable, timeout: float = POLL_TIMEOUT) -> bool:
         # Only the current run's lines: after a restart the previous run's still match.
         regex = re.compile(self.pattern)
         return any(regex.search(line) for line in container.logs(tail=1000, current_run=True))
@@ -88,8 +91,8 @@ class CommandWait:
     def describe(self) -> str:
         return f"command {' '.join(self.command)} exits 0"
 
-    def ready(self, container: Probeable) -> bool:
-        code, _ = container.exec(list(self.command))
+    def ready(self, container: Probeable, timeout: float = POLL_TIMEOUT) -> bool:
+        code, _ = container.exec(list(self.command), timeout=timeout)
         return code == 0
 
 
@@ -119,10 +122,12 @@ def wait_ready(
     while True:
         state = container.state()
         restarts = state.restart_count - restarts_before
+        left = timeout - (time.monotonic() - started)
+        poll = min(POLL_TIMEOUT, max(left, MIN_POLL_TIMEOUT))
         if (
             state.status == "running"
             and restarts < RESTART_LOOP_COUNT
-            and strategy.ready(container)
+            and strategy.ready(container, timeout=poll)
         ):
             return time.monotonic() - started
         elapsed = time.monotonic() - started

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from persistaudit.inspect import DatabaseFacts
 
@@ -20,6 +20,9 @@ class TableRetention:
 class Retention:
     tables: list[TableRetention]
     missing_tables: list[str]  # present before, gone after
+    # Tables whose rows could not be read in full in one snapshot or the other (a time or
+    # size limit), with why: neither kept nor lost, so not in tables.
+    unverified: list[str] = field(default_factory=list)
 
     @property
     def rows_before(self) -> int:
@@ -35,7 +38,7 @@ class Retention:
 
     @property
     def complete(self) -> bool:
-        """Every row kept, every table's count and content digest unchanged."""
+        """Every row kept, every compared table's count and content digest unchanged."""
         return not self.missing_tables and all(
             t.retained == t.rows_before and t.digest_equal for t in self.tables
         )
@@ -45,12 +48,16 @@ def compare(before: DatabaseFacts, after: DatabaseFacts) -> Retention:
     """How many of the rows before are still there after, table by table, by content."""
     tables = []
     missing = []
+    unverified = []
     for name, old in sorted(before.data.items()):
         new = after.data.get(name)
         if new is None:
             missing.append(name)
             tables.append(TableRetention(name, old.rows, 0, 0, False))
             continue
+        if old.error or new.error:
+            unverified.append(old.error or new.error)
+            continue
         kept = sum(min(count, new.row_hashes[h]) for h, count in old.row_hashes.items())
         tables.append(TableRetention(name, old.rows, new.rows, kept, old.digest == new.digest))
-    return Retention(tables, missing)
+    return Retention(tables, missing, unverified)

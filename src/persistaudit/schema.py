@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from persistaudit import sqltext
-from persistaudit.exceptions import ConfigError, SnapshotError
-from persistaudit.inspect import open_copy
+from persistaudit.exceptions import ConfigError, LimitExceeded, SnapshotError
 from persistaudit.manifest import Column, ForeignKey, Index, Manifest, Table, Trigger, View
+from persistaudit.sqlite_guard import Limits, open_memory, reading
 
 _GENERATED = {2: "virtual", 3: "stored"}
 
@@ -117,6 +117,15 @@ def _table(conn: sqlite3.Connection, name: str, sql: str, table_sql: dict[str, s
     )
 
 
+def from_copy(path: Path, name: str | None = None, limits: Limits | None = None) -> Manifest:
+    """The schema of persistaudit's own copy of a database (a snapshot), read in place.
+
+    Raises SnapshotError when it cannot be read, LimitExceeded when a limit stops it.
+    """
+    with reading(path, "the schema", limits) as conn:
+        return read_schema(conn, name)
+
+
 def from_file(path: Path, name: str | None = None) -> Manifest:
     """Snapshot a database file without touching it: a copy (with -wal, -journal) is read.
 
@@ -132,15 +141,11 @@ def from_file(path: Path, name: str | None = None) -> Manifest:
             if side.is_file():
                 shutil.copyfile(side, Path(f"{copy}{suffix}"))
         try:
-            conn = open_copy(copy)
+            return from_copy(copy, name)
+        except LimitExceeded as exc:
+            raise type(exc)(str(exc).replace(str(copy), str(path))) from None
         except SnapshotError as exc:
             raise ConfigError(str(exc).replace(str(copy), str(path))) from None
-        try:
-            return read_schema(conn, name)
-        except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"{path}: cannot read the schema: {exc}") from None
-        finally:
-            conn.close()
 
 
 def keep_annotations(new: Manifest, old: Manifest) -> Manifest:
@@ -165,9 +170,11 @@ def from_sql(path: Path, name: str | None = None) -> Manifest:
         script = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
-    conn = sqlite3.connect(":memory:")
+    conn = open_memory()
     try:
         conn.executescript(script)
+    except LimitExceeded as exc:
+        raise ConfigError(f"{path}: the SQL does not run: {exc}") from None
     except sqlite3.Error as exc:
         raise ConfigError(f"{path}: the SQL does not run: {exc}") from None
     try:

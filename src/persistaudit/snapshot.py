@@ -4,24 +4,34 @@ Relies on nothing inside the target image: the container is paused, the database
 sidecar files are copied through the Docker API, then it is unpaused. Which sidecars matter
 follows from the copied file's header: -wal and -shm in WAL mode, a hot -journal otherwise.
 The copy is inspected on the host; the container's files are never opened for writing.
+
+Each file is streamed once, from the API's tar stream straight to its destination, within a
+budget: database.max_size for all the files together, and never more than the destination's
+free space less a margin. A database over it is DatabaseTooLarge (the checks are BLOCKED).
 """
 
 from __future__ import annotations
 
+import io
 import shutil
 import tarfile
-import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import IO
 
-from persistaudit.exceptions import SnapshotError
+from persistaudit.config import format_size
+from persistaudit.exceptions import DatabaseTooLarge, SnapshotError
 from persistaudit.runtime.base import DockerContainer
 
 WAL_SIDECARS = ("-wal", "-shm")
 ROLLBACK_SIDECARS = ("-journal",)
 WAL_HEADER_VERSION = 2  # byte 18 of the database header
+FREE_SPACE_MARGIN = 256 * 1024**2  # left free on the host's disk by a copy
+COPY_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -32,53 +42,172 @@ class Snapshot:
     pause_ms: float
 
 
-def take_snapshot(container: DockerContainer, db_path: str, dest: Path) -> Snapshot:
-    """Copy db_path and its sidecar files out of the container into the folder dest."""
+def take_snapshot(
+    container: DockerContainer, db_path: str, dest: Path, *, max_size: int
+) -> Snapshot:
+    """Copy db_path and its sidecar files out of the container into the folder dest.
+
+    The container is unpaused whatever happens; a failed copy raises SnapshotError, a
+    database over the budget DatabaseTooLarge.
+    """
     dest.mkdir(parents=True, exist_ok=True)
     name = PurePosixPath(db_path).name
     files: dict[str, int] = {}
+    budget = Budget(dest, max_size)
     started = time.monotonic()
-    with container.paused():
-        size = _copy_file(container, db_path, dest / name)
-        if size is None:
-            raise SnapshotError(
-                f"database file {db_path} does not exist in container {container.name}. "
-                "Hint: check database.path in the config against where the service writes."
-            )
-        files[name] = size
-        with (dest / name).open("rb") as fh:
-            header = fh.read(19)
-        wal = len(header) == 19 and header[18] == WAL_HEADER_VERSION
-        sidecars = WAL_SIDECARS if wal else ROLLBACK_SIDECARS
-        # Concurrent copies keep the pause short; each is one Docker API round trip.
-        with ThreadPoolExecutor(max_workers=len(sidecars)) as pool:
-            sizes = pool.map(
-                lambda s: _copy_file(container, db_path + s, dest / (name + s)), sidecars
-            )
-            for suffix, sidecar_size in zip(sidecars, sizes, strict=True):
-                if sidecar_size is not None:
-                    files[name + suffix] = sidecar_size
+    try:
+        with container.paused():
+            _copy_all(container, db_path, dest, name, budget, files)
+    except BaseException:
+        for copied in [name, *(name + s for s in (*WAL_SIDECARS, *ROLLBACK_SIDECARS))]:
+            (dest / copied).unlink(missing_ok=True)  # no snapshot, rather than half of one
+        raise
     pause_ms = (time.monotonic() - started) * 1000
     return Snapshot(dest / name, db_path, files, pause_ms)
 
 
-def _copy_file(container: DockerContainer, path: str, target: Path) -> int | None:
+def _copy_all(
+    container: DockerContainer,
+    db_path: str,
+    dest: Path,
+    name: str,
+    budget: Budget,
+    files: dict[str, int],
+) -> None:
+    """The database, then the sidecars its header calls for; files gets what was copied."""
+    size = _copy_file(container, db_path, dest / name, budget)
+    if size is None:
+        raise SnapshotError(
+            f"database file {db_path} does not exist in container {container.name}. "
+            "Hint: check database.path in the config against where the service writes."
+        )
+    files[name] = size
+    with (dest / name).open("rb") as fh:
+        header = fh.read(19)
+    wal = len(header) == 19 and header[18] == WAL_HEADER_VERSION
+    sidecars = WAL_SIDECARS if wal else ROLLBACK_SIDECARS
+    # Concurrent copies keep the pause short; each is one Docker API round trip.
+    with ThreadPoolExecutor(max_workers=len(sidecars)) as pool:
+        sizes = pool.map(
+            lambda s: _copy_file(container, db_path + s, dest / (name + s), budget), sidecars
+        )
+        for suffix, sidecar_size in zip(sidecars, sizes, strict=True):
+            if sidecar_size is not None:
+                files[name + suffix] = sidecar_size
+
+
+class Budget:
+    """Bytes that may still be copied: database.max_size in all, and what the disk has free."""
+
+    def __init__(self, dest: Path, max_size: int, margin: int = FREE_SPACE_MARGIN) -> None:
+        self.dest = dest
+        self.max_size = max_size
+        self.margin = margin
+        self.free = shutil.disk_usage(dest).free - margin
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def reserve(self, what: str, size: int) -> None:
+        """Count size bytes of what against the budget; raise DatabaseTooLarge when over."""
+        with self._lock:
+            total = self.used + size
+            with_others = f" ({format_size(total)} with the files before it)" if self.used else ""
+            if total > self.max_size:
+                raise DatabaseTooLarge(
+                    f"{what} is {format_size(size)}{with_others}, over the limit of "
+                    f"{format_size(self.max_size)} (database.max_size). Hint: raise "
+                    "database.max_size in the config if the host can hold a copy that large."
+                )
+            if total > self.free:
+                raise DatabaseTooLarge(
+                    f"{what} is {format_size(size)}{with_others}, more than the "
+                    f"{format_size(max(self.free, 0))} free in {self.dest} (keeping "
+                    f"{format_size(self.margin)} free). Hint: set TMPDIR to a larger disk."
+                )
+            self.used = total
+
+
+class _StreamBroken(Exception):
+    """The archive stream from the engine failed part-way (a connection error, say)."""
+
+
+class ChunkReader(io.RawIOBase):
+    """A readable file over an iterator of byte chunks, such as the engine's archive stream."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            try:
+                chunk = next(self._chunks)
+            except StopIteration:
+                return 0
+            except Exception as exc:  # the transport's errors are many; all end the copy
+                raise _StreamBroken(f"{type(exc).__name__}: {exc}") from exc
+            self._pending = memoryview(chunk)
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+def _copy_file(container: DockerContainer, path: str, target: Path, budget: Budget) -> int | None:
+    """Stream one file out of the container to target; its size, or None if it does not exist."""
     stream = container.get_archive(path)
     if stream is None:
         return None
-    with tempfile.TemporaryFile() as buffer:
-        for chunk in stream:
-            buffer.write(chunk)
-        buffer.seek(0)
-        with tarfile.open(fileobj=buffer, mode="r|") as tar:
-            for member in tar:
-                if not member.isfile():
-                    raise SnapshotError(
-                        f"{path} in container {container.name} is not a regular file"
-                    )
-                source = tar.extractfile(member)
-                assert source is not None
-                with target.open("wb") as out:
-                    shutil.copyfileobj(source, out)
-                return member.size
-    return None
+    where = f"{path} in container {container.name}"
+    try:
+        return copy_member(stream, where, target, budget)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+
+
+def copy_member(stream: Iterator[bytes], where: str, target: Path, budget: Budget) -> int:
+    """Write the one regular file of a tar stream to target, reading the stream once."""
+    try:
+        with tarfile.open(fileobj=ChunkReader(stream), mode="r|") as tar:
+            member = tar.next()
+            if member is None:
+                raise SnapshotError(f"{where}: the engine sent an empty archive")
+            if member.issym() or member.islnk():
+                raise SnapshotError(
+                    f"{where} is a link to {member.linkname}, not a regular file. "
+                    "Hint: set database.path to the file it points to."
+                )
+            if not member.isfile():
+                raise SnapshotError(f"{where} is not a regular file")
+            budget.reserve(where, member.size)
+            source = tar.extractfile(member)
+            assert source is not None  # a regular file always has content
+            copied = _write(source, target, member.size, where)
+            if tar.next() is not None:
+                raise SnapshotError(f"{where}: the engine's archive holds more than one file")
+            return copied
+    except _StreamBroken as exc:
+        raise SnapshotError(f"{where}: the copy failed, the engine's stream broke: {exc}") from None
+    except (tarfile.TarError, EOFError) as exc:
+        raise SnapshotError(
+            f"{where}: the copy failed, the engine's archive is malformed or cut off: {exc}"
+        ) from None
+    except OSError as exc:
+        raise SnapshotError(f"{where}: the copy failed writing to {target}: {exc}") from None
+
+
+def _write(source: IO[bytes], target: Path, size: int, where: str) -> int:
+    copied = 0
+    with target.open("wb") as out:
+        while chunk := source.read(COPY_CHUNK):
+            copied += len(chunk)
+            if copied > size:  # tarfile never reads past a member; say so if it ever did
+                raise SnapshotError(f"{where}: the archive held more than its {size} bytes")
+            out.write(chunk)
+    if copied != size:
+        raise SnapshotError(f"{where}: the archive ended after {copied} of {size} bytes")
+    return copied

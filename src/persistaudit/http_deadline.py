@@ -1,0 +1,94 @@
+"""HTTP requests with one deadline for the whole exchange, not one per socket read.
+
+urllib's timeout applies to each read: a server that sends a header byte a second keeps a
+request alive forever. Here every read of a response shares the request's deadline, so a
+readiness poll or a canary step ends on time whatever the service under audit does. The
+rest is urllib's (redirects, proxies from the environment), as before.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.client
+import io
+import socket
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+MAX_BODY = 16 * 1024**2  # read of a response body; the rest is never read
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The socket's reads, each allowed only the time left until the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock = sock
+        self._raw = sock.makefile("rb", buffering=0)
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the deadline passed")
+        self._sock.settimeout(remaining)
+        n = self._raw.readinto(buffer)
+        return 0 if n is None else n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _Response(http.client.HTTPResponse):
+    def __init__(self, sock: socket.socket, *args: Any, deadline: float, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        plain = self.fp
+        self.fp = io.BufferedReader(_DeadlineReader(sock, deadline))
+        plain.close()
+
+
+class _Connection(http.client.HTTPConnection):
+    def __init__(self, host: str, *, deadline: float, **kwargs: Any) -> None:
+        # Connecting and sending are bounded by the socket timeout: the time left.
+        kwargs["timeout"] = max(deadline - time.monotonic(), 0.001)
+        super().__init__(host, **kwargs)
+        self.response_class = functools.partial(_Response, deadline=deadline)  # type: ignore[assignment]
+
+
+class _Handler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: float) -> None:
+        super().__init__()
+        self._deadline = deadline
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_Connection, deadline=self._deadline), req)
+
+
+def fetch(
+    request: urllib.request.Request | str, *, timeout: float, max_body: int = MAX_BODY
+) -> tuple[int, bytes]:
+    """Status and body (its first max_body bytes) of one request, all within timeout seconds.
+
+    An HTTP error status is an answer, returned like any other. Raises TimeoutError when the
+    deadline passes, OSError when there is no valid answer, ValueError for a bad URL.
+    """
+    deadline = time.monotonic() + timeout
+    opener = urllib.request.build_opener(_Handler(deadline))
+    try:
+        try:
+            with opener.open(request, timeout=timeout) as response:
+                return int(response.status), response.read(max_body)
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return int(exc.code), exc.read(max_body)
+    except (TimeoutError, urllib.error.URLError) as exc:
+        if isinstance(exc, TimeoutError) or isinstance(exc.reason, TimeoutError):
+            raise TimeoutError(f"no complete answer within {timeout:g} s") from None
+        raise
+    except http.client.HTTPException as exc:
+        raise OSError(f"not a valid HTTP answer: {type(exc).__name__}: {exc}") from None
