@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from persistaudit.exceptions import SnapshotError
+from persistaudit.exceptions import SnapshotError, sqlite_message
 
 HEADER = b"SQLite format 3\x00"
 
@@ -96,8 +96,8 @@ def inspect_database(path: Path) -> DatabaseFacts:
             tables=tables,
             data={name: _table_data(conn, name) for name in tables},
         )
-    except sqlite3.DatabaseError as exc:
-        raise SnapshotError(f"{path}: cannot read the database: {exc}") from None
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+        raise SnapshotError(f"{path}: cannot read the database: {sqlite_message(exc)}") from None
     finally:
         conn.close()
 

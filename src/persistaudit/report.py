@@ -30,7 +30,39 @@ STATUS_MARK = {
 }
 ORDER = {"failed": 0, "blocked": 1, "waived": 2, "skipped": 3, "passed": 4}
 
+# What one report shows of a results document: a target can write anything into its logs,
+# and Markdown rendering takes time with the length of its text. results.json keeps it all.
+MAX_TEXT = 2_000  # characters of a summary, title, table cell or other value
+MAX_EXCERPT = 20_000  # characters of one evidence excerpt
+MAX_ROWS = 200  # rows of one evidence table
+
 _env: jinja2.Environment | None = None
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return (
+        f"{text[:limit]}\n[... {len(text) - limit:,} more characters cut from the report; "
+        "results.json has them all]"
+    )
+
+
+def bounded(value: Any, key: str = "") -> Any:
+    """The results as the report shows them: long text and long tables cut, with a note."""
+    if isinstance(value, str):
+        return _cut(value, MAX_EXCERPT if key == "content" else MAX_TEXT)
+    if isinstance(value, dict):
+        return {k: bounded(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        shown = [bounded(v) for v in (value[:MAX_ROWS] if key == "rows" else value)]
+        if key == "rows" and len(value) > MAX_ROWS:
+            cut = len(value) - MAX_ROWS
+            shown.append(
+                [f"[... {cut:,} more rows cut from the report; results.json has them all]"]
+            )
+        return shown
+    return value
 
 
 def md_cell(value: Any) -> str:
@@ -72,6 +104,7 @@ def environment() -> jinja2.Environment:
 def report_context(
     results: dict[str, Any], signoff: dict[str, Any] | None = None
 ) -> dict[str, Any]:
+    results = bounded(results)
     checks = results["checks"]
     suites: dict[str, list[dict[str, Any]]] = {}
     for check in checks:

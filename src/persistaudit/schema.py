@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from persistaudit import sqltext
-from persistaudit.exceptions import ConfigError, SnapshotError
+from persistaudit.exceptions import ConfigError, SnapshotError, sqlite_message
 from persistaudit.inspect import open_copy
 from persistaudit.manifest import Column, ForeignKey, Index, Manifest, Table, Trigger, View
 
@@ -137,8 +137,8 @@ def from_file(path: Path, name: str | None = None) -> Manifest:
             raise ConfigError(str(exc).replace(str(copy), str(path))) from None
         try:
             return read_schema(conn, name)
-        except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"{path}: cannot read the schema: {exc}") from None
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read the schema: {sqlite_message(exc)}") from None
         finally:
             conn.close()
 
