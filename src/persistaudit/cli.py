@@ -180,7 +180,10 @@ def _snapshot_target(path: Path, name: str | None) -> Manifest:
     """Start the target on a fresh volume, wait until ready, snapshot, clean up."""
     config = load_config(path, require_manifest=False)
     client = engine.connect()
-    progress = Progress(Redactor(config.env, config.redact))
+    redactor = Redactor.for_target(config)
+    progress = Progress(redactor)
+    for warning in redactor.warnings:
+        progress.line(f"warning: {warning}")
     audit = TargetAudit.create(config, client, progress.line)
     try:
         fresh = audit.fresh

@@ -10,6 +10,7 @@ from typing import Any
 
 from persistaudit.exceptions import PersistauditError
 from persistaudit.junit import render_junit
+from persistaudit.redact import Redactor
 from persistaudit.report import render_markdown
 
 EVIDENCE_DIR = "evidence"
@@ -21,11 +22,16 @@ def safe_name(name: str) -> str:
     return cleaned or "evidence"
 
 
-def write_outputs(out: Path, results: dict[str, Any], files: dict[str, str]) -> list[Path]:
+def write_outputs(
+    out: Path, results: dict[str, Any], files: dict[str, str], redactor: Redactor
+) -> list[Path]:
     """evidence/*, then results.json (with their digests), report.md and junit.xml.
 
-    Returns the paths written.
+    Everything is redacted here, before the digests are taken, so that nothing written
+    escapes the redactor and every digest matches its file. Returns the paths written.
     """
+    results = redactor.deep(results)
+    files = {name: redactor.text(text) for name, text in files.items()}
     out.mkdir(parents=True, exist_ok=True)
     results["evidence_files"] = {
         f"{EVIDENCE_DIR}/{safe_name(name)}": hashlib.sha256(text.encode()).hexdigest()

@@ -77,7 +77,7 @@ class AuditSession:
         self.pytest_config = config
         self.target = target
         self.out = out
-        self.redactor = Redactor(target.env, target.redact)
+        self.redactor = Redactor.for_target(target)
         capman = config.pluginmanager.getplugin("capturemanager")
 
         def write(emit: Any) -> None:
@@ -88,6 +88,8 @@ class AuditSession:
                 emit()
 
         self.progress = Progress(self.redactor, writer=write)
+        for warning in self.redactor.warnings:
+            self.progress.line(f"warning: {warning}")
         self.results: dict[str, CheckResult] = {}
         self.metrics: list[Metric] = []
         self.files: dict[str, str] = {}
@@ -196,9 +198,8 @@ class AuditSession:
             return
         if self.out is None or not any(r.status != "skipped" for r in self.results.values()):
             return
-        files = {name: self.redactor.text(text) for name, text in self.files.items()}
         doc = self.document()
-        write_outputs(self.out, doc, files)
+        write_outputs(self.out, doc, self.files, self.redactor)
         self.progress.line(f"verdict {doc['verdict']}; report: {self.out / 'report.md'}")
 
     def document(self) -> dict[str, Any]:
@@ -228,7 +229,7 @@ class AuditSession:
             started_at=self.started_at,
             finished_at=_now(),
         )
-        return dict(self.redactor.deep(doc))
+        return doc  # redacted by write_outputs, with everything else it writes
 
 
 def _now() -> str:
