@@ -53,6 +53,14 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
     sys.exit(code)
 
 
+def write_output(path: Path, text: str) -> None:
+    """Write a file the user named; a path that cannot be written is one line, exit 2."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise PersistauditError(f"{path}: cannot write: {exc.strerror}") from None
+
+
 def one_line_errors(func: F) -> F:
     """A PersistauditError becomes one line on stderr and exit 2, never a traceback."""
 
@@ -167,7 +175,7 @@ def snapshot(
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        write_output(output, text)
         click.echo(
             f"wrote {output}: {len(manifest.tables)} tables, "
             f"{len(manifest.indexes)} indexes, {len(manifest.views)} views, "
@@ -240,7 +248,7 @@ def diff_command(manifest: Path, other: Path, as_json: bool) -> None:
 def report(results: Path, output: Path, fmt: str) -> None:
     """Render the report again from a saved results.json (the same bytes every time)."""
     doc = read_results(results)
-    output.write_text(render_html(doc) if fmt == "html" else render_markdown(doc), encoding="utf-8")
+    write_output(output, render_html(doc) if fmt == "html" else render_markdown(doc))
 
 
 @main.command()

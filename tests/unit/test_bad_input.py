@@ -245,6 +245,13 @@ def test_results_that_are_not_strict_json(tmp_path: Path, text: str | bytes, exp
     assert f"{path}: {expected}" in one_error_line(err)
 
 
+def test_a_report_into_a_missing_folder_is_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "no" / "report.md"
+    code, _, err = cli("report", str(GOLDEN / "pass.results.json"), "-o", str(out))
+    assert code == 2
+    assert f"{out}: cannot write: No such file or directory" in one_error_line(err)
+
+
 def test_every_golden_results_file_still_renders(tmp_path: Path) -> None:
     for name in ("pass", "fail", "blocked"):
         code, _, err = cli(
