@@ -363,7 +363,10 @@ def load_config(
     data, text = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
-    data = interpolate_env(data, dict(os.environ if environ is None else environ))
+    try:
+        data = interpolate_env(data, dict(os.environ if environ is None else environ))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     nul = _nul_at(data)
     if nul is not None:
         raise ConfigError(field_message(path, text, nul, "contains a NUL byte"))

@@ -9,7 +9,6 @@ that shape; every problem is one line naming the file and the field.
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -40,11 +39,18 @@ def read_json(path: Path, max_bytes: int = MAX_BYTES) -> Any:
     except UnicodeDecodeError as exc:
         raise DocumentError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        doc = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except RecursionError:
         raise DocumentError(f"{path}: not valid JSON: nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, the hooks', and Python's integer digit limit
         raise DocumentError(f"{path}: not valid JSON: {str(exc).splitlines()[0]}") from None
+    try:  # an escaped lone surrogate ("\ud800") is valid JSON but no text: nothing can write it
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DocumentError(
+            f"{path}: not valid JSON: {exc.reason} ({exc.object[exc.start : exc.end]!r})"
+        ) from None
+    return doc
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -62,10 +68,10 @@ def _no_constant(name: str) -> Any:
 
 @functools.cache
 def _validator(schema_file: str) -> Any:
-    import jsonschema  # imported on first use: most commands never read a document back
+    import jsonschema_rs  # imported on first use: most commands never read a document back
 
     schema = json.loads((SCHEMAS / schema_file).read_text(encoding="utf-8"))
-    return jsonschema.Draft202012Validator(schema)
+    return jsonschema_rs.Draft202012Validator(schema)
 
 
 def field_path(parts: Any) -> str:
@@ -77,15 +83,15 @@ def field_path(parts: Any) -> str:
 
 
 def validate(path: Path, doc: Any, schema_file: str) -> None:
-    """Raise DocumentError naming the file and field of the most relevant schema error."""
-    import jsonschema
-
-    errors = itertools.islice(_validator(schema_file).iter_errors(doc), 100)
-    error = jsonschema.exceptions.best_match(errors)
+    """Raise DocumentError naming the file and field of the first schema error."""
+    try:
+        error = next(iter(_validator(schema_file).iter_errors(doc)), None)
+    except ValueError as exc:  # nested deeper than the validator goes
+        raise DocumentError(f"{path}: cannot be checked against its schema: {exc}") from None
     if error is None:
         return
     message = error.message if len(error.message) <= 200 else error.message[:200] + "..."
-    field = field_path(error.absolute_path)
+    field = field_path(error.instance_path)
     raise DocumentError(f"{path}: {field + ': ' if field else ''}{message}")
 
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from persistaudit.cli import main
 from persistaudit.config import MAX_ALIAS_NODES, load_config, read_yaml
 from persistaudit.exceptions import ConfigError
-from persistaudit.report import MAX_EXCERPT, MAX_ROWS, render_html
+from persistaudit.report import MAX_EXCERPT, MAX_REPORT_TEXT, MAX_ROWS, render_html
 from tests.helpers import GOOD_CONFIG, MANIFEST, REPO
 
 GOLDEN = REPO / "tests" / "golden"
@@ -121,6 +121,17 @@ def test_nul_bytes_in_a_config_name_the_field(
     assert f"{field}: contains a NUL byte" in err
 
 
+def test_an_unset_variable_names_the_file(config_dir: Path) -> None:
+    text = GOOD_CONFIG.replace("image: example/demo:1", "image: ${PA_UNSET_FOR_TEST}")
+    (config_dir / "audit.yaml").write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(config_dir / "audit.yaml", environ={})
+    assert str(err.value) == (
+        f"{config_dir / 'audit.yaml'}: environment variable PA_UNSET_FOR_TEST is not set "
+        "(used as ${PA_UNSET_FOR_TEST})"
+    )
+
+
 def test_a_build_context_path_too_long_for_the_system(config_dir: Path) -> None:
     text = GOOD_CONFIG.replace("image: example/demo:1\n", f"build: {{context: {'x' * 5000}}}\n")
     (config_dir / "audit.yaml").write_text(text)
@@ -189,14 +200,17 @@ def golden(name: str = "fail") -> dict[str, Any]:
     [
         ({"verdict": "PASS", "checks": []}, "not a persistaudit results.json (no schema key)"),
         ([], "not a persistaudit results.json (no schema key)"),
-        ({**golden(), "checks": {}}, "checks: {} is not of type 'array'"),
-        ({**golden(), "verdict": "MAYBE"}, "verdict: 'MAYBE' is not one of"),
+        ({**golden(), "checks": {}}, 'checks: {} is not of type "array"'),
+        (
+            {**golden(), "verdict": "MAYBE"},
+            'verdict: "MAYBE" is not one of "PASS", "FAIL" or "BLOCKED"',
+        ),
         (
             {**golden(), "schema": "persistaudit/results/v9"},
-            "schema: 'persistaudit/results/v1' was expected",
+            'schema: "persistaudit/results/v1" was expected',
         ),
-        ({**golden(), "metrics": [{"name": "x"}]}, "metrics[0]: 'target' is a required property"),
-        ({**golden(), "environment": {}}, "environment: 'persistaudit' is a required property"),
+        ({**golden(), "metrics": [{"name": "x"}]}, 'metrics[0]: "target" is a required property'),
+        ({**golden(), "environment": {}}, 'environment: "persistaudit" is a required property'),
     ],
 )
 def test_results_of_the_wrong_shape_to_report_and_compare(
@@ -224,7 +238,7 @@ def test_a_check_with_a_bad_evidence_kind_names_the_field(tmp_path: Path) -> Non
     path.write_text(json.dumps(doc))
     code, _, err = cli("report", str(path), "-o", str(tmp_path / "r.md"))
     assert code == 2
-    assert "results.json: checks[1].evidence[0].kind: 'video' is not one of" in one_error_line(err)
+    assert 'results.json: checks[1].evidence[0].kind: "video" is not one of' in one_error_line(err)
 
 
 @pytest.mark.parametrize(
@@ -235,6 +249,7 @@ def test_a_check_with_a_bad_evidence_kind_names_the_field(tmp_path: Path) -> Non
         ("[" * 100_000 + "]" * 100_000, "not valid JSON: nested too deeply"),
         ('{"n": ' + "1" * 5000 + "}", "not valid JSON: "),
         (b"\xff\xfe{}", "not UTF-8 text (byte 0)"),
+        ('{"schema": "\\ud800"}', "not valid JSON: surrogates not allowed ('\\ud800')"),
     ],
 )
 def test_results_that_are_not_strict_json(tmp_path: Path, text: str | bytes, expected: str) -> None:
@@ -280,6 +295,37 @@ def test_html_of_a_huge_results_file_cuts_excerpts_with_a_note() -> None:
     assert f"[... {9_000_000 - MAX_EXCERPT:,} more characters cut from the report" in html
     assert f"[... {50_000 - MAX_ROWS:,} more rows cut from the report" in html
     assert "results.json has them all" in html
+
+
+def test_more_checks_than_any_report_holds_are_refused(tmp_path: Path) -> None:
+    doc = golden()
+    doc["checks"] = [doc["checks"][0]] * 1001
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(doc))
+    code, _, err = cli("report", str(path), "-o", str(tmp_path / "r.md"))
+    assert code == 2
+    assert "results.json: checks: " in one_error_line(err)
+
+
+def test_the_report_as_a_whole_has_a_text_budget() -> None:
+    doc = golden()
+    check = doc["checks"][1]
+    check["summary"] = "x" * 2000  # at the cap of one text
+    doc["checks"] = [copy.deepcopy(check) for _ in range(1000)]  # the most a results.json has
+    html = render_html(doc)
+    assert f"the report's limit of {MAX_REPORT_TEXT:,} characters is reached" in html
+    assert len(html) < 6 * MAX_REPORT_TEXT
+    assert html.count("<h3><code>") == 1000  # every check is still listed, with its status
+
+
+def test_html_shows_target_text_as_written_never_as_links_or_emphasis() -> None:
+    doc = golden()
+    doc["checks"][1]["summary"] = "a *b* _c_ [click](https://evil.example) ![x](y) &amp; ~~d~~"
+    html = render_html(doc)
+    assert "<a " not in html
+    assert "<img" not in html
+    assert "<em>" not in html
+    assert "a *b* _c_ [click](https://evil.example) ![x](y) &amp;amp; ~~d~~" in html
 
 
 # -- keys (signature.json's shape and tamper cases are in test_signing.py) --------------------

@@ -327,8 +327,8 @@ ED25519_L = 2**252 + 27742317777372353535851937790883648493
             lambda d: {**d, "public_key": "ssh-foo AAAAB3NzaC1yc2E="},
             "signature.json: public_key: a 'ssh-foo' key; only ssh-ed25519 keys sign reports",
         ),
-        (lambda d: {**d, "files": []}, "signature.json: files: [] is not of type 'object'"),
-        (lambda d: {**d, "files": {}}, "signature.json: files: {} should be non-empty"),
+        (lambda d: {**d, "files": []}, 'signature.json: files: [] is not of type "object"'),
+        (lambda d: {**d, "files": {}}, "signature.json: files: {} has less than 1 property"),
         (
             lambda d: {**d, "files": {**d["files"], "../outside": "0" * 64}},
             "signature.json: files: '../outside' is not a path inside the folder",
@@ -339,9 +339,9 @@ ED25519_L = 2**252 + 27742317777372353535851937790883648493
         ),
         (
             lambda d: {k: v for k, v in d.items() if k != "role"},
-            "signature.json: 'role' is a required property",
+            'signature.json: "role" is a required property',
         ),
-        (lambda d: {**d, "auditor": 7}, "signature.json: auditor: 7 is not of type 'string'"),
+        (lambda d: {**d, "auditor": 7}, 'signature.json: auditor: 7 is not of type "string"'),
     ],
 )
 def test_a_malformed_or_re_encoded_signature_file_is_refused(
@@ -409,3 +409,26 @@ def test_a_signer_name_cannot_forge_output_lines(signed: tuple[Path, Path]) -> N
     assert out.startswith("valid: signed by Ada valid: signed by the CEO (")
     assert out.count("valid: ") == 2
     assert out.count("\n") == 2  # the line and the note that no --pubkey was given
+
+
+def test_the_bundled_schemas_are_valid_json_schemas() -> None:
+    import jsonschema  # the reference implementation (dev); persistaudit runs jsonschema-rs
+
+    for name in ("results-v1.json", "signature-v1.json"):
+        schema = json.loads((REPO / "src" / "persistaudit" / "schemas" / name).read_text())
+        jsonschema.Draft202012Validator.check_schema(schema)
+    doc = signature_doc_of_golden_shape()
+    jsonschema.validate(
+        doc, json.loads((REPO / "src/persistaudit/schemas/signature-v1.json").read_text())
+    )
+
+
+def signature_doc_of_golden_shape() -> dict[str, Any]:
+    key = Ed25519PrivateKey.generate()
+    return {
+        "schema": signing.SIGNATURE_SCHEMA,
+        **signing.signoff_block(key.public_key(), "A", "B", signing.now_utc()),
+        "public_key": signing.openssh_public(key.public_key()),
+        "files": {"report.md": "0" * 64},
+        "signature": base64.b64encode(key.sign(b"x")).decode(),
+    }
