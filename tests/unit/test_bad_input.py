@@ -188,6 +188,14 @@ def test_a_sqlite_message_with_a_multi_line_statement_is_one_line(tmp_path: Path
     assert "malformed database schema (v" in one_error_line(err)
 
 
+def test_a_sqlite_message_quoting_a_multi_line_check_is_one_line(tmp_path: Path) -> None:
+    ddl = tmp_path / "schema.sql"
+    ddl.write_text("CREATE TABLE t(a CHECK (a >\n    0));\nINSERT INTO t VALUES (-1);\n")
+    code, _, err = cli("snapshot", "--from-sql", str(ddl))
+    assert code == 2
+    assert "the SQL does not run: CHECK constraint failed: a > 0" in one_error_line(err)
+
+
 # -- results.json ----------------------------------------------------------------------------
 
 
