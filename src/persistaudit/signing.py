@@ -122,7 +122,11 @@ class Contents:
 
     files: dict[str, Path] = field(default_factory=dict)  # POSIX relative path -> path
     folders: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # links, pipes, devices: tampering
+    others: dict[str, str] = field(default_factory=dict)  # path -> what it is: tampering
+
+    @property
+    def problems(self) -> list[str]:
+        return [f"{rel}: {what}" for rel, what in self.others.items()]
 
 
 def scan(folder: Path) -> Contents:
@@ -140,21 +144,21 @@ def scan(folder: Path) -> Contents:
             with os.scandir(here) as entries:
                 found = sorted(entries, key=lambda e: e.name)
         except OSError as exc:
-            out.problems.append(f"{prefix or '.'}: cannot list the folder: {exc.strerror}")
+            out.others[prefix.rstrip("/") or "."] = f"cannot list the folder: {exc.strerror}"
             continue
         for entry in found:
             rel = prefix + entry.name
             try:
                 info = entry.stat(follow_symlinks=False)
             except OSError as exc:
-                out.problems.append(f"{rel}: cannot read: {exc.strerror}")
+                out.others[rel] = f"cannot read: {exc.strerror}"
                 continue
             kind = _kind(info)
             if kind == "folder":
                 out.folders.append(rel)
                 pending.append((Path(entry.path), rel + "/"))
             elif kind:
-                out.problems.append(f"{rel}: {kind}, not a regular file")
+                out.others[rel] = f"{kind}, not a regular file"
             elif rel != SIGNATURE_FILE:
                 out.files[rel] = Path(entry.path)
     return out
@@ -228,6 +232,10 @@ def signoff_block(key: Ed25519PublicKey, auditor: str, role: str, when: datetime
 
 def sign(folder: Path, key: Ed25519PrivateKey, signoff: dict[str, str]) -> Path:
     """Write signature.json over every file now in folder."""
+    target = folder / SIGNATURE_FILE
+    partial = folder / f".{SIGNATURE_FILE}.partial"
+    if partial.is_file() and not partial.is_symlink():
+        partial.unlink()  # left by a sign that was cut short: never signed
     payload = {
         "schema": SIGNATURE_SCHEMA,
         **signoff,
@@ -235,11 +243,8 @@ def sign(folder: Path, key: Ed25519PrivateKey, signoff: dict[str, str]) -> Path:
         "files": digests(folder),
     }
     signature = base64.b64encode(key.sign(_canonical(payload))).decode()
-    target = folder / SIGNATURE_FILE
     text = json.dumps({**payload, "signature": signature}, indent=2) + "\n"
-    partial = folder / f".{SIGNATURE_FILE}.partial"
     try:
-        partial.unlink(missing_ok=True)
         _write_new(partial, text.encode(), 0o644)
         os.replace(partial, target)  # replaces a link named signature.json, never its target
     except OSError as exc:
@@ -369,7 +374,7 @@ def _file_problems(folder: Path, files: dict[str, str]) -> list[str]:
     for name, digest in sorted(files.items()):
         path = contents.files.get(name)
         if path is None:
-            if not any(p.startswith(f"{name}: ") for p in contents.problems):
+            if name not in contents.others:  # else already said what is there instead
                 problems.append(f"{name}: missing (it was signed)")
             continue
         try:
