@@ -34,6 +34,7 @@ lint:
 bench: setup
 	$(BIN)/python bench/bench_run.py
 	$(BIN)/python bench/bench_diff.py
+	$(BIN)/python bench/bench_report.py
 
 clean:
 	-$(BIN)/persistaudit clean

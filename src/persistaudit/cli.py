@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -18,6 +19,7 @@ from persistaudit.audit import TargetAudit
 from persistaudit.compare import compare
 from persistaudit.config import load_config
 from persistaudit.diff import diff, group_by_table
+from persistaudit.documents import read_results
 from persistaudit.exceptions import PersistauditError, SnapshotError, TargetBlocked
 from persistaudit.findings import EXIT_CODES
 from persistaudit.images import ensure_image
@@ -32,9 +34,30 @@ EXIT_INTERNAL = 4
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def one_line(text: str) -> str:
+    """Text for one terminal line: line breaks folded, other control characters escaped.
+
+    Messages may quote a file, a SQLite error with its CREATE statement, or a signer's name;
+    none of them may add a line (or forge one) on the terminal.
+    """
+    text = re.sub(r"\s*[\r\n]+\s*", " ", text)
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> None:
-    click.echo(f"persistaudit: error: {message}", err=True)
+    click.echo(f"persistaudit: error: {one_line(message)}", err=True)
     sys.exit(code)
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write a file the user named; a path that cannot be written is one line, exit 2."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise PersistauditError(f"{path}: cannot write: {exc.strerror}") from None
 
 
 def one_line_errors(func: F) -> F:
@@ -197,7 +220,7 @@ def snapshot(
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        write_output(output, text)
         click.echo(
             f"wrote {output}: {len(manifest.tables)} tables, "
             f"{len(manifest.indexes)} indexes, {len(manifest.views)} views, "
@@ -210,7 +233,10 @@ def _snapshot_target(path: Path, name: str | None) -> Manifest:
     """Start the target on a fresh volume, wait until ready, snapshot, clean up."""
     config = load_config(path, require_manifest=False)
     client = engine.connect()
-    progress = Progress(Redactor(config.env, config.redact))
+    redactor = Redactor.for_target(config)
+    progress = Progress(redactor)
+    for warning in redactor.warnings:
+        progress.line(f"warning: {warning}")
     audit = None
     try:
         with signals.shielded(resume=True):  # kept for the finally before an interrupt lands
@@ -262,18 +288,6 @@ def diff_command(manifest: Path, other: Path, as_json: bool) -> None:
     sys.exit(1 if found else 0)
 
 
-def _read_results(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        fail(f"{path}: file not found")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        fail(f"{path}: not a results.json: {exc}")
-    if not isinstance(doc, dict) or "checks" not in doc or "verdict" not in doc:
-        fail(f"{path}: not a persistaudit results.json (no verdict or checks)")
-    return dict(doc)
-
-
 @main.command()
 @click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
@@ -281,8 +295,8 @@ def _read_results(path: Path) -> dict[str, Any]:
 @one_line_errors
 def report(results: Path, output: Path, fmt: str) -> None:
     """Render the report again from a saved results.json (the same bytes every time)."""
-    doc = _read_results(results)
-    output.write_text(render_html(doc) if fmt == "html" else render_markdown(doc), encoding="utf-8")
+    doc = read_results(results)
+    write_output(output, render_html(doc) if fmt == "html" else render_markdown(doc))
 
 
 @main.command()
@@ -309,7 +323,8 @@ def keygen(path: Path, comment: str) -> None:
 @one_line_errors
 def sign(folder: Path, key: Path, auditor: str, role: str) -> None:
     """Sign a report folder: report.md gets the sign-off block, signature.json covers all files."""
-    doc = _read_results(folder / "results.json")
+    signing.check_folder(folder)  # before anything is written: nothing through a link
+    doc = read_results(folder / "results.json")
     private = signing.load_private_key(key)
     signoff = signing.signoff_block(private.public_key(), auditor, role, signing.now_utc())
     (folder / "report.md").write_text(render_markdown(doc, signoff), encoding="utf-8")
@@ -331,17 +346,18 @@ def verify(folder: Path, pubkey: Path | None) -> None:
     """Check a signed report folder. Exit code: 0 valid, 1 invalid or changed, 2 bad input."""
     trusted = signing.load_public_key(pubkey) if pubkey else None
     result = signing.verify(folder, trusted)
-    who = result.signer
+    who = {k: one_line(v) for k, v in result.signer.items()}
     if result.ok:
+        # The fingerprint of the key that verified the signature, never the claimed one.
         click.echo(
             f"valid: signed by {who['auditor']} ({who['role']}) at {who['signed_at']} "
-            f"with {who['fingerprint']}"
+            f"with {result.fingerprint}"
         )
         if trusted is None:
             click.echo("note: no --pubkey given, so the signer's key itself was not checked")
         return
     for problem in result.problems:
-        click.echo(f"INVALID: {problem}", err=True)
+        click.echo(f"INVALID: {one_line(problem)}", err=True)
     sys.exit(1)
 
 
@@ -355,7 +371,7 @@ def compare_command(old: Path, new: Path, as_json: bool) -> None:
 
     Exit code: 0 when nothing regressed, 1 when something did, 2 on bad input.
     """
-    changes = compare(_read_results(old), _read_results(new))
+    changes = compare(read_results(old), read_results(new))
     if as_json:
         click.echo(json.dumps([asdict(c) for c in changes], indent=2))
     elif not changes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PersistauditError(Exception):
     """Base class: a problem persistaudit reports as one line, never as a traceback."""
@@ -70,3 +72,21 @@ class TargetBlocked(PersistauditError):
 
 class TargetRemoved(PersistauditError):
     """Something other than this audit removed its container or volume while it ran."""
+
+
+class DocumentError(PersistauditError):
+    """A results.json or signature.json is unreadable, not strict JSON, or of the wrong shape."""
+
+
+def clip_value(value: Any, limit: int = 40) -> str:
+    """A value as an error message shows it: repr, cut when long (it may be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def sqlite_message(exc: Exception) -> str:
+    """SQLite's error text. A corrupt file can make it invalid UTF-8: Python then raises
+    UnicodeDecodeError instead of the error, and the raw message is in its bytes."""
+    if isinstance(exc, UnicodeDecodeError):
+        return bytes(exc.object).decode("utf-8", "backslashreplace")
+    return str(exc)

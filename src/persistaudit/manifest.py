@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from persistaudit.config import read_yaml, validation_message
-from persistaudit.exceptions import ConfigError
+from persistaudit.exceptions import ConfigError, clip_value
 
 MANIFEST_VERSION = 1
 Action = Literal["NO ACTION", "RESTRICT", "SET NULL", "SET DEFAULT", "CASCADE"]
@@ -107,7 +107,7 @@ def load_manifest(path: Path) -> Manifest:
         raise ConfigError(f"{path}: expected a mapping with manifest_version and tables")
     if "manifest_version" in data and data["manifest_version"] != MANIFEST_VERSION:
         raise ConfigError(
-            f"{path}: manifest_version {data['manifest_version']!r} is not supported "
+            f"{path}: manifest_version {clip_value(data['manifest_version'])} is not supported "
             f"(this persistaudit reads version {MANIFEST_VERSION})"
         )
     tables = data.get("tables")

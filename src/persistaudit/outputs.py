@@ -23,6 +23,7 @@ from typing import Any
 from persistaudit import signals
 from persistaudit.exceptions import OutputBusy, PersistauditError
 from persistaudit.junit import render_junit
+from persistaudit.redact import Redactor
 from persistaudit.report import render_markdown
 
 EVIDENCE_DIR = "evidence"
@@ -172,12 +173,18 @@ def hold(out: Path, *, defer: bool = False) -> Iterator[OutputFolder]:
             folder._release()
 
 
-def write_outputs(out: Path, results: dict[str, Any], files: dict[str, str]) -> list[Path]:
+def write_outputs(
+    out: Path, results: dict[str, Any], files: dict[str, str], redactor: Redactor
+) -> list[Path]:
     """Write the outputs into out whole; returns their paths.
 
-    When the CLI holds the folder (defer), they are only staged: it publishes them. When a
-    signal has arrived, nothing is published: an interrupted run gives no verdict.
+    Everything is redacted here, before the digests are taken, so that nothing written
+    escapes the redactor and every digest matches its file. When the CLI holds the folder
+    (defer), they are only staged: it publishes them. When a signal has arrived, nothing is
+    published: an interrupted run gives no verdict.
     """
+    results = redactor.deep(results)
+    files = {name: redactor.text(text) for name, text in files.items()}
     with hold(out) as folder:
         written = folder.stage(results, files)
         if not folder.defer and signals.received() is None:

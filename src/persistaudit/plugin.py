@@ -88,7 +88,7 @@ class AuditSession:
         self.pytest_config = config
         self.target = target
         self.out = out
-        self.redactor = Redactor(target.env, target.redact)
+        self.redactor = Redactor.for_target(target)
         capman = config.pluginmanager.getplugin("capturemanager")
 
         def write(emit: Any) -> None:
@@ -99,6 +99,8 @@ class AuditSession:
                 emit()
 
         self.progress = Progress(self.redactor, writer=write)
+        for warning in self.redactor.warnings:
+            self.progress.line(f"warning: {warning}")
         self.results: dict[str, CheckResult] = {}
         self.metrics: list[Metric] = []
         self.files: dict[str, str] = {}
@@ -259,8 +261,7 @@ class AuditSession:
         doc = self.document()
         if self.out is not None:
             with signals.shielded():  # complete or discarded, never cut off halfway
-                files = {name: self.redactor.text(text) for name, text in self.files.items()}
-                write_outputs(self.out, doc, files)
+                write_outputs(self.out, doc, self.files, self.redactor)
             if signals.received() is not None:
                 self.progress.line("interrupted: cleanup done, no results written")
                 return
@@ -303,7 +304,7 @@ class AuditSession:
             started_at=self.started_at,
             finished_at=_now(),
         )
-        return dict(self.redactor.deep(doc))
+        return doc  # redacted by write_outputs, with everything else it writes
 
 
 def _one_line(exc: BaseException) -> str:

@@ -6,6 +6,7 @@ results, none from the clock.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -31,20 +32,97 @@ STATUS_MARK = {
 }
 ORDER = {"failed": 0, "error": 1, "blocked": 2, "waived": 3, "skipped": 4, "passed": 5}
 
-_env: jinja2.Environment | None = None
+# What one report shows of a results document. A target can write anything into its logs,
+# and Markdown rendering (pure Python) takes time with the length of the text, so each text
+# is cut, and the report as a whole has a budget; results.json keeps everything.
+MAX_TEXT = 2_000  # characters of a summary, title, table cell or other value
+MAX_EXCERPT = 20_000  # characters of one evidence excerpt
+MAX_ROWS = 200  # rows of one evidence table
+MAX_REPORT_TEXT = 250_000  # characters of all the values in one report
+MIN_COST = 16  # what a short value counts against the budget (a line costs more than its text)
+KEEP = frozenset({"status", "kind", "verdict", "schema"})  # enumerations the report branches on
+CUT = "[cut]"
+SPENT = (
+    f"[... the report's limit of {MAX_REPORT_TEXT:,} characters is reached: the rest is cut; "
+    "results.json has it all]"
+)
+
+_envs: dict[bool, jinja2.Environment] = {}
 
 
-def md_cell(value: Any) -> str:
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return (
+        f"{text[:limit]}\n[... {len(text) - limit:,} more characters cut from the report; "
+        "results.json has them all]"
+    )
+
+
+class _Bounds:
+    """Cuts a results document down to what one report shows, in document order."""
+
+    def __init__(self) -> None:
+        self.left = MAX_REPORT_TEXT
+
+    def value(self, value: Any, key: str = "") -> Any:
+        if isinstance(value, str):
+            return self.text(value, key)
+        if isinstance(value, dict):
+            return {k: self.value(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return self.items(value, key)
+        return value
+
+    def text(self, value: str, key: str) -> str:
+        if key in KEEP:
+            return value
+        if self.left <= 0:
+            return CUT if value else value
+        limit = min(MAX_EXCERPT if key == "content" else MAX_TEXT, self.left)
+        self.left -= max(min(len(value), limit), MIN_COST)
+        return _cut(value, limit)
+
+    def items(self, value: list[Any], key: str) -> list[Any]:
+        if key == "evidence" and self.left <= 0 and value:
+            return [{"title": SPENT, "content": "", "kind": "output"}]
+        shown = [self.value(v) for v in (value[:MAX_ROWS] if key == "rows" else value)]
+        if key == "rows" and len(value) > MAX_ROWS:
+            cut = len(value) - MAX_ROWS
+            shown.append(
+                [f"[... {cut:,} more rows cut from the report; results.json has them all]"]
+            )
+        return shown
+
+
+def bounded(results: dict[str, Any]) -> dict[str, Any]:
+    """The results as the report shows them: long texts and tables cut, with a note."""
+    return dict(_Bounds().value(results))
+
+
+def md_cell(value: Any, inert: bool = False) -> str:
     """Text safe inside a Markdown table cell: no pipes, newlines, backticks or HTML."""
     text = str(value)
     text = text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
+    if inert:
+        text = _INERT.sub(r"\\\g<0>", text)
     text = text.replace("<", "&lt;").replace(">", "&gt;")
     return re.sub(r"\s*\n\s*", " ", text).strip()
 
 
-def md_text(value: Any) -> str:
-    """Text safe in a Markdown paragraph or list item: HTML is shown, not run."""
-    return str(value).replace("<", "&lt;").replace(">", "&gt;")
+def md_text(value: Any, inert: bool = False) -> str:
+    """Text safe in a Markdown paragraph or list item: HTML is shown, not run.
+
+    inert (for the HTML page) also escapes emphasis, link and entity punctuation: the text
+    shows as written, and Markdown parsing stays linear however hostile the text.
+    """
+    text = str(value)
+    if inert:
+        text = _INERT.sub(r"\\\g<0>", text.replace("\\", "\\\\"))
+    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
+_INERT = re.compile(r"[*_\[\]!~&]")
 
 
 def fence(value: Any) -> str:
@@ -55,10 +133,10 @@ def fence(value: Any) -> str:
     return f"{ticks}\n{text}\n{ticks}"
 
 
-def environment() -> jinja2.Environment:
-    global _env
-    if _env is None:
-        _env = jinja2.Environment(
+def environment(inert: bool = False) -> jinja2.Environment:
+    """The report's templates; inert=True for the Markdown that becomes the HTML page."""
+    if inert not in _envs:
+        env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(bundled("templates"))),
             undefined=jinja2.StrictUndefined,
             autoescape=False,  # Markdown: escaping is explicit, through the filters
@@ -66,13 +144,19 @@ def environment() -> jinja2.Environment:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        _env.filters.update(cell=md_cell, text=md_text, fence=fence)
-    return _env
+        env.filters.update(
+            cell=functools.partial(md_cell, inert=inert),
+            text=functools.partial(md_text, inert=inert),
+            fence=fence,
+        )
+        _envs[inert] = env
+    return _envs[inert]
 
 
 def report_context(
     results: dict[str, Any], signoff: dict[str, Any] | None = None
 ) -> dict[str, Any]:
+    results = bounded(results)
     checks = results["checks"]
     suites: dict[str, list[dict[str, Any]]] = {}
     for check in checks:
@@ -114,16 +198,22 @@ def report_context(
     }
 
 
-def render_markdown(results: dict[str, Any], signoff: dict[str, Any] | None = None) -> str:
+def render_markdown(
+    results: dict[str, Any], signoff: dict[str, Any] | None = None, *, inert: bool = False
+) -> str:
     """The auditor's report; signoff (who signed, when, with which key) fills its last block."""
-    return environment().get_template("report.md.j2").render(**report_context(results, signoff))
+    template = environment(inert).get_template("report.md.j2")
+    return template.render(**report_context(results, signoff))
 
 
 def render_html(results: dict[str, Any], signoff: dict[str, Any] | None = None) -> str:
     """The same report as one standalone HTML page; raw HTML in the Markdown is not passed."""
     from markdown_it import MarkdownIt
 
+    # No links or images: nothing in a report links anywhere, a target must not make it link
+    # (phishing), and link labels are what makes Markdown parsing slow on hostile text.
     markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
-    body = markdown.render(render_markdown(results, signoff))
+    markdown.disable(["link", "image", "reference"])
+    body = markdown.render(render_markdown(results, signoff, inert=True))
     title = f"Persistence validation report: {results['target']['name']}"
     return environment().get_template("report.html.j2").render(title=title, body=body)

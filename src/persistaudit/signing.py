@@ -8,23 +8,28 @@ over that list. Keys are OpenSSH files, so auditors can sign with the key they a
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from persistaudit.exceptions import PersistauditError
+from persistaudit.documents import SIGNATURE_SCHEMA_FILE, read_json, validate
+from persistaudit.exceptions import PersistauditError, clip_value
 
 SIGNATURE_FILE = "signature.json"
 SIGNATURE_SCHEMA = "persistaudit/signature/v1"
 PASSPHRASE_ENV = "PERSISTAUDIT_KEY_PASSPHRASE"
+KEY_TYPE = "ssh-ed25519"
+SIGNATURE_BYTES = 64
 
 
 class SigningError(PersistauditError):
@@ -34,8 +39,10 @@ class SigningError(PersistauditError):
 def keygen(path: Path, comment: str) -> tuple[Path, Path]:
     """Write a new Ed25519 key pair: PATH (private, mode 600) and PATH.pub (OpenSSH)."""
     public_path = Path(f"{path}.pub")
+    if not path.parent.is_dir():
+        raise SigningError(f"{path}: folder {path.parent} does not exist; create it first")
     for existing in (path, public_path):
-        if existing.exists():
+        if existing.exists() or existing.is_symlink():
             raise SigningError(f"{existing} exists; persistaudit never overwrites a key")
     key = Ed25519PrivateKey.generate()
     private = key.private_bytes(
@@ -43,11 +50,21 @@ def keygen(path: Path, comment: str) -> tuple[Path, Path]:
         serialization.PrivateFormat.OpenSSH,
         serialization.NoEncryption(),
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(private)
-    public_path.write_text(f"{openssh_public(key.public_key())} {comment}\n", encoding="utf-8")
+    public = f"{openssh_public(key.public_key())} {comment}\n".encode()
+    try:
+        _write_new(path, private, 0o600)
+        _write_new(public_path, public, 0o644)
+    except OSError as exc:
+        where = exc.filename or path
+        raise SigningError(f"{where}: cannot write the key: {exc.strerror}") from None
     return path, public_path
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """Create path (never through a symlink, never over an existing file) and write data."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
 
 
 def openssh_public(key: Ed25519PublicKey) -> str:
@@ -72,7 +89,7 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
             key: Any = serialization.load_ssh_private_key(data, passphrase)
         else:
             key = serialization.load_pem_private_key(data, passphrase)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         hint = (
             f" (set {PASSPHRASE_ENV} for a passphrase-protected key)" if passphrase is None else ""
         )
@@ -92,21 +109,111 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
         return load_private_key(path).public_key()
     try:
         key = serialization.load_ssh_public_key(data.strip().split(b"\n")[0])
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise SigningError(f"{path}: not an OpenSSH public key: {exc}") from None
     if not isinstance(key, Ed25519PublicKey):
         raise SigningError(f"{path}: not an Ed25519 public key")
     return key
 
 
-def digests(folder: Path) -> dict[str, str]:
-    """sha256 of every file below folder except the signature, by POSIX relative path."""
-    out = {}
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder).as_posix()
-        if path.is_file() and rel != SIGNATURE_FILE:
-            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+@dataclass
+class Contents:
+    """A report folder as signing sees it: its regular files, and anything else found."""
+
+    files: dict[str, Path] = field(default_factory=dict)  # POSIX relative path -> path
+    folders: list[str] = field(default_factory=list)
+    others: dict[str, str] = field(default_factory=dict)  # path -> what it is: tampering
+
+    @property
+    def problems(self) -> list[str]:
+        return [f"{rel}: {what}" for rel, what in self.others.items()]
+
+
+def scan(folder: Path) -> Contents:
+    """Every entry below folder, symbolic links never followed.
+
+    Only regular files with one name are signed: a symbolic link or a hard link lets a
+    file change after it was verified (through its other name), and a pipe or device has no
+    content to sign.
+    """
+    out = Contents()
+    pending = [(folder, "")]
+    while pending:
+        here, prefix = pending.pop()
+        try:
+            with os.scandir(here) as entries:
+                found = sorted(entries, key=lambda e: e.name)
+        except OSError as exc:
+            out.others[prefix.rstrip("/") or "."] = f"cannot list the folder: {exc.strerror}"
+            continue
+        for entry in found:
+            rel = prefix + entry.name
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                out.others[rel] = f"cannot read: {exc.strerror}"
+                continue
+            kind = _kind(info)
+            if kind == "folder":
+                out.folders.append(rel)
+                pending.append((Path(entry.path), rel + "/"))
+            elif kind:
+                out.others[rel] = f"{kind}, not a regular file"
+            elif rel != SIGNATURE_FILE:
+                out.files[rel] = Path(entry.path)
     return out
+
+
+def _kind(info: os.stat_result) -> str:
+    """What a folder entry is: "" for a regular file with one name, "folder", or the rest."""
+    mode = info.st_mode
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if not stat.S_ISREG(mode):
+        return "a socket or device"
+    if info.st_nlink > 1:
+        return f"a hard link ({info.st_nlink} names)"
+    return ""
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a regular file, read without following a link or blocking on a pipe."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as fh:
+        kind = _kind(os.fstat(fh.fileno()))
+        if kind:
+            raise OSError(0, f"{kind}, not a regular file", str(path))
+        digest = hashlib.sha256()
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def digests(folder: Path) -> dict[str, str]:
+    """sha256 of every file below folder except the signature, by POSIX relative path.
+
+    Raises SigningError when the folder holds anything but regular files and folders.
+    """
+    contents = check_folder(folder)
+    try:
+        return {rel: file_digest(path) for rel, path in contents.files.items()}
+    except OSError as exc:
+        raise SigningError(f"{exc.filename}: cannot sign: {exc.strerror}") from None
+
+
+def check_folder(folder: Path) -> Contents:
+    """The folder's contents, if it can be signed: regular files only, no empty folder."""
+    contents = scan(folder)
+    empty = [d for d in contents.folders if not any(f.startswith(d + "/") for f in contents.files)]
+    problems = contents.problems + [f"{d}: a folder with no file in it" for d in empty]
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise SigningError(f"{folder}: cannot sign: {problems[0]}{more}")
+    return contents
 
 
 def _canonical(payload: dict[str, Any]) -> bytes:
@@ -125,6 +232,10 @@ def signoff_block(key: Ed25519PublicKey, auditor: str, role: str, when: datetime
 
 def sign(folder: Path, key: Ed25519PrivateKey, signoff: dict[str, str]) -> Path:
     """Write signature.json over every file now in folder."""
+    target = folder / SIGNATURE_FILE
+    partial = folder / f".{SIGNATURE_FILE}.partial"
+    if partial.is_file() and not partial.is_symlink():
+        partial.unlink()  # left by a sign that was cut short: never signed
     payload = {
         "schema": SIGNATURE_SCHEMA,
         **signoff,
@@ -132,14 +243,20 @@ def sign(folder: Path, key: Ed25519PrivateKey, signoff: dict[str, str]) -> Path:
         "files": digests(folder),
     }
     signature = base64.b64encode(key.sign(_canonical(payload))).decode()
-    target = folder / SIGNATURE_FILE
-    target.write_text(json.dumps({**payload, "signature": signature}, indent=2) + "\n")
+    text = json.dumps({**payload, "signature": signature}, indent=2) + "\n"
+    try:
+        _write_new(partial, text.encode(), 0o644)
+        os.replace(partial, target)  # replaces a link named signature.json, never its target
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise SigningError(f"{target}: cannot write: {exc.strerror}") from None
     return target
 
 
 @dataclass
 class Verification:
-    signer: dict[str, str] = field(default_factory=dict)
+    signer: dict[str, str] = field(default_factory=dict)  # as signature.json states it
+    fingerprint: str = ""  # of the key that made the signature, computed here
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -147,41 +264,132 @@ class Verification:
         return not self.problems
 
 
+@dataclass(frozen=True)
+class Signature:
+    """A signature.json, strictly parsed: every field present, typed and canonical."""
+
+    payload: dict[str, Any]  # every key but signature: what was signed
+    public_key: Ed25519PublicKey
+    signature: bytes
+
+    @property
+    def files(self) -> dict[str, str]:
+        return dict(self.payload["files"])
+
+
+def read_signature(path: Path) -> Signature:
+    """Parse signature.json; anything lenient parsing would accept is an error here.
+
+    Exact keys and types (its JSON Schema), base64 without stray characters and in the one
+    canonical encoding of its bytes, an Ed25519 key in its canonical OpenSSH form, and file
+    names that stay inside the folder.
+    """
+    doc = read_json(path)
+    validate(path, doc, SIGNATURE_SCHEMA_FILE)
+    kind, _, blob = doc["public_key"].partition(" ")
+    if kind != KEY_TYPE:
+        raise SigningError(
+            f"{path}: public_key: a {clip_value(kind)} key; only {KEY_TYPE} keys sign reports"
+        )
+    raw_key = _strict_b64(path, "public_key", blob)
+    try:
+        public = serialization.load_ssh_public_key(f"{KEY_TYPE} {blob}".encode())
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise SigningError(f"{path}: public_key: not an Ed25519 key: {exc}") from None
+    if (
+        not isinstance(public, Ed25519PublicKey)
+        or base64.b64decode(openssh_public(public).split()[1]) != raw_key
+    ):
+        raise SigningError(f"{path}: public_key: not a canonical Ed25519 key")
+    signature = _strict_b64(path, "signature", doc["signature"])
+    if len(signature) != SIGNATURE_BYTES:
+        raise SigningError(f"{path}: signature: {len(signature)} bytes, not {SIGNATURE_BYTES}")
+    for name in doc["files"]:
+        if not _inside(name):
+            raise SigningError(f"{path}: files: {clip_value(name)} is not a path inside the folder")
+    payload = {k: v for k, v in doc.items() if k != "signature"}
+    return Signature(payload, public, signature)
+
+
+def _strict_b64(path: Path, name: str, text: str) -> bytes:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise SigningError(f"{path}: {name}: not valid base64") from None
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise SigningError(f"{path}: {name}: not the canonical base64 of its bytes")
+    return raw
+
+
+def _inside(name: str) -> bool:
+    """A POSIX path relative to the folder, without . or .. parts, and not the signature."""
+    parts = name.split("/")
+    return (
+        name != SIGNATURE_FILE
+        and "\0" not in name
+        and all(part not in ("", ".", "..") for part in parts)
+        and PurePosixPath(name).as_posix() == name
+    )
+
+
 def verify(folder: Path, trusted: Ed25519PublicKey | None = None) -> Verification:
     """Check the signature and every file's digest; each problem names its file."""
     path = folder / SIGNATURE_FILE
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        signature = base64.b64decode(doc.pop("signature"))
-        public = serialization.load_ssh_public_key(doc["public_key"].encode())
-        files: dict[str, str] = doc["files"]
+        info = path.lstat()
     except FileNotFoundError:
         raise SigningError(f"{folder}: no {SIGNATURE_FILE}: the report is not signed") from None
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise SigningError(f"{path}: unreadable signature file: {exc}") from None
-    if not isinstance(public, Ed25519PublicKey):
-        raise SigningError(f"{path}: the signing key is not Ed25519")
+    except OSError as exc:
+        raise SigningError(f"{path}: cannot read: {exc.strerror}") from None
+    if _kind(info):
+        return Verification(problems=[f"{SIGNATURE_FILE}: {_kind(info)}, not a regular file"])
+    signed = read_signature(path)
+    payload = signed.payload
     result = Verification(
-        signer={k: str(doc.get(k, "")) for k in ("auditor", "role", "signed_at", "fingerprint")}
+        signer={k: str(payload[k]) for k in ("auditor", "role", "signed_at", "fingerprint")},
+        fingerprint=fingerprint(signed.public_key),
     )
     try:
-        public.verify(signature, _canonical(doc))
+        signed.public_key.verify(signed.signature, _canonical(payload))
     except InvalidSignature:
         result.problems.append(f"{SIGNATURE_FILE}: the signature does not match its contents")
-    if trusted is not None and openssh_public(trusted) != openssh_public(public):
+    if payload["fingerprint"] != result.fingerprint:
         result.problems.append(
-            f"{SIGNATURE_FILE}: signed by {fingerprint(public)}, not by the trusted key "
+            f"{SIGNATURE_FILE}: states the key {payload['fingerprint']}, but the key that signed "
+            f"is {result.fingerprint}"
+        )
+    if trusted is not None and openssh_public(trusted) != openssh_public(signed.public_key):
+        result.problems.append(
+            f"{SIGNATURE_FILE}: signed by {result.fingerprint}, not by the trusted key "
             f"{fingerprint(trusted)}"
         )
-    now = digests(folder)
-    for name, digest in sorted(files.items()):
-        if name not in now:
-            result.problems.append(f"{name}: missing (it was signed)")
-        elif now[name] != digest:
-            result.problems.append(f"{name}: changed since it was signed")
-    for name in sorted(set(now) - set(files)):
-        result.problems.append(f"{name}: added after signing (not covered by the signature)")
+    result.problems += _file_problems(folder, signed.files)
     return result
+
+
+def _file_problems(folder: Path, files: dict[str, str]) -> list[str]:
+    """Each signed file changed, missing or not a regular file; each file or folder added."""
+    contents = scan(folder)
+    problems = list(contents.problems)
+    for name, digest in sorted(files.items()):
+        path = contents.files.get(name)
+        if path is None:
+            if name not in contents.others:  # else already said what is there instead
+                problems.append(f"{name}: missing (it was signed)")
+            continue
+        try:
+            now = file_digest(path)
+        except OSError as exc:
+            problems.append(f"{name}: cannot read: {exc.strerror}")
+            continue
+        if now != digest:
+            problems.append(f"{name}: changed since it was signed")
+    for name in sorted(set(contents.files) - set(files)):
+        problems.append(f"{name}: added after signing (not covered by the signature)")
+    for name in contents.folders:
+        if not any(f.startswith(name + "/") for f in files):
+            problems.append(f"{name}: a folder added after signing (no signed file in it)")
+    return problems
 
 
 def now_utc() -> datetime:

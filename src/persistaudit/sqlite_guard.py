@@ -33,7 +33,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from persistaudit.config import format_size
-from persistaudit.exceptions import LimitExceeded, QueryTimeout, SnapshotError, ValueTooLarge
+from persistaudit.exceptions import (
+    LimitExceeded,
+    QueryTimeout,
+    SnapshotError,
+    ValueTooLarge,
+    sqlite_message,
+)
 
 HEADER = b"SQLite format 3\x00"
 DEFAULT_QUERY_TIMEOUT = 60.0
@@ -317,8 +323,9 @@ def reading(path: Path, what: str, limits: Limits | None = None) -> Iterator[Gua
         yield conn
     except LimitExceeded as exc:
         raise type(exc)(f"{path}: reading {what}: {exc}") from None
-    except sqlite3.DatabaseError as exc:
-        raise SnapshotError(f"{path}: cannot read {what}: {exc}") from None
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+        # A corrupt file can make SQLite's message invalid UTF-8 (UnicodeDecodeError).
+        raise SnapshotError(f"{path}: cannot read {what}: {sqlite_message(exc)}") from None
     finally:
         conn.close()
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 
-from tests.e2e.conftest import Audit, config_variant
+from tests.e2e.conftest import Audit, config_variant, leftovers, persistaudit
 from tests.helpers import NOTES_APP, REPO
 
 pytestmark = pytest.mark.docker
@@ -101,3 +104,30 @@ def test_every_output_is_written_and_follows_the_schema(run_audit: Callable[...,
         "evidence/fresh-schema.yaml",
         "evidence/startup.log",
     ]
+
+
+def test_short_secret_values_warn_and_damage_nothing(engine: Any, tmp_path: Path) -> None:
+    """`DB_PASS: in` once redacted the key finished_at (no results at all), and
+    `PASSWORD_MIN_LENGTH: "8"` the image id, the config's sha256 and evidence digests."""
+    config = config_variant(
+        tmp_path,
+        NOTES_APP / "audit.yaml",
+        "short-secrets",
+        env={"NOTES_DB_PATH": "/data/notes.db", "DB_PASS": "in", "PASSWORD_MIN_LENGTH": "8"},
+    )
+    out = tmp_path / "out"
+    proc = persistaudit("run", str(config), "--out", str(out), "-k", "fresh_install")
+    assert not leftovers(engine, proc.pid)  # type: ignore[attr-defined]
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: the value of environment variable DB_PASS is shorter than 6" in proc.stderr
+    assert "environment variable PASSWORD_MIN_LENGTH is shorter than 6" in proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert {"started_at", "finished_at", "target", "environment"} <= set(results)
+    # Not compared with the engine's tag: other audits on a shared engine may rebuild it.
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", results["target"]["image_id"])
+    sha = hashlib.sha256(config.read_bytes()).hexdigest()
+    assert results["environment"]["config_sha256"] == sha
+    assert results["target"]["env"]["DB_PASS"] == "[REDACTED]"
+    assert results["evidence_files"]
+    for name, digest in results["evidence_files"].items():
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest

@@ -55,7 +55,7 @@ def test_report_rerenders_from_results(tmp_path: Path) -> None:
     source.write_text("{not json")
     code, out = run("report", str(source), "-o", str(tmp_path / "c.md"))
     assert code == 2
-    assert "not a results.json" in out
+    assert "results.json: not valid JSON: " in out
 
 
 @pytest.mark.parametrize("command", sorted(main.commands))  # type: ignore[attr-defined]

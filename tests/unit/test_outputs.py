@@ -13,7 +13,10 @@ from click.testing import CliRunner
 from persistaudit.cli import main
 from persistaudit.exceptions import OutputBusy
 from persistaudit.outputs import hold, write_outputs
+from persistaudit.redact import Redactor
 from tests.unit.test_report import results
+
+NO_SECRETS = Redactor({})
 
 
 def contents(folder: Path) -> dict[str, bytes]:
@@ -24,8 +27,8 @@ def contents(folder: Path) -> dict[str, bytes]:
 
 def test_a_new_run_replaces_the_whole_previous_set(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    write_outputs(out, results(verdict="FAIL"), {"old.log": "old\n"})
-    write_outputs(out, results(), {"startup.log": "new\n"})
+    write_outputs(out, results(verdict="FAIL"), {"old.log": "old\n"}, NO_SECRETS)
+    write_outputs(out, results(), {"startup.log": "new\n"}, NO_SECRETS)
     assert sorted(contents(out)) == [
         "evidence/startup.log",
         "junit.xml",
@@ -39,7 +42,7 @@ def test_an_interrupt_while_writing_leaves_the_previous_set_untouched(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "out"
-    write_outputs(out, results(verdict="FAIL"), {"startup.log": "old\n"})
+    write_outputs(out, results(verdict="FAIL"), {"startup.log": "old\n"}, NO_SECRETS)
     before = contents(out)
 
     def interrupted(_doc: object) -> str:
@@ -47,7 +50,7 @@ def test_an_interrupt_while_writing_leaves_the_previous_set_untouched(
 
     monkeypatch.setattr("persistaudit.outputs.render_junit", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        write_outputs(out, results(), {"startup.log": "new\n", "extra.log": "new\n"})
+        write_outputs(out, results(), {"startup.log": "new\n", "extra.log": "new\n"}, NO_SECRETS)
     assert contents(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
@@ -62,7 +65,7 @@ def test_an_interrupted_first_run_leaves_nothing(
 
     monkeypatch.setattr("persistaudit.outputs.render_markdown", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        write_outputs(out, results(), {})
+        write_outputs(out, results(), {}, NO_SECRETS)
     assert not out.exists()
     assert list((tmp_path / "reports").iterdir()) == []
 
@@ -90,7 +93,7 @@ def test_a_second_run_into_the_same_folder_refuses_with_one_line(
     held_elsewhere: Path, config_dir: Path
 ) -> None:
     with pytest.raises(OutputBusy, match="another persistaudit run is writing to this folder"):
-        write_outputs(held_elsewhere, results(), {})
+        write_outputs(held_elsewhere, results(), {}, NO_SECRETS)
     result = CliRunner().invoke(
         main, ["run", str(config_dir / "audit.yaml"), "--out", str(held_elsewhere)]
     )

@@ -28,8 +28,8 @@ def test_secret_names_and_listed_values_are_redacted_everywhere() -> None:
 
 
 def test_longer_secrets_are_replaced_whole() -> None:
-    r = Redactor({"A_KEY": "abc", "B_KEY": "abcdef"})
-    assert r.text("abcdef abc") == f"{MARKER} {MARKER}"
+    r = Redactor({"A_KEY": "abcdef", "B_KEY": "abcdefghij"})
+    assert r.text("abcdefghij abcdef") == f"{MARKER} {MARKER}"
 
 
 def check(status: str) -> CheckResult:
