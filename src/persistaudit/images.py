@@ -16,11 +16,29 @@ _BUILT = re.compile(r"Successfully built ([0-9a-f]{12,64})\b")
 
 
 def ensure_image(client: DockerClient, config: TargetConfig) -> str:
-    """Return the id of the target's image, building or pulling it once per process."""
+    """Return the id of the target's image, building or pulling it once per process.
+
+    A remembered id is used again only while the engine still has that image: another job
+    may have removed it since (a prune), and a container created from a missing id makes
+    the engine try to pull "sha256:...", which reads as a target that cannot start.
+    """
     key = (config.image_ref, config.build.model_dump_json() if config.build else "")
-    if key not in _resolved:
-        _resolved[key] = _resolve(client, config)
-    return _resolved[key]
+    known = _resolved.get(key)
+    if known is not None and not _exists(client, known):
+        known = None
+    if known is None:
+        known = _resolved[key] = _resolve(client, config)
+    return known
+
+
+def _exists(client: DockerClient, image_id: str) -> bool:
+    try:
+        client.images.get(image_id)
+    except docker.errors.ImageNotFound:
+        return False
+    except docker.errors.APIError:
+        return True  # the engine cannot tell now; starting the container will say more
+    return True
 
 
 def _resolve(client: DockerClient, config: TargetConfig) -> str:

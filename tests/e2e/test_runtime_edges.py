@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
 
+import docker
+import docker.errors
 import pytest
 import yaml
 
@@ -146,3 +149,33 @@ def test_suites_without_a_config_are_a_usage_error() -> None:
     )
     assert proc.returncode == 4
     assert "need a target: pass --persistaudit-config CONFIG" in proc.stderr + proc.stdout
+
+
+def test_a_remembered_image_id_that_was_removed_is_resolved_again(
+    engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    """A long-lived process (the pytest route, a test session) must not start a container from
+    an image id another job has removed since: the engine would try to pull "sha256:..." and
+    the target would read as one that cannot start."""
+    import secrets
+
+    from persistaudit.config import load_config
+    from persistaudit.images import ensure_image
+
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        "FROM persistaudit/base-python:bookworm\n"
+        f"LABEL io.persistaudit.test.cache={secrets.token_hex(8)}\n"
+    )
+    tag = f"persistaudit-test/image-cache:{secrets.token_hex(4)}"
+    config_path = variant(tmp_path, "image-cache", build={"context": str(context), "tag": tag})
+    config = load_config(config_path)
+    first = ensure_image(engine, config)
+    try:
+        engine.images.remove(first, force=True)
+        second = ensure_image(engine, config)
+        assert engine.images.get(second).id == second
+    finally:
+        with contextlib.suppress(docker.errors.DockerException):
+            engine.images.remove(tag, force=True)
