@@ -18,6 +18,7 @@ from persistaudit.audit import TargetAudit
 from persistaudit.compare import compare
 from persistaudit.config import load_config
 from persistaudit.diff import diff, group_by_table
+from persistaudit.display import printable
 from persistaudit.exceptions import PersistauditError, SnapshotError, TargetBlocked
 from persistaudit.findings import EXIT_CODES
 from persistaudit.images import ensure_image
@@ -208,7 +209,7 @@ def diff_command(manifest: Path, other: Path, as_json: bool) -> None:
     else:
         click.echo(f"{len(found)} difference(s) between {manifest} and {other}:")
         for table, items in group_by_table(found).items():
-            click.echo(f"  {table}")
+            click.echo(f"  {printable(table)}")
             for item in items:
                 click.echo(f"    {item.describe()}")
     sys.exit(1 if found else 0)
