@@ -19,6 +19,7 @@ from persistaudit.assessment import (
     recommendation,
     risk,
 )
+from persistaudit.display import printable
 from persistaudit.resources import bundled
 
 STATUS_MARK = {
@@ -38,12 +39,14 @@ def md_cell(value: Any) -> str:
     text = str(value)
     text = text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
     text = text.replace("<", "&lt;").replace(">", "&gt;")
-    return re.sub(r"\s*\n\s*", " ", text).strip()
+    return printable(re.sub(r"\s*\n\s*", " ", text).strip(), backslash=False)
 
 
 def md_text(value: Any) -> str:
-    """Text safe in a Markdown paragraph or list item: HTML is shown, not run."""
-    return str(value).replace("<", "&lt;").replace(">", "&gt;")
+    """Text safe in a Markdown paragraph or list item: HTML is shown, not run, and no line
+    of its own can start (a carriage return or escape sequence is shown escaped)."""
+    text = re.sub(r"\s*\n\s*", " ", str(value).replace("<", "&lt;").replace(">", "&gt;"))
+    return printable(text, backslash=False)
 
 
 def fence(value: Any) -> str:
