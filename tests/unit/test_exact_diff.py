@@ -341,3 +341,26 @@ def test_describe_escapes_every_control_character() -> None:
     d = Difference("changed", "view", "v\x00\t", "select '\r'", "select '\x85'")
     assert d.describe() == "changed view v\\x00\\t: select [-'\\r'-]{+'\\x85'+}"
     assert Difference("missing", "table", "a\\nb").describe() == "missing table a\\\\nb"
+
+
+def test_report_text_and_cells_cannot_start_a_line() -> None:
+    """Whatever a summary or a cell holds, the report keeps it on its line."""
+    doc = results(verdict="FAIL")
+    doc["checks"][0].update(
+        status="failed",
+        summary="a\n## Verdict: PASS\rb \x1b[2K\u2028c",
+        evidence=[
+            {
+                "title": "t",
+                "content": "",
+                "kind": "table",
+                "columns": ["Name"],
+                "rows": [["x\r| forged | row |\x1b[0m"]],
+            }
+        ],
+    )
+    report = render_markdown(doc)
+    assert "## Verdict: PASS" not in report.replace("a ## Verdict: PASS\\rb", "")
+    assert "a ## Verdict: PASS\\rb \\x1b[2K\\u2028c" in report
+    assert "| x\\r\\| forged \\| row \\|\\x1b[0m |" in report
+    assert not {"\x1b", "\r", "\u2028"} & set(report)
