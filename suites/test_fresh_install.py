@@ -106,7 +106,7 @@ def test_schema(persistaudit_started: TargetAudit, persistaudit_check: CheckReco
         if found:
             persistaudit_check.table(
                 f"{kind.replace('_', ' ')} differences ({len(found)})",
-                ["Difference", "Name", "What changed"],
+                ["Difference", "Name", "What changed ([-expected-]{+found+})"],
                 found,
             )
     if not differences:

@@ -189,6 +189,7 @@ def _snapshot_target(path: Path, name: str | None) -> Manifest:
 def diff_command(manifest: Path, other: Path, as_json: bool) -> None:
     """Compare MANIFEST with OTHER (a database file or another manifest).
 
+    Changed SQL is shown as a word diff: [-as in MANIFEST-]{+as in OTHER+}.
     Exit code: 0 equal, 1 drift, 2 bad input.
     """
     expected = load_manifest(manifest)

@@ -52,8 +52,9 @@ class Difference:
         return printable(f"changed {self.object} {self.name}: {self.change()}")
 
     def change(self) -> str:
-        """What changed, on one line: `type: TEXT -> INTEGER`, or the SQL as a word diff
-        (`select a, [-b-]{+c+} from t`). Not escaped: describe() and the report do that."""
+        """What changed, on one line: `type: expected TEXT, found INTEGER`, or the SQL as a
+        word diff, [-expected-]{+found+}: `select a, [-b-]{+c+} from t`. Not escaped:
+        describe() and the report do that."""
         if isinstance(self.expected, dict) and isinstance(self.actual, dict):
             return "; ".join(
                 f"{k}: {_field_change(k, self.expected[k], self.actual.get(k))}"
@@ -84,7 +85,7 @@ def _field_change(field: str, old: Any, new: Any) -> str:
         if isinstance(old, list):
             return sqltext.word_diff(", ".join(old), ", ".join(new))
         return sqltext.word_diff(str(old), str(new))
-    return f"{_show(old)} -> {_show(new)}"
+    return f"expected {_show(old)}, found {_show(new)}"
 
 
 def rows(differences: list[Difference]) -> list[list[str]]:

@@ -1,6 +1,7 @@
 """Golden files: the rendered report for a passing, a failing and a blocked audit.
 
-The results files come from real audits of notes-app (good, ephemeral-db, license-blocker).
+The results files come from real audits of notes-app (good, ephemeral-db, license-blocker,
+and the good one against a manifest that promises another schema: drift).
 After an intended change to the report, regenerate with:
     PERSISTAUDIT_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/unit/test_golden_reports.py
 and review the diff of tests/golden/*.md like any other change.
@@ -19,7 +20,7 @@ from persistaudit.report import render_html, render_markdown
 from tests.helpers import REPO
 
 GOLDEN = REPO / "tests" / "golden"
-CASES = ["pass", "fail", "blocked"]
+CASES = ["pass", "fail", "blocked", "drift"]
 
 
 def load(case: str) -> dict[str, object]:
@@ -54,6 +55,18 @@ def test_golden_reports_say_what_auditors_need() -> None:
     assert "**Verdict: BLOCKED**" in blocked
     assert "licence key missing: notes-app requires NOTES_LICENSE_KEY to start" in blocked
     assert "Set the licence variable the service asks for" in blocked
+
+
+def test_schema_drift_shows_what_changed() -> None:
+    drift = (GOLDEN / "drift.report.md").read_text()
+    assert "| Schema differences | 0 | 5 | FAIL |" in drift
+    assert "| changed | users.email | collation: expected NOCASE, found BINARY |" in drift
+    assert "| changed | audit_log | autoincrement: expected true, found false |" in drift
+    assert (
+        "| changed | note_summary | ... title as notebook, u.[-display_name-]{+email+} as author"
+        " from notes n join ... |" in drift
+    )
+    assert "CHECK on status | ... ('draft', 'published', 'archived' [-, 'deleted'-]) |" in drift
 
 
 def test_html_is_the_same_content_as_a_standalone_page() -> None:
