@@ -82,6 +82,7 @@ def read_schema(conn: sqlite3.Connection, name: str | None = None) -> Manifest:
 
 def _table(conn: sqlite3.Connection, name: str, sql: str, table_sql: dict[str, str]) -> Table:
     q = _quote(name)
+    # hidden == 1: the hidden columns of virtual tables
     rows = [r for r in conn.execute(f"PRAGMA table_xinfo({q})") if int(r[6]) != 1]
     collations = _collations(name, sql, len(rows))
     columns = [
@@ -97,7 +98,7 @@ def _table(conn: sqlite3.Connection, name: str, sql: str, table_sql: dict[str, s
         for (_cid, cname, ctype, notnull, dflt, pk, hidden), collation in zip(
             rows, collations, strict=True
         )
-    ]  # hidden == 1: the hidden columns of virtual tables
+    ]
     own = {fold(c.name): c.collation for c in columns}
     unique = []
     for _seq, index, is_unique, origin, _partial in conn.execute(f"PRAGMA index_list({q})"):
