@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 # Each alternative either matches or fails within a bounded look-ahead, except strings and
@@ -190,6 +191,18 @@ def _close(toks: list[Token], start: int) -> int:
     return len(toks)
 
 
+def _top_level(toks: list[Token]) -> Iterator[tuple[int, Token]]:
+    """(index, token) of each token outside parentheses, the parentheses left out."""
+    depth = 0
+    for i, tok in enumerate(toks):
+        if tok.text == "(":
+            depth += 1
+        elif tok.text == ")":
+            depth -= 1
+        elif depth == 0:
+            yield i, tok
+
+
 def split_top_level(toks: list[Token]) -> list[list[Token]]:
     """Split on commas that are not inside parentheses."""
     parts: list[list[Token]] = [[]]
@@ -265,14 +278,8 @@ def column_collations(create_table: str) -> list[str]:
         if part[0].keyword(*_TABLE_CONSTRAINT):
             continue
         collation = None
-        depth = 0
-        for i in range(1, len(part)):
-            tok = part[i]
-            if tok.text == "(":
-                depth += 1
-            elif tok.text == ")":
-                depth -= 1
-            elif depth == 0 and tok.keyword("collate") and i + 1 < len(part):
+        for i, tok in _top_level(part):
+            if i and tok.keyword("collate") and i + 1 < len(part):
                 collation = name_of(part[i + 1])
         out.append(normalize_collation(collation))
     return out
@@ -296,13 +303,8 @@ def index_key(key: str, collations: dict[str, str]) -> str:
         toks = toks[:-1]
     suffix = toks[-1:] if toks and toks[-1].keyword("desc") else []
     toks = toks[: len(toks) - len(suffix)]
-    depth = 0
-    for i, tok in enumerate(toks):
-        if tok.text == "(":
-            depth += 1
-        elif tok.text == ")":
-            depth -= 1
-        elif depth == 0 and tok.keyword("collate") and i + 1 < len(toks):
+    for i, tok in _top_level(toks):
+        if tok.keyword("collate") and i + 1 < len(toks):
             name = normalize_collation(name_of(toks[i + 1]))
             expr = toks[:i]
             column = name_of(expr[0]).lower() if len(expr) == 1 else None
@@ -334,13 +336,8 @@ def index_parts(create_index: str) -> tuple[list[str], str | None]:
 def view_body(create_view: str) -> str:
     """The SELECT of a CREATE VIEW, normalized (the view's own name is compared apart)."""
     toks = tokens(create_view)
-    depth = 0
-    for i, tok in enumerate(toks):
-        if tok.text == "(":
-            depth += 1
-        elif tok.text == ")":
-            depth -= 1
-        elif tok.keyword("as") and depth == 0:
+    for i, tok in _top_level(toks):
+        if tok.keyword("as"):
             return join(_trim(toks[i + 1 :]))
     return join(toks)
 
