@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 from persistaudit import sqltext
 from persistaudit.display import printable
-from persistaudit.manifest import Column, ForeignKey, Index, Manifest, Table, fold
+from persistaudit.manifest import Column, ForeignKey, Index, Manifest, Table
+from persistaudit.sqltext import fold
 
 Kind = Literal["missing", "unexpected", "changed"]
 ObjectType = Literal[

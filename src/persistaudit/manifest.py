@@ -15,16 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from persistaudit.config import read_yaml, validation_message
 from persistaudit.exceptions import ConfigError
-from persistaudit.sqltext import DEFAULT_COLLATION, normalize_collation
+from persistaudit.sqltext import DEFAULT_COLLATION, fold, normalize_collation
 
 MANIFEST_VERSION = 1
 Action = Literal["NO ACTION", "RESTRICT", "SET NULL", "SET DEFAULT", "CASCADE"]
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-
-
-def fold(name: str) -> str:
-    """A name as SQLite compares names: ASCII letters case-insensitive, nothing else folded."""
-    return name.lower() if name.isascii() else name.translate(_ASCII_LOWER)
 
 
 class _Model(BaseModel):

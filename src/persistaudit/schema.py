@@ -21,8 +21,8 @@ from persistaudit.manifest import (
     Trigger,
     UniqueCollation,
     View,
-    fold,
 )
+from persistaudit.sqltext import fold
 
 _GENERATED = {2: "virtual", 3: "stored"}
 

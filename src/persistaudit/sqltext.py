@@ -37,6 +37,14 @@ _TOKEN = re.compile(
 )
 _SIMPLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SAME_OPERATOR = {"<>": "!=", "==": "="}  # one token each in SQLite's own tokenizer
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def fold(name: str) -> str:
+    """A name as SQLite compares names: ASCII letters case-insensitive, nothing else folded."""
+    return name.lower() if name.isascii() else name.translate(_ASCII_LOWER)
+
+
 # After these words an opening parenthesis is set off by a space: `in (...)`, `as (...)`.
 _SPACED = {
     "and",
@@ -296,7 +304,7 @@ def name_of(tok: Token) -> str:
 
 def index_key(key: str, collations: dict[str, str]) -> str:
     """One key of an index, canonical: an explicit ASC, and a COLLATE naming the column's
-    own collation (collations: lower-case column name -> collation), say nothing.
+    own collation (collations: folded column name -> collation), say nothing.
     """
     toks = tokens(key)
     if toks and toks[-1].keyword("asc"):
@@ -307,7 +315,7 @@ def index_key(key: str, collations: dict[str, str]) -> str:
         if tok.keyword("collate") and i + 1 < len(toks):
             name = normalize_collation(name_of(toks[i + 1]))
             expr = toks[:i]
-            column = name_of(expr[0]).lower() if len(expr) == 1 else None
+            column = fold(name_of(expr[0])) if len(expr) == 1 else None
             if column is not None and collations.get(column) == name:
                 toks = expr + toks[i + 2 :]
             else:
