@@ -6,7 +6,8 @@ import pytest
 
 from persistaudit import constraints
 from persistaudit.audit import TargetAudit
-from persistaudit.diff import diff, diff_tables
+from persistaudit.diff import diff, diff_tables, rows
+from persistaudit.display import printable
 from persistaudit.exceptions import LimitExceeded
 from persistaudit.inspect import DatabaseFacts
 from persistaudit.manifest import dump_manifest
@@ -111,7 +112,7 @@ def test_schema(persistaudit_started: TargetAudit, persistaudit_check: CheckReco
         "Tables (SELECT name FROM sqlite_master WHERE type='table')",
         f"expected {len(tables.expected)}, present {len(tables.present)}, "
         f"missing {len(tables.missing)}, unexpected {len(tables.unexpected)}\n"
-        f"present: {', '.join(sorted(actual.tables))}",
+        f"present: {printable(', '.join(sorted(actual.tables)))}",
         "command",
     )
     persistaudit_check.metric(
@@ -122,16 +123,12 @@ def test_schema(persistaudit_started: TargetAudit, persistaudit_check: CheckReco
     )
     persistaudit_check.metric("Schema differences", "0", str(len(differences)), not differences)
     for kind in OBJECT_ORDER:
-        rows = [
-            [d.kind, d.name, _show(d.expected), _show(d.actual)]
-            for d in differences
-            if d.object == kind
-        ]
-        if rows:
+        found = rows([d for d in differences if d.object == kind])
+        if found:
             persistaudit_check.table(
-                f"{kind.replace('_', ' ')} differences ({len(rows)})",
-                ["Difference", "Name", "Expected", "Actual"],
-                rows,
+                f"{kind.replace('_', ' ')} differences ({len(found)})",
+                ["Difference", "Name", "What changed ([-expected-]{+found+})"],
+                found,
             )
     if not differences:
         persistaudit_check.summary = (
@@ -144,7 +141,7 @@ def test_schema(persistaudit_started: TargetAudit, persistaudit_check: CheckReco
     if tables.missing:
         problems.append(
             f"{len(tables.missing)} of {len(tables.expected)} tables missing: "
-            + ", ".join(tables.missing)
+            + printable(", ".join(tables.missing))
         )
     others = [d for d in differences if not (d.object == "table" and d.kind == "missing")]
     if others:
@@ -154,14 +151,6 @@ def test_schema(persistaudit_started: TargetAudit, persistaudit_check: CheckReco
         problems.append(f"{len(others)} {word}: {shown}{more}")
     persistaudit_check.summary = "; ".join(problems)
     pytest.fail(persistaudit_check.summary, pytrace=False)
-
-
-def _show(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items())
-    return str(value)
 
 
 @pytest.mark.check("fresh_install.constraints")

@@ -19,6 +19,7 @@ from persistaudit.audit import TargetAudit
 from persistaudit.compare import compare
 from persistaudit.config import load_config
 from persistaudit.diff import diff, group_by_table
+from persistaudit.display import printable
 from persistaudit.documents import read_results
 from persistaudit.exceptions import PersistauditError, SnapshotError, TargetBlocked
 from persistaudit.findings import EXIT_CODES
@@ -262,6 +263,7 @@ def _snapshot_target(path: Path, name: str | None) -> Manifest:
 def diff_command(manifest: Path, other: Path, as_json: bool) -> None:
     """Compare MANIFEST with OTHER (a database file or another manifest).
 
+    Changed SQL is shown as a word diff: [-as in MANIFEST-]{+as in OTHER+}.
     Exit code: 0 equal, 1 drift, 2 bad input.
     """
     expected = load_manifest(manifest)
@@ -282,7 +284,7 @@ def diff_command(manifest: Path, other: Path, as_json: bool) -> None:
     else:
         click.echo(f"{len(found)} difference(s) between {manifest} and {other}:")
         for table, items in group_by_table(found).items():
-            click.echo(f"  {table}")
+            click.echo(f"  {printable(table)}")
             for item in items:
                 click.echo(f"    {item.describe()}")
     sys.exit(1 if found else 0)

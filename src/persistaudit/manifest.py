@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from persistaudit.config import read_yaml, validation_message
 from persistaudit.exceptions import ConfigError, clip_value
+from persistaudit.sqltext import DEFAULT_COLLATION, fold, normalize_collation
 
 MANIFEST_VERSION = 1
 Action = Literal["NO ACTION", "RESTRICT", "SET NULL", "SET DEFAULT", "CASCADE"]
@@ -29,9 +30,15 @@ class Column(_Model):
     type: str = ""  # declared type, upper-case ("" when none was declared)
     not_null: bool = False
     default: str | None = None  # normalized SQL text of the default
+    collation: str = DEFAULT_COLLATION  # COLLATE of the column, upper-case
     pk: int = 0  # position in the primary key, 0 when not part of it
     generated: Literal["virtual", "stored"] | None = None
     json_valid: bool = False  # manifest only: every value must satisfy json_valid()
+
+    @field_validator("collation")
+    @classmethod
+    def _collation(cls, value: str) -> str:
+        return normalize_collation(value)
 
 
 class ForeignKey(_Model):
@@ -49,14 +56,49 @@ class ForeignKey(_Model):
         return f"{table}({', '.join(self.columns)}) -> {self.table}({', '.join(self.to)})"
 
 
+class UniqueCollation(_Model):
+    """A UNIQUE constraint that compares some of its columns with another collation than
+    the columns' own (`UNIQUE (title COLLATE NOCASE)` on a BINARY column)."""
+
+    columns: list[str]  # the constraint's columns, as in Table.unique
+    collations: dict[str, str]  # column -> the collation the constraint uses for it
+
+    @field_validator("collations")
+    @classmethod
+    def _names(cls, value: dict[str, str]) -> dict[str, str]:
+        return {k: normalize_collation(v) for k, v in value.items()}
+
+
 class Table(_Model):
     columns: list[Column] = Field(default_factory=list)
     primary_key: list[str] = Field(default_factory=list)
     unique: list[list[str]] = Field(default_factory=list)
+    # Only the UNIQUE constraints whose collation differs from their columns' own.
+    unique_collations: list[UniqueCollation] = Field(default_factory=list)
     checks: list[str] = Field(default_factory=list)
     foreign_keys: list[ForeignKey] = Field(default_factory=list)
     without_rowid: bool = False
     strict: bool = False
+    autoincrement: bool = False
+
+    @model_validator(mode="after")
+    def _collations_name_constraints(self) -> Table:
+        uniques = [[fold(c) for c in u] for u in self.unique]
+        for entry in self.unique_collations:
+            columns = [fold(c) for c in entry.columns]
+            if columns not in uniques:
+                raise ValueError(
+                    f"unique_collations names UNIQUE({', '.join(entry.columns)}), "
+                    "which is not in unique"
+                )
+            uniques.remove(columns)
+            stray = [c for c in entry.collations if fold(c) not in columns]
+            if stray:
+                raise ValueError(
+                    f"unique_collations: {', '.join(stray)} is not a column of "
+                    f"UNIQUE({', '.join(entry.columns)})"
+                )
+        return self
 
 
 class Index(_Model):
@@ -95,10 +137,25 @@ class Manifest(_Model):
     user_version: int | None = None
     alembic_revision: str | None = None
 
+    @model_validator(mode="after")
+    def _one_name_per_object(self) -> Manifest:
+        """SQLite does not tell `Notes` from `notes`: two such entries would be one object."""
+        for kind in ("tables", "indexes", "views", "triggers"):
+            seen: dict[str, str] = {}
+            for name in getattr(self, kind):
+                other = seen.setdefault(fold(name), name)
+                if other != name:
+                    raise ValueError(
+                        f"{kind} {other!r} and {name!r} are one name in SQLite "
+                        "(names are case-insensitive)"
+                    )
+        return self
+
     def ignored(self, name: str) -> bool:
-        """SQLite's internal tables are always ignored, and so are the configured patterns."""
+        """SQLite's internal tables are always ignored, and so are the configured patterns
+        (matched without regard to case, as SQLite matches names)."""
         patterns = ["sqlite_*", *self.options.ignore]
-        return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+        return any(fnmatch.fnmatchcase(fold(name), fold(p)) for p in patterns)
 
 
 def load_manifest(path: Path) -> Manifest:
@@ -142,7 +199,7 @@ _Dumper.add_representer(
 def _flowed(value: Any, key: str = "") -> Any:
     if isinstance(value, dict):
         items = {k: _flowed(v, k) for k, v in value.items()}
-        return _Flow(items) if key in ("columns", "foreign_keys") else items
+        return _Flow(items) if key in ("columns", "foreign_keys", "unique_collations") else items
     if isinstance(value, list):
         if all(not isinstance(v, (dict, list)) for v in value) and key != "checks":
             return _FlowList(value)

@@ -20,6 +20,7 @@ from persistaudit.assessment import (
     recommendation,
     risk,
 )
+from persistaudit.display import printable
 from persistaudit.resources import bundled
 
 STATUS_MARK = {
@@ -107,11 +108,12 @@ def md_cell(value: Any, inert: bool = False) -> str:
     if inert:
         text = _INERT.sub(r"\\\g<0>", text)
     text = text.replace("<", "&lt;").replace(">", "&gt;")
-    return re.sub(r"\s*\n\s*", " ", text).strip()
+    return printable(re.sub(r"\s*\n\s*", " ", text).strip(), backslash=False)
 
 
 def md_text(value: Any, inert: bool = False) -> str:
-    """Text safe in a Markdown paragraph or list item: HTML is shown, not run.
+    """Text safe in a Markdown paragraph or list item: HTML is shown, not run, and no line
+    of its own can start (a carriage return or escape sequence is shown escaped).
 
     inert (for the HTML page) also escapes emphasis, link and entity punctuation: the text
     shows as written, and Markdown parsing stays linear however hostile the text.
@@ -119,7 +121,8 @@ def md_text(value: Any, inert: bool = False) -> str:
     text = str(value)
     if inert:
         text = _INERT.sub(r"\\\g<0>", text.replace("\\", "\\\\"))
-    return text.replace("<", "&lt;").replace(">", "&gt;")
+    text = re.sub(r"\s*\n\s*", " ", text.replace("<", "&lt;").replace(">", "&gt;"))
+    return printable(text, backslash=False)
 
 
 _INERT = re.compile(r"[*_\[\]!~&]")

@@ -11,8 +11,18 @@ from typing import Any
 
 from persistaudit import sqltext
 from persistaudit.exceptions import ConfigError, LimitExceeded, SnapshotError
-from persistaudit.manifest import Column, ForeignKey, Index, Manifest, Table, Trigger, View
+from persistaudit.manifest import (
+    Column,
+    ForeignKey,
+    Index,
+    Manifest,
+    Table,
+    Trigger,
+    UniqueCollation,
+    View,
+)
 from persistaudit.sqlite_guard import Limits, open_memory, reading
+from persistaudit.sqltext import fold
 
 _GENERATED = {2: "virtual", 3: "stored"}
 
@@ -31,15 +41,25 @@ def read_schema(conn: sqlite3.Connection, name: str | None = None) -> Manifest:
     views: dict[str, View] = {}
     triggers: dict[str, Trigger] = {}
     table_sql = {n: sql for kind, n, _, sql in objects if kind == "table"}
+    for kind, obj, _table_name, sql in objects:
+        if kind == "table" and not obj.startswith("sqlite_"):
+            tables[obj] = _table(conn, obj, sql, table_sql)
+    collations = {
+        fold(n): {fold(c.name): c.collation for c in t.columns} for n, t in tables.items()
+    }
     for kind, obj, table, sql in objects:
         if obj.startswith("sqlite_"):
             continue
-        if kind == "table":
-            tables[obj] = _table(conn, obj, sql, table_sql)
-        elif kind == "index":
+        if kind == "index":
             columns, where = sqltext.index_parts(sql)
-            unique = sqltext.tokens(sql)[1].text == "unique"
-            indexes[obj] = Index(table=table, columns=columns, unique=unique, where=where)
+            own = collations.get(fold(table), {})
+            unique = sqltext.tokens(sql)[1].keyword("unique")
+            indexes[obj] = Index(
+                table=table,
+                columns=[sqltext.index_key(c, own) for c in columns],
+                unique=unique,
+                where=where,
+            )
         elif kind == "view":
             views[obj] = View(sql=sqltext.view_body(sql))
         elif kind == "trigger":
@@ -62,25 +82,36 @@ def read_schema(conn: sqlite3.Connection, name: str | None = None) -> Manifest:
 
 def _table(conn: sqlite3.Connection, name: str, sql: str, table_sql: dict[str, str]) -> Table:
     q = _quote(name)
+    # hidden == 1: the hidden columns of virtual tables
+    rows = [r for r in conn.execute(f"PRAGMA table_xinfo({q})") if int(r[6]) != 1]
+    collations = _collations(name, sql, len(rows))
     columns = [
         Column(
             name=str(cname),
             type=sqltext.normalize_type(ctype or ""),
             not_null=bool(notnull),
-            default=sqltext.normalize(dflt) if dflt is not None else None,
+            default=sqltext.normalize_default(dflt),
+            collation=collation,
             pk=int(pk),
             generated=_GENERATED.get(int(hidden)),  # type: ignore[arg-type]
         )
-        for _cid, cname, ctype, notnull, dflt, pk, hidden in conn.execute(
-            f"PRAGMA table_xinfo({q})"
+        for (_cid, cname, ctype, notnull, dflt, pk, hidden), collation in zip(
+            rows, collations, strict=True
         )
-        if int(hidden) != 1  # hidden columns of virtual tables
     ]
+    own = {fold(c.name): c.collation for c in columns}
     unique = []
     for _seq, index, is_unique, origin, _partial in conn.execute(f"PRAGMA index_list({q})"):
         if is_unique and origin == "u":
-            cols = [str(r[2]) for r in conn.execute(f"PRAGMA index_info({_quote(index)})")]
-            unique.append(cols)
+            keys = [r for r in conn.execute(f"PRAGMA index_xinfo({_quote(index)})") if r[5]]
+            cols = [str(r[2]) for r in keys]
+            differ = {
+                str(r[2]): sqltext.normalize_collation(r[4])
+                for r in keys
+                if sqltext.normalize_collation(r[4]) != own.get(fold(str(r[2])))
+            }
+            unique.append((cols, differ))
+    unique.sort(key=lambda u: (u[0], sorted(u[1].items())))
     fks: dict[int, dict[str, Any]] = {}
     for fid, _seq, parent, src, dst, on_update, on_delete, _match in conn.execute(
         f"PRAGMA foreign_key_list({q})"
@@ -107,13 +138,17 @@ def _table(conn: sqlite3.Connection, name: str, sql: str, table_sql: dict[str, s
     return Table(
         columns=columns,
         primary_key=[c.name for c in sorted(columns, key=lambda c: c.pk) if c.pk],
-        unique=sorted(unique),
+        unique=[cols for cols, _ in unique],
+        unique_collations=[
+            UniqueCollation(columns=cols, collations=differ) for cols, differ in unique if differ
+        ],
         checks=sorted(sqltext.table_checks(sql)),
         foreign_keys=sorted(
             (ForeignKey(**fk) for fk in fks.values()), key=lambda f: (f.columns, f.table)
         ),
         without_rowid="without rowid" in options,
         strict="strict" in options,
+        autoincrement="autoincrement" in options,
     )
 
 
@@ -124,6 +159,22 @@ def from_copy(path: Path, name: str | None = None, limits: Limits | None = None)
     """
     with reading(path, "the schema", limits) as conn:
         return read_schema(conn, name)
+
+
+def _collations(table: str, create_table: str, count: int) -> list[str]:
+    """Each column's collation, from the CREATE TABLE (PRAGMA table_info does not say).
+
+    The definitions come in the same order as the columns; virtual tables have none.
+    """
+    if sqltext.tokens(create_table)[1].keyword("virtual"):
+        return [sqltext.DEFAULT_COLLATION] * count
+    found = sqltext.column_collations(create_table)
+    if len(found) != count:  # never for SQL that SQLite itself parsed; refuse to guess
+        raise sqlite3.DatabaseError(
+            f"table {table!r}: its CREATE TABLE reads as {len(found)} column definitions, "
+            f"PRAGMA table_info lists {count} columns"
+        )
+    return found
 
 
 def from_file(path: Path, name: str | None = None) -> Manifest:
@@ -151,13 +202,13 @@ def from_file(path: Path, name: str | None = None) -> Manifest:
 def keep_annotations(new: Manifest, old: Manifest) -> Manifest:
     """A regenerated manifest keeps what people wrote by hand: name, options, json_valid marks."""
     tables = {}
+    old_tables = {fold(n): t for n, t in old.tables.items()}
     for name, table in new.tables.items():
-        marked = (
-            {c.name for c in old.tables[name].columns if c.json_valid}
-            if name in old.tables
-            else set()
-        )
-        columns = [c.model_copy(update={"json_valid": c.name in marked}) for c in table.columns]
+        before = old_tables.get(fold(name))
+        marked = {fold(c.name) for c in before.columns if c.json_valid} if before else set()
+        columns = [
+            c.model_copy(update={"json_valid": fold(c.name) in marked}) for c in table.columns
+        ]
         tables[name] = table.model_copy(update={"columns": columns})
     return new.model_copy(
         update={"tables": tables, "options": old.options, "name": old.name or new.name}

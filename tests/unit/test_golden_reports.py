@@ -1,7 +1,8 @@
 """Golden files: the rendered report for a passing, a failing and a blocked audit.
 
-The results files come from real audits of notes-app (good, ephemeral-db, license-blocker, and
-the good one with a fault injected into the constraints check: tests/robustness/fault_plugin.py).
+The results files come from real audits of notes-app (good, ephemeral-db, license-blocker,
+the good one with a fault injected into the constraints check: tests/robustness/fault_plugin.py,
+and the good one against a manifest that promises another schema: drift).
 After an intended change to the report, regenerate with:
     PERSISTAUDIT_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/unit/test_golden_reports.py
 and review the diff of tests/golden/*.md like any other change.
@@ -20,7 +21,7 @@ from persistaudit.report import render_html, render_markdown
 from tests.helpers import REPO
 
 GOLDEN = REPO / "tests" / "golden"
-CASES = ["pass", "fail", "blocked", "error"]
+CASES = ["pass", "fail", "blocked", "error", "drift"]
 
 
 def load(case: str) -> dict[str, object]:
@@ -61,6 +62,18 @@ def test_golden_reports_say_what_auditors_need() -> None:
     assert "- **ERROR** `fresh_install.constraints`: internal error in persistaudit" in error
     assert "Not tested: `fresh_install.constraints` (internal error)." in error
     assert "report it with evidence/internal-error-fresh_install.constraints.txt" in error
+
+
+def test_schema_drift_shows_what_changed() -> None:
+    drift = (GOLDEN / "drift.report.md").read_text()
+    assert "| Schema differences | 0 | 5 | FAIL |" in drift
+    assert "| changed | users.email | collation: expected NOCASE, found BINARY |" in drift
+    assert "| changed | audit_log | autoincrement: expected true, found false |" in drift
+    assert (
+        "| changed | note_summary | ... title as notebook, u.[-display_name-]{+email+} as author"
+        " from notes n join ... |" in drift
+    )
+    assert "CHECK on status | ... ('draft', 'published', 'archived' [-, 'deleted'-]) |" in drift
 
 
 def test_html_is_the_same_content_as_a_standalone_page() -> None:

@@ -15,6 +15,10 @@ from persistaudit.manifest import Manifest, dump_manifest
 from persistaudit.schema import read_schema
 
 TYPES = ["INTEGER", "TEXT", "REAL", "BLOB"]
+COLLATIONS = ["BINARY", "NOCASE", "RTRIM"]
+# CHECK expressions and partial-index conditions, each with a constant a mutation changes.
+CHECKS = ["{c} != 'x'", "length({c}) < 10"]
+WHERES = ["{c} != 'x'", "{c} IS NOT NULL"]
 
 
 @dataclass
@@ -24,18 +28,41 @@ class Col:
     not_null: bool = False
     default: str | None = None
     ref: str | None = None  # parent table (its id)
+    collate: str | None = None  # None: no COLLATE clause (BINARY)
+    check: str | None = None  # a column-level CHECK, one of CHECKS with {c} filled in later
+
+
+@dataclass
+class Unique:
+    cols: list[str]
+    collate: str | None = None  # COLLATE of the first column inside the constraint
 
 
 @dataclass
 class Tbl:
     name: str
     cols: list[Col]
+    autoincrement: bool = False
+    unique: Unique | None = None
+
+    def col(self, name: str) -> Col:
+        return next(c for c in self.cols if c.name == name)
+
+
+@dataclass
+class Idx:
+    name: str
+    table: str
+    cols: list[str]
+    unique: bool
+    where: str | None = None  # one of WHERES over the first column
+    collate: str | None = None  # COLLATE of the first key
 
 
 @dataclass
 class Schema:
     tables: list[Tbl]
-    indexes: list[tuple[str, str, list[str], bool]] = field(default_factory=list)
+    indexes: list[Idx] = field(default_factory=list)
     views: list[tuple[str, str, list[str]]] = field(default_factory=list)
     triggers: list[tuple[str, str]] = field(default_factory=list)
 
@@ -51,6 +78,11 @@ class Style:
     upper: bool = True
     spaced: bool = False
     comments: bool = False
+    null_default: bool = False  # DEFAULT NULL where there is no default
+    asc: bool = False  # an explicit ASC on every index key
+    operators: bool = False  # <> for !=, == for =
+    name_case: bool = False  # every name upper-case (SQLite compares names case-insensitively)
+    binary: bool = False  # an explicit COLLATE BINARY where there is no COLLATE
 
 
 @st.composite
@@ -68,9 +100,17 @@ def schemas(draw: st.DrawFn) -> Schema:
                     draw(st.booleans()),
                     draw(st.sampled_from([None, "0", "'x'"])) if not ref else None,
                     ref,
+                    draw(st.sampled_from([None, None, *COLLATIONS])),
+                    draw(st.sampled_from([None, None, *CHECKS])),
                 )
             )
-        tables.append(Tbl(f"t{i}", cols))
+        table = Tbl(f"t{i}", cols, draw(st.booleans()))
+        if draw(st.booleans()):
+            names = [c.name for c in cols if not c.ref]
+            if names:
+                picked = draw(st.lists(st.sampled_from(names), min_size=1, max_size=2, unique=True))
+                table.unique = Unique(picked, draw(st.sampled_from([None, None, *COLLATIONS])))
+        tables.append(table)
     schema = Schema(tables)
     for t in tables:
         if draw(st.booleans()):
@@ -79,7 +119,16 @@ def schemas(draw: st.DrawFn) -> Schema:
                     st.sampled_from([c.name for c in t.cols]), min_size=1, max_size=2, unique=True
                 )
             )
-            schema.indexes.append((f"ix_{t.name}", t.name, cols, draw(st.booleans())))
+            schema.indexes.append(
+                Idx(
+                    f"ix_{t.name}",
+                    t.name,
+                    cols,
+                    draw(st.booleans()),
+                    draw(st.sampled_from([None, *WHERES])),
+                    draw(st.sampled_from([None, None, *COLLATIONS])),
+                )
+            )
         if draw(st.booleans()):
             schema.views.append((f"v_{t.name}", t.name, [t.cols[0].name]))
         if draw(st.booleans()):
@@ -89,6 +138,8 @@ def schemas(draw: st.DrawFn) -> Schema:
 
 def ddl(schema: Schema, style: Style = Style()) -> str:
     def q(name: str) -> str:
+        if style.name_case:
+            name = name.upper()
         if style.quote == "[":
             return f"[{name}]"
         return f"{style.quote}{name}{style.quote}"
@@ -96,24 +147,57 @@ def ddl(schema: Schema, style: Style = Style()) -> str:
     def kw(text: str) -> str:
         return text.upper() if style.upper else text.lower()
 
+    def expr(template: str, column: str) -> str:
+        text = template.format(c=q(column))
+        if style.operators:
+            text = text.replace("!=", "<>")
+        return text
+
+    def collate(name: str | None, inherited: str | None = "BINARY") -> str:
+        """COLLATE name; with style.binary, where there is none, the one that applies anyway
+        (BINARY for a column, the column's own for a key of an index or UNIQUE)."""
+        name = name or (inherited if style.binary else None)
+        return f" {kw('collate')} {kw(name)}" if name else ""
+
+    def inherited(table: str, column: str) -> str:
+        if column == "id":
+            return "BINARY"
+        return schema.table(table).col(column).collate or "BINARY"
+
     sp = "  \n   " if style.spaced else " "
     note = "/* generated */ " if style.comments else ""
     out = []
     for t in schema.tables:
-        parts = [f"{q('id')} {kw('integer primary key')}"]
+        auto = f" {kw('autoincrement')}" if t.autoincrement else ""
+        parts = [f"{q('id')} {kw('integer primary key')}{auto}"]
         for c in t.cols:
             part = f"{q(c.name)} {kw(c.type)}"
             if c.not_null:
                 part += f" {kw('not null')}"
             if c.default is not None:
                 part += f" {kw('default')} {c.default}"
+            elif style.null_default:
+                part += f" {kw('default null')}"
+            part += collate(c.collate)
+            if c.check is not None:
+                part += f" {kw('check')} ({expr(c.check, c.name)})"
             if c.ref:
                 part += f" {kw('references')} {q(c.ref)}({q('id')})"
             parts.append(part)
+        if t.unique is not None:
+            first, *rest = t.unique.cols
+            keys = [q(first) + collate(t.unique.collate, t.col(first).collate or "BINARY")]
+            parts.append(f"{kw('unique')} ({', '.join(keys + [q(c) for c in rest])})")
         out.append(f"{note}{kw('create table')} {q(t.name)}{sp}({sp}{(',' + sp).join(parts)}{sp});")
-    for name, table, cols, unique in schema.indexes:
-        word = kw("create unique index" if unique else "create index")
-        out.append(f"{word} {q(name)} {kw('on')} {q(table)}({', '.join(q(c) for c in cols)});")
+    for ix in schema.indexes:
+        word = kw("create unique index" if ix.unique else "create index")
+        order = f" {kw('asc')}" if style.asc else ""
+        keys = [
+            q(c) + collate(ix.collate if i == 0 else None, inherited(ix.table, c)) + order
+            for i, c in enumerate(ix.cols)
+        ]
+        where = f" {kw('where')} {expr(ix.where, ix.cols[0])}" if ix.where else ""
+        out.append(f"{word} {q(ix.name)} {kw('on')} {q(ix.table)}({', '.join(keys)}){where};")
     for name, table, cols in schema.views:
         select = f"{kw('select')}{sp}{', '.join(q(c) for c in cols)}{sp}{kw('from')} {q(table)}"
         out.append(f"{kw('create view')} {q(name)} {kw('as')} {select}; -- view\n")
@@ -152,7 +236,16 @@ def test_snapshot_round_trips_through_yaml_without_differences(schema: Schema) -
 @given(
     schemas(),
     st.builds(
-        Style, st.sampled_from(["", '"', "`", "["]), st.booleans(), st.booleans(), st.booleans()
+        Style,
+        st.sampled_from(["", '"', "`", "["]),
+        st.booleans(),
+        st.booleans(),
+        st.booleans(),
+        st.booleans(),
+        st.booleans(),
+        st.booleans(),
+        st.booleans(),
+        st.booleans(),
     ),
 )
 def test_cosmetic_rewrites_are_not_differences(schema: Schema, style: Style) -> None:
@@ -160,10 +253,25 @@ def test_cosmetic_rewrites_are_not_differences(schema: Schema, style: Style) -> 
 
 
 def referenced(schema: Schema) -> set[tuple[str, str]]:
-    """(table, column) pairs something else depends on."""
-    used = {(t, c) for _, t, cols, _ in schema.indexes for c in cols}
+    """(table, column) pairs something else depends on (or that carry a CHECK)."""
+    used = {(ix.table, c) for ix in schema.indexes for c in ix.cols}
     used |= {(t, c) for _, t, cols in schema.views for c in cols}
+    used |= {(t.name, c) for t in schema.tables if t.unique for c in t.unique.cols}
+    used |= {(t.name, c.name) for t in schema.tables for c in t.cols if c.check}
     return used
+
+
+def other_collation(*current: str | None) -> str:
+    """A collation that differs from each of current (None counts as BINARY)."""
+    return next(c for c in COLLATIONS if c not in {x or "BINARY" for x in current})
+
+
+def bump(text: str) -> str:
+    """The same CHECK or condition with another constant."""
+    for old, new in (("'x'", "'y'"), ("< 10", "< 20"), ("IS NOT NULL", "IS NULL")):
+        if old in text:
+            return text.replace(old, new)
+    raise AssertionError(text)
 
 
 def mutate(schema: Schema, which: int, pick: int) -> tuple[str, str, str] | None:
@@ -177,7 +285,7 @@ def mutate(schema: Schema, which: int, pick: int) -> tuple[str, str, str] | None
         ):
             return None
         tables.remove(t)
-        schema.indexes = [i for i in schema.indexes if i[1] != t.name]
+        schema.indexes = [i for i in schema.indexes if i.table != t.name]
         schema.triggers = [x for x in schema.triggers if x[1] != t.name]
         return ("missing", "table", t.name)
     if which == 1:
@@ -192,13 +300,13 @@ def mutate(schema: Schema, which: int, pick: int) -> tuple[str, str, str] | None
         t.cols.append(Col("c_new", "TEXT"))
         return ("unexpected", "column", f"{t.name}.c_new")
     if which == 4:
-        mine = [i for i in schema.indexes if i[1] == t.name]
+        mine = [i for i in schema.indexes if i.table == t.name]
         if not mine:
             return None
         schema.indexes.remove(mine[0])
-        return ("missing", "index", mine[0][0])
+        return ("missing", "index", mine[0].name)
     if which == 5:
-        schema.indexes.append(("ix_new", t.name, [t.cols[0].name], False))
+        schema.indexes.append(Idx("ix_new", t.name, [t.cols[0].name], False))
         return ("unexpected", "index", "ix_new")
     if which == 6:
         mine = [v for v in schema.views if v[1] == t.name]
@@ -248,6 +356,44 @@ def mutate(schema: Schema, which: int, pick: int) -> tuple[str, str, str] | None
         col = t.cols[0]
         col.not_null = not col.not_null
         return ("changed", "column", f"{t.name}.{col.name}")
+    if which == 15:
+        # A column's own collation. Not one that a UNIQUE or index names with a COLLATE of
+        # its own: those are recorded relative to the column's, and would change with it.
+        explicit = {(ix.table, ix.cols[0]) for ix in schema.indexes if ix.collate}
+        explicit |= {(x.name, x.unique.cols[0]) for x in tables if x.unique and x.unique.collate}
+        fit = [c for c in t.cols if (t.name, c.name) not in explicit]
+        if not fit:
+            return None
+        fit[0].collate = other_collation(fit[0].collate)
+        return ("changed", "column", f"{t.name}.{fit[0].name}")
+    if which == 16:
+        t.autoincrement = not t.autoincrement
+        return ("changed", "table", t.name)
+    if which == 17:
+        if t.unique is None:
+            return None
+        first = t.col(t.unique.cols[0])
+        t.unique.collate = other_collation(t.unique.collate or first.collate)
+        return ("changed", "index", f"{t.name}: UNIQUE({', '.join(t.unique.cols)})")
+    if which == 18:
+        mine = [i for i in schema.indexes if i.table == t.name]
+        if not mine:
+            return None
+        ix = mine[0]
+        ix.collate = other_collation(ix.collate or t.col(ix.cols[0]).collate)
+        return ("changed", "index", ix.name)
+    if which == 19:
+        checked = [c for c in t.cols if c.check]
+        if not checked:
+            return None
+        checked[0].check = bump(checked[0].check)  # type: ignore[arg-type]
+        return ("changed", "check", f"{t.name}: CHECK on {checked[0].name}")
+    if which == 20:
+        mine = [i for i in schema.indexes if i.table == t.name and i.where]
+        if not mine:
+            return None
+        mine[0].where = bump(mine[0].where)  # type: ignore[arg-type]
+        return ("changed", "index", mine[0].name)
     raise AssertionError(which)
 
 
@@ -267,6 +413,12 @@ MUTATIONS = {
     12: "add foreign key",
     13: "change column type",
     14: "change nullability",
+    15: "change column collation",
+    16: "toggle autoincrement",
+    17: "change unique collation",
+    18: "change index key collation",
+    19: "change check",
+    20: "change partial index condition",
 }
 
 

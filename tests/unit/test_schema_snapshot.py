@@ -175,7 +175,7 @@ def test_cli_snapshot_and_diff(tmp_path: Path) -> None:
     }  # fmt: skip
     code, out = cli("diff", str(manifest), str(drifted))
     assert code == 1
-    assert "  users\n    column users.profile: expected {'type': 'TEXT'}" in out
+    assert "  users\n    changed column users.profile: type: expected TEXT, found INTEGER\n" in out
 
 
 def test_cli_snapshot_keeps_hand_written_annotations(tmp_path: Path) -> None:
