@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from persistaudit import catalog
 from persistaudit.exceptions import ConfigError, clip_value
 
 CANARY_VARS = ("i", "marker", "run")
@@ -166,10 +167,20 @@ class ExpectSpec(_Model):
     journal_mode: Literal["wal", "delete", "truncate", "persist", "memory", "off"] = "wal"
 
 
+def _known_check(value: str) -> str:
+    """A check id in the catalog, possibly for one database (`fresh_install.schema[vectors]`)."""
+    if not catalog.known(value):
+        raise ValueError(
+            f"unknown check {clip_value(value)}: the known checks are {', '.join(catalog.ids())} "
+            "(suite.check, or suite.check[name] for one database)"
+        )
+    return value
+
+
 class Waiver(_Model):
     """An auditor's acceptance of a known failure, until a date."""
 
-    check: str = Field(pattern=r"^[a-z_]+\.[a-z_]+$")
+    check: Annotated[str, AfterValidator(_known_check)]
     justification: str = Field(min_length=1)
     accepted_by: str = Field(min_length=1)
     expires: date

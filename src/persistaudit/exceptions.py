@@ -13,6 +13,10 @@ class ConfigError(PersistauditError):
     """A config or manifest file is missing, malformed, or names something that does not exist."""
 
 
+class CatalogError(PersistauditError):
+    """A check catalog entry is malformed, or clashes with one already registered."""
+
+
 class EngineUnavailable(PersistauditError):
     """The Docker engine does not answer."""
 

@@ -1,9 +1,14 @@
-"""JUnit XML for CI systems: one test case per check, from the results document."""
+"""JUnit XML for CI systems: one test case per check, from the results document.
+
+A check the catalog knows carries its title and severity as test case properties.
+"""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from typing import Any
+
+from persistaudit import catalog
 
 
 def render_junit(results: dict[str, Any]) -> str:
@@ -37,6 +42,11 @@ def render_junit(results: dict[str, Any]) -> str:
             name=check["id"],
             time=f"{float(check.get('duration_s', 0)):.2f}",
         )
+        entry = catalog.lookup(check["id"])
+        if entry is not None:
+            case_props = ET.SubElement(case, "properties")
+            ET.SubElement(case_props, "property", name="title", value=entry.title)
+            ET.SubElement(case_props, "property", name="severity", value=entry.severity)
         status, summary = check["status"], check["summary"]
         detail = "\n\n".join(f"{e['title']}:\n{e['content']}" for e in check["evidence"])
         if status == "failed":

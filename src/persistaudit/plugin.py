@@ -20,7 +20,7 @@ from typing import Any
 import docker.errors
 import pytest
 
-from persistaudit import __version__, engine, outputs, signals
+from persistaudit import __version__, catalog, engine, outputs, signals
 from persistaudit.audit import TargetAudit
 from persistaudit.config import TargetConfig, load_config
 from persistaudit.exceptions import PersistauditError
@@ -36,8 +36,6 @@ from persistaudit.findings import (
 from persistaudit.outputs import EVIDENCE_DIR, safe_name, write_outputs
 from persistaudit.progress import Progress
 from persistaudit.redact import Redactor
-
-SUITE_ORDER = ["fresh_install", "volume", "restart", "recreate"]
 
 
 class AuditBlocked(pytest.skip.Exception):  # type: ignore[name-defined,misc]
@@ -132,12 +130,9 @@ class AuditSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        def rank(item: pytest.Item) -> int:
-            check = _check_id(item)
-            suite = check.split(".")[0] if check else ""
-            return SUITE_ORDER.index(suite) if suite in SUITE_ORDER else len(SUITE_ORDER)
-
-        items.sort(key=rank)  # stable: keeps file order within a suite
+        # The catalog's order (stable): a check it does not know runs after its suite's known
+        # ones, a test without a check id last, each in file order.
+        items.sort(key=lambda item: catalog.rank(_check_id(item)))
         self.order = [c for c in map(_check_id, items) if c]  # before -k deselects any
 
     @pytest.hookimpl(wrapper=True)

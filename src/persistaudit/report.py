@@ -12,13 +12,13 @@ from typing import Any
 
 import jinja2
 
+from persistaudit import catalog
 from persistaudit.assessment import (
-    PASSING_RECOMMENDATIONS,
-    RESIDUAL_RISKS,
-    SUITE_DONE,
-    SUITE_TITLES,
+    passing_recommendations,
     recommendation,
+    residual_risks,
     risk,
+    untested_areas,
 )
 from persistaudit.display import printable
 from persistaudit.resources import bundled
@@ -172,23 +172,19 @@ def report_context(
     return {
         "r": results,
         "mark": STATUS_MARK,
-        "suites": [
-            (SUITE_TITLES.get(s, s), s, SUITE_DONE.get(s, ""), cs) for s, cs in suites.items()
-        ],
+        "suites": [(*_suite_heading(s), cs) for s, cs in suites.items()],
         "key_findings": sorted(checks, key=lambda c: ORDER[c["status"]]),
         "risks": [(c, risk(c)) for c in problems],
-        "residual": RESIDUAL_RISKS,
+        "residual": residual_risks(checks),
         "recommendations": [
             (c, recommendation(c, results["target"]))
             for c in problems + waived
-            if c["status"] != "blocked" or c["id"] == "fresh_install.startup"
+            if c["status"] != "blocked" or catalog.is_gate(c["id"])
         ],
         "blocked_by_startup": [
-            c["id"]
-            for c in problems
-            if c["status"] == "blocked" and c["id"] != "fresh_install.startup"
+            c["id"] for c in problems if c["status"] == "blocked" and not catalog.is_gate(c["id"])
         ],
-        "passing_recommendations": PASSING_RECOMMENDATIONS,
+        "passing_recommendations": passing_recommendations(checks),
         "validated": [c for c in checks if c["status"] == "passed"],
         "failed": [c for c in checks if c["status"] == "failed"],
         "blocked": [c for c in checks if c["status"] == "blocked"],
@@ -196,9 +192,16 @@ def report_context(
         "errors": [c for c in checks if c["status"] == "error"],
         # A check that persistaudit itself failed inside tested nothing.
         "not_tested": [c for c in checks if c["status"] in ("skipped", "error")],
+        "untested_areas": untested_areas(checks),
         "files": results.get("evidence_files", {}),
         "signoff": signoff,
     }
+
+
+def _suite_heading(name: str) -> tuple[str, str, str]:
+    """(title, name, what was done) of a suite; a suite the catalog does not know by name."""
+    entry = catalog.suite(name)
+    return (entry.title, name, entry.done) if entry else (name, name, "")
 
 
 def render_markdown(
