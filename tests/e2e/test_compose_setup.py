@@ -61,12 +61,18 @@ def test_compose_answers_as_v2_after_setup() -> None:
     assert (done.returncode, done.stdout) == (0, ""), done.stderr
 
 
-def test_setup_links_the_cli_plugin_where_none_is(tmp_path: Path) -> None:
+def own_docker_config(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """An environment whose DOCKER_CONFIG is tmp_path, and where its plugin would be linked."""
     env = {**os.environ, "DOCKER_CONFIG": str(tmp_path)}
     if is_v2(["docker", "compose"], env):
         pytest.skip("a system-wide Compose plugin answers even with an empty DOCKER_CONFIG")
     plugin = tmp_path / "cli-plugins" / "docker-compose"
     plugin.parent.mkdir()
+    return env, plugin
+
+
+def test_setup_links_the_cli_plugin_where_none_is(tmp_path: Path) -> None:
+    env, plugin = own_docker_config(tmp_path)
     plugin.symlink_to(tmp_path / "removed-venv" / "docker-compose")  # left by a removed venv
     done = run("bash", str(SETUP), "compose", env=env)
     assert done.returncode == 0, done.stderr
@@ -80,11 +86,7 @@ def test_setup_links_the_cli_plugin_where_none_is(tmp_path: Path) -> None:
 
 
 def test_setup_leaves_a_plugin_of_someone_else_alone(tmp_path: Path) -> None:
-    env = {**os.environ, "DOCKER_CONFIG": str(tmp_path)}
-    if is_v2(["docker", "compose"], env):
-        pytest.skip("a system-wide Compose plugin answers even with an empty DOCKER_CONFIG")
-    plugin = tmp_path / "cli-plugins" / "docker-compose"
-    plugin.parent.mkdir()
+    env, plugin = own_docker_config(tmp_path)
     plugin.write_text("#!/bin/sh\nexit 3\n")
     plugin.chmod(0o755)
     done = run("bash", str(SETUP), "compose", env=env)
