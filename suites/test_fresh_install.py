@@ -41,7 +41,8 @@ def fresh_facts(
         files = ", ".join(f"{name} ({size} bytes)" for name, size in state.snapshot.files.items())
         check.add(
             "Database copied out of the paused container",
-            f"$ docker pause; docker cp {state.snapshot.container_path}[-wal,-shm]; "
+            f"$ docker pause; docker cp {state.snapshot.container_path}"
+            f"[{','.join(state.snapshot.companions)}]; "
             f"docker unpause\n# {files}; paused {state.snapshot.pause_ms:.0f} ms",
             "command",
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from persistaudit.audit import TargetAudit
-from persistaudit.mounts import evaluate
+from persistaudit.mounts import companion_files, evaluate
 from persistaudit.plugin import CheckRecorder
 
 
@@ -19,7 +19,10 @@ def test_mount(persistaudit_audit: TargetAudit, persistaudit_check: CheckRecorde
     # The mounts are readable even from a container that loops on restart.
     mounts = container.mounts()
     db_path = persistaudit_audit.config.database.path
-    verdict = evaluate(mounts, db_path)
+    # Which files SQLite writes beside it: as the fresh database's header says, or as expected.
+    facts = fresh.database.facts
+    wal = facts.wal if facts else persistaudit_audit.config.expect.journal_mode == "wal"
+    verdict = evaluate(mounts, db_path, wal=wal)
     persistaudit_check.add(
         f"docker inspect {container.name} --format '{{{{json .Mounts}}}}'",
         "\n".join(
@@ -36,7 +39,7 @@ def test_mount(persistaudit_audit: TargetAudit, persistaudit_check: CheckRecorde
             raise RuntimeError("a passing mount verdict without its mount")
         persistaudit_check.summary = (
             f"{db_path} is on a {verdict.kind} ({verdict.mount.name or verdict.mount.source}) "
-            f"mounted read-write at {verdict.mount.destination}, with its -wal and -shm files"
+            f"mounted read-write at {verdict.mount.destination}, with its {companion_files(wal)}"
         )
         return
     persistaudit_check.summary = "; ".join(verdict.problems)

@@ -29,6 +29,7 @@ from persistaudit.progress import Progress
 from persistaudit.redact import Redactor
 from persistaudit.report import render_html, render_markdown
 from persistaudit.resources import bundled
+from persistaudit.sqlite_files import MAGIC, is_sqlite
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 4
@@ -270,8 +271,8 @@ def diff_command(manifest: Path, other: Path, as_json: bool) -> None:
     if not other.is_file():
         fail(f"{other}: file not found")
     with other.open("rb") as fh:
-        head = fh.read(16)
-    if other.suffix in (".yaml", ".yml") and not head.startswith(b"SQLite format 3"):
+        head = fh.read(len(MAGIC))
+    if other.suffix in (".yaml", ".yml") and not is_sqlite(head):
         actual = load_manifest(other)
     else:
         actual = schema.from_file(other)

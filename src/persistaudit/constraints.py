@@ -14,7 +14,6 @@ and the other tables' probes go on.
 from __future__ import annotations
 
 import re
-import shutil
 import sqlite3
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from persistaudit import sqltext
 from persistaudit.exceptions import LimitExceeded
 from persistaudit.manifest import Manifest, Table
 from persistaudit.snapshot import Budget
+from persistaudit.sqlite_files import copy_database, database_files
 from persistaudit.sqlite_guard import GuardedConnection, Limits, open_copy
 
 Outcome = Literal["enforced", "not enforced", "inconclusive", "ok", "failed"]
@@ -202,21 +202,18 @@ def _holds(conn: GuardedConnection, check: str, row: dict[str, Any]) -> bool | N
 
 
 def probe(db_file: Path, manifest: Manifest, limits: Limits | None = None) -> list[Probe]:
-    """Probe every constraint the manifest declares, on a copy of db_file (and its -wal).
+    """Probe every constraint the manifest declares, on a copy of db_file (and its companions).
 
+    The copy keeps a -wal or a hot -journal, so the probes see the last committed state.
     Raises DatabaseTooLarge when the disk has no room for the copy.
     """
-    sources = [db_file] + [
-        side for suffix in ("-wal", "-shm") if (side := Path(str(db_file) + suffix)).exists()
-    ]
     with tempfile.TemporaryDirectory(prefix="persistaudit-probe-") as tmp:
         copy = Path(tmp) / "probe.db"
         Budget(Path(tmp), sys.maxsize).reserve(
             "a throw-away copy of the database for the constraint probes",
-            sum(source.stat().st_size for source in sources),
+            sum(source.stat().st_size for source in database_files(db_file)),
         )
-        for source in sources:
-            shutil.copyfile(source, Path(str(copy) + source.name[len(db_file.name) :]))
+        copy_database(db_file, copy)
         conn = open_copy(copy, limits, writable=True)
         try:
             conn.execute("PRAGMA foreign_keys = ON")

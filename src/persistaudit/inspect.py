@@ -17,9 +17,11 @@ from typing import TypeVar
 from persistaudit import digest
 from persistaudit.digest import TableData
 from persistaudit.exceptions import LimitExceeded
-from persistaudit.sqlite_guard import HEADER, GuardedConnection, Limits, open_copy, reading
+from persistaudit.sqlite_files import MAGIC as HEADER
+from persistaudit.sqlite_files import WAL_VERSION, read_header
+from persistaudit.sqlite_guard import GuardedConnection, Limits, open_copy, reading
 
-# HEADER and open_copy live in sqlite_guard now; they stay importable from here.
+# HEADER (sqlite_files.MAGIC) and open_copy live elsewhere now; they stay importable from here.
 __all__ = [
     "HEADER",
     "DatabaseFacts",
@@ -46,7 +48,7 @@ class DatabaseFacts:
     size_bytes: int
     sqlite_version: str
     journal_mode: str
-    header_write_version: int  # byte 18 of the header: 1 rollback journal, 2 WAL
+    header_write_version: int  # the header's write version: 1 rollback journal, 2 WAL
     integrity: list[str]
     foreign_key_violations: list[ForeignKeyViolation]  # the first MAX_FK_VIOLATIONS
     tables: dict[str, str]  # name -> CREATE statement; the full schema is schema.read_schema's
@@ -54,6 +56,11 @@ class DatabaseFacts:
     foreign_key_violations_total: int = 0
     integrity_error: str = ""  # why PRAGMA integrity_check could not finish (a limit)
     foreign_key_error: str = ""  # why PRAGMA foreign_key_check could not finish
+
+    @property
+    def wal(self) -> bool:
+        """Is the database in WAL mode, as its header says?"""
+        return self.header_write_version == WAL_VERSION
 
     @property
     def integrity_ok(self) -> bool:
@@ -67,8 +74,7 @@ class DatabaseFacts:
 
 def inspect_database(path: Path, limits: Limits | None = None) -> DatabaseFacts:
     with reading(path, "the database", limits) as conn:
-        with path.open("rb") as fh:
-            header = fh.read(100)
+        header = read_header(path)
         objects = conn.execute(
             "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master ORDER BY name"
         ).fetchall()
@@ -87,7 +93,7 @@ def inspect_database(path: Path, limits: Limits | None = None) -> DatabaseFacts:
             size_bytes=path.stat().st_size,
             sqlite_version=sqlite3.sqlite_version,
             journal_mode=journal_mode,
-            header_write_version=header[18],
+            header_write_version=header.write_version,
             integrity=integrity or [],
             foreign_key_violations=violations,
             tables=tables,

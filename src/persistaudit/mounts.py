@@ -6,6 +6,7 @@ import posixpath
 from dataclasses import dataclass
 
 from persistaudit.runtime.base import Mount
+from persistaudit.sqlite_files import companions
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,15 @@ def _covers(mount_point: str, path: str) -> bool:
     return path == mount_point or path.startswith(mount_point.rstrip("/") + "/")
 
 
-def evaluate(mounts: list[Mount], db_path: str) -> MountVerdict:
+def companion_files(wal: bool) -> str:
+    """The companion files SQLite writes next to a database in that mode, for a sentence."""
+    names = companions(wal)
+    files = " and ".join(names)
+    return f"{files} file{'s' if len(names) > 1 else ''}"
+
+
+def evaluate(mounts: list[Mount], db_path: str, *, wal: bool = True) -> MountVerdict:
+    """Judge where db_path lives; wal says which companion files SQLite writes beside it."""
     folder = posixpath.dirname(db_path)
     file_mount = next((m for m in mounts if m.destination == db_path), None)
     holders = sorted(
@@ -44,7 +53,8 @@ def evaluate(mounts: list[Mount], db_path: str) -> MountVerdict:
     if file_mount is not None:
         problems.append(
             f"{db_path} is mounted as a single file ({file_mount.type} from {file_mount.source}): "
-            f"its -wal and -shm files are written to {folder} on the container layer"
+            f"its {companion_files(wal)} {'are' if wal else 'is'} written to {folder} on the "
+            "container layer"
         )
     if mount is None:
         if file_mount is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import shutil
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -21,6 +20,7 @@ from persistaudit.manifest import (
     UniqueCollation,
     View,
 )
+from persistaudit.sqlite_files import copy_database
 from persistaudit.sqlite_guard import Limits, open_memory, reading
 from persistaudit.sqltext import fold
 
@@ -178,7 +178,7 @@ def _collations(table: str, create_table: str, count: int) -> list[str]:
 
 
 def from_file(path: Path, name: str | None = None) -> Manifest:
-    """Snapshot a database file without touching it: a copy (with -wal, -journal) is read.
+    """Snapshot a database file without touching it: a copy (with its companions) is read.
 
     Opening the file itself could replay its WAL or roll back a hot journal, which writes.
     """
@@ -186,12 +186,8 @@ def from_file(path: Path, name: str | None = None) -> Manifest:
         raise ConfigError(f"{path}: file not found")
     with tempfile.TemporaryDirectory(prefix="persistaudit-read-") as tmp:
         copy = Path(tmp) / "copy.db"
-        shutil.copyfile(path, copy)
-        for suffix in ("-wal", "-journal"):
-            side = Path(f"{path}{suffix}")
-            if side.is_file():
-                shutil.copyfile(side, Path(f"{copy}{suffix}"))
         try:
+            copy_database(path, copy)
             return from_copy(copy, name)
         except LimitExceeded as exc:
             raise type(exc)(str(exc).replace(str(copy), str(path))) from None

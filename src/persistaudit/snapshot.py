@@ -1,8 +1,9 @@
 """A consistent copy of a live SQLite database, taken out of its container.
 
 Relies on nothing inside the target image: the container is paused, the database and its
-sidecar files are copied through the Docker API, then it is unpaused. Which sidecars matter
-follows from the copied file's header: -wal and -shm in WAL mode, a hot -journal otherwise.
+companion files are copied through the Docker API, then it is unpaused. Which companions
+matter follows from the copied file's header (sqlite_files): -wal and -shm in WAL mode, a hot
+-journal otherwise.
 The copy is inspected on the host; the container's files are never opened for writing.
 
 Each file is streamed once, from the API's tar stream straight to its destination, within a
@@ -26,10 +27,8 @@ from typing import IO
 from persistaudit.config import format_size
 from persistaudit.exceptions import DatabaseTooLarge, SnapshotError
 from persistaudit.runtime.base import DockerContainer
+from persistaudit.sqlite_files import COMPANIONS, companions, header_of
 
-WAL_SIDECARS = ("-wal", "-shm")
-ROLLBACK_SIDECARS = ("-journal",)
-WAL_HEADER_VERSION = 2  # byte 18 of the database header
 FREE_SPACE_MARGIN = 256 * 1024**2  # left free on the host's disk by a copy
 COPY_CHUNK = 1024 * 1024
 
@@ -40,12 +39,13 @@ class Snapshot:
     container_path: str
     files: dict[str, int]  # file name in the container -> bytes copied
     pause_ms: float
+    companions: tuple[str, ...] = ()  # those the header called for, copied where they existed
 
 
 def take_snapshot(
     container: DockerContainer, db_path: str, dest: Path, *, max_size: int
 ) -> Snapshot:
-    """Copy db_path and its sidecar files out of the container into the folder dest.
+    """Copy db_path and its companion files out of the container into the folder dest.
 
     The container is unpaused whatever happens; a failed copy raises SnapshotError, a
     database over the budget DatabaseTooLarge.
@@ -57,13 +57,13 @@ def take_snapshot(
     started = time.monotonic()
     try:
         with container.paused():
-            _copy_all(container, db_path, dest, name, budget, files)
+            wanted = _copy_all(container, db_path, dest, name, budget, files)
     except BaseException:
-        for copied in [name, *(name + s for s in (*WAL_SIDECARS, *ROLLBACK_SIDECARS))]:
+        for copied in [name, *(name + s for s in COMPANIONS)]:
             (dest / copied).unlink(missing_ok=True)  # no snapshot, rather than half of one
         raise
     pause_ms = (time.monotonic() - started) * 1000
-    return Snapshot(dest / name, db_path, files, pause_ms)
+    return Snapshot(dest / name, db_path, files, pause_ms, wanted)
 
 
 def _copy_all(
@@ -73,8 +73,9 @@ def _copy_all(
     name: str,
     budget: Budget,
     files: dict[str, int],
-) -> None:
-    """The database, then the sidecars its header calls for; files gets what was copied."""
+) -> tuple[str, ...]:
+    """The database, then the companions its header calls for (returned); files gets what
+    was copied."""
     size = _copy_file(container, db_path, dest / name, budget)
     if size is None:
         raise SnapshotError(
@@ -82,18 +83,17 @@ def _copy_all(
             "Hint: check database.path in the config against where the service writes."
         )
     files[name] = size
-    with (dest / name).open("rb") as fh:
-        header = fh.read(19)
-    wal = len(header) == 19 and header[18] == WAL_HEADER_VERSION
-    sidecars = WAL_SIDECARS if wal else ROLLBACK_SIDECARS
+    header = header_of(dest / name)  # None for a file that is no database: inspect says so
+    wanted = companions(header is not None and header.wal)
     # Concurrent copies keep the pause short; each is one Docker API round trip.
-    with ThreadPoolExecutor(max_workers=len(sidecars)) as pool:
+    with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
         sizes = pool.map(
-            lambda s: _copy_file(container, db_path + s, dest / (name + s), budget), sidecars
+            lambda s: _copy_file(container, db_path + s, dest / (name + s), budget), wanted
         )
-        for suffix, sidecar_size in zip(sidecars, sizes, strict=True):
-            if sidecar_size is not None:
-                files[name + suffix] = sidecar_size
+        for suffix, companion_size in zip(wanted, sizes, strict=True):
+            if companion_size is not None:
+                files[name + suffix] = companion_size
+    return wanted
 
 
 class Budget:

@@ -40,8 +40,8 @@ from persistaudit.exceptions import (
     ValueTooLarge,
     sqlite_message,
 )
+from persistaudit.sqlite_files import read_header
 
-HEADER = b"SQLite format 3\x00"
 DEFAULT_QUERY_TIMEOUT = 60.0
 # Large enough for any value a service keeps in a row and reads whole; larger ones are
 # streamed by the row digests (digest.py), never read whole.
@@ -265,19 +265,6 @@ class GuardedCursor(sqlite3.Cursor):
             self._failed(exc)
 
 
-def check_header(path: Path) -> None:
-    """Raise SnapshotError unless path starts like a SQLite database."""
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(len(HEADER))
-    except OSError as exc:
-        raise SnapshotError(f"{path}: cannot read: {exc}") from None
-    if len(head) == 0:
-        raise SnapshotError(f"{path}: the database file is empty (0 bytes)")
-    if not head.startswith(HEADER):
-        raise SnapshotError(f"{path}: not a SQLite database (wrong header; encrypted or corrupt?)")
-
-
 def _connect(
     target: str, limits: Limits, *, uri: bool, trusted_schema: bool = False
 ) -> GuardedConnection:
@@ -297,10 +284,10 @@ def open_copy(
 
     Opening may still write to the copy, as SQLite does: a hot -journal (a write cut short
     when the copy was taken) is rolled back, so the copy shows the last committed state. So
-    never pass a user's own file here; copy it first (schema.from_file does).
+    never pass a user's own file here; copy it first with sqlite_files.copy_database.
     """
     limits = limits or Limits()
-    check_header(path)
+    read_header(path)  # SnapshotError, naming the file, unless it is a SQLite database
     location = urllib.parse.quote(str(path.resolve()))
     conn = _connect(f"file:{location}?mode=rw", limits, uri=True)
     if not writable:

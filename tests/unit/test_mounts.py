@@ -50,3 +50,18 @@ def test_problems(mounts: list[Mount], fragment: str) -> None:
     verdict = evaluate(mounts, "/app/state/app.db")
     assert not verdict.ok
     assert any(fragment in p for p in verdict.problems), verdict.problems
+
+
+@pytest.mark.parametrize(
+    ("wal", "said", "unsaid"),
+    [
+        (True, "its -wal and -shm files are written to /app/state", "-journal"),
+        (False, "its -journal file is written to /app/state", "-wal"),
+    ],
+)
+def test_a_single_file_mount_names_the_companions_of_the_journal_mode(
+    wal: bool, said: str, unsaid: str
+) -> None:
+    verdict = evaluate([mount("/app/state/app.db", "bind")], "/app/state/app.db", wal=wal)
+    assert any(said in p for p in verdict.problems), verdict.problems
+    assert not any(unsaid in p for p in verdict.problems), verdict.problems

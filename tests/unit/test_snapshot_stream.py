@@ -202,3 +202,26 @@ def test_the_sidecars_count_against_the_same_budget(tmp_path: Path) -> None:
         " over the limit of 950 bytes (database.max_size)"
     )
     assert box.paused_now is False
+
+
+@pytest.mark.parametrize(
+    ("write_version", "wanted", "copied"),
+    [
+        (2, ("-wal", "-shm"), {"app.db", "app.db-wal", "app.db-shm"}),
+        (1, ("-journal",), {"app.db", "app.db-journal"}),
+    ],
+)
+def test_the_companions_taken_follow_the_header(
+    tmp_path: Path, write_version: int, wanted: tuple[str, ...], copied: set[str]
+) -> None:
+    header = b"SQLite format 3\x00\x10\x00" + bytes([write_version] * 2) + bytes(80)
+    box = FakeContainer(
+        {
+            f"/data/{name}": lambda name=name: chunks(tar_of((name, header, tarfile.REGTYPE)))
+            for name in ("app.db", "app.db-wal", "app.db-shm", "app.db-journal")
+        }
+    )
+    snap = take_snapshot(box, "/data/app.db", tmp_path / "snap", max_size=10**9)  # type: ignore[arg-type]
+    assert snap.companions == wanted
+    assert set(snap.files) == copied
+    assert {p.name for p in (tmp_path / "snap").iterdir()} == copied
