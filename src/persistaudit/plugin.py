@@ -21,7 +21,7 @@ from persistaudit import engine, outputs, signals
 from persistaudit.audit import TargetAudit
 from persistaudit.collector import AuditBlocked, CheckRecorder, ResultCollector, now
 from persistaudit.config import TargetConfig, load_config
-from persistaudit.exceptions import PersistauditError
+from persistaudit.exceptions import ConfigError, PersistauditError
 from persistaudit.findings import EXIT_CODES
 from persistaudit.progress import Progress
 from persistaudit.redact import Redactor
@@ -67,6 +67,9 @@ class AuditSession:
         self.order: list[str] = []  # check ids in run order, before -k deselects any
         self.left_out: list[str] = []  # check ids deselected (-k, -m)
         self.other_failures = 0  # tests without a check id that failed in the same session
+        # Checks that failed before they asked for the target (a fixture of their own broke),
+        # recorded once the target is known.
+        self.early: list[tuple[CheckRecorder, Any, float]] = []
         self.started_at = now()
         self.active = False  # the output folder and the signal handlers are ours
         self.held = contextlib.ExitStack()  # the output folder's lock, signal handlers
@@ -109,6 +112,12 @@ class AuditSession:
     def start(self, target: TargetConfig) -> ResultCollector:
         """The results of the audit of target, created on first use (one target per session)."""
         if self.collector is not None:
+            if target is not self.collector.target:
+                raise ConfigError(
+                    f"the persistaudit_config fixture gave target {target.name!r} after this "
+                    f"run started auditing {self.collector.target.name!r}: one pytest run "
+                    "audits one target (override the fixture in one conftest only)"
+                )
             return self.collector
         try:
             self.hold()
@@ -127,6 +136,8 @@ class AuditSession:
         )
         for check_id in self.left_out:
             self.collector.not_selected(check_id)
+        for early in self.early:
+            self.collector.record(*early, None)
         return self.collector
 
     def open_audit(self) -> TargetAudit:
@@ -186,12 +197,11 @@ class AuditSession:
             self.other_failures += report.failed
             return report
         if call.when == "call" or (call.when == "setup" and report.outcome != "passed"):
-            collector = self.collector
-            if collector is None and self.loaded is not None and report.failed:
-                collector = self.start(self.loaded)  # failed before it asked for its target
-            if collector is not None:  # None: skipped, no target
-                recorder = item.stash.get(_recorder_key, None) or CheckRecorder(check_id)
-                collector.record(recorder, call.excinfo, call.duration, self.audit)
+            recorder = item.stash.get(_recorder_key, None) or CheckRecorder(check_id)
+            if self.collector is not None:
+                self.collector.record(recorder, call.excinfo, call.duration, self.audit)
+            elif report.failed:  # not skipped for want of a target: it broke before asking
+                self.early.append((recorder, call.excinfo, call.duration))
         return report
 
     @pytest.hookimpl(tryfirst=True)
@@ -207,6 +217,8 @@ class AuditSession:
             # A partial audit must not read as a verdict: nothing is written.
             self.progress.line("interrupted: cleanup done, no results written")
             return
+        if self.collector is None and self.early and self.loaded is not None:
+            self.start(self.loaded)  # no check got as far as asking for the target
         collector = self.collector
         if collector is None or not collector.any_ran():
             return
@@ -295,7 +307,9 @@ def persistaudit_session(
 def _persistaudit_target(request: pytest.FixtureRequest) -> None:
     """A check-marked test needs a target (it is skipped without one); others are left alone."""
     if _check_id(request.node):
-        request.getfixturevalue("persistaudit_session")
+        session = request.getfixturevalue("persistaudit_session")
+        # Where another conftest overrides the config, it is not the session's: refused.
+        session.start(request.getfixturevalue("persistaudit_config"))
 
 
 @pytest.fixture(scope="session")

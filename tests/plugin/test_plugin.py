@@ -221,3 +221,72 @@ def test_a_check_that_blocks_exits_3_with_the_option(pytester: pytest.Pytester) 
     assert doc["target"]["name"] == "demo"
     assert doc["target"]["config"] == str(pytester.path / "audit.yaml")
     assert statuses(doc) == {"team.named": "passed", "team.blocked": "blocked"}
+
+
+BROKEN_FIRST = """
+import pytest
+
+
+@pytest.fixture(scope="session")
+def team_data():
+    raise RuntimeError("the team's own fixture broke")
+
+
+@pytest.mark.check("team.early")
+def test_early(team_data, persistaudit_check):
+    pass
+
+
+@pytest.mark.check("team.later")
+def test_later(persistaudit_config, persistaudit_check):
+    persistaudit_check.summary = persistaudit_config.name
+"""
+
+
+@pytest.mark.parametrize("option", [True, False], ids=["option", "fixture-only"])
+def test_a_check_broken_before_it_asks_for_the_target_is_kept_for_that_target(
+    pytester: pytest.Pytester, option: bool
+) -> None:
+    """Recorded against the fixture's target once known, never against the option's."""
+    pytester.makepyfile(conftest=OVERRIDE, test_team=BROKEN_FIRST)
+    pytester.makefile(".yaml", audit=GOOD_CONFIG, manifest=MANIFEST)
+    config = ["--persistaudit-config=audit.yaml"] if option else []
+    result = pytester.runpytest_subprocess(*config, "--persistaudit-out=out")
+    assert result.ret == 4, result.stdout.str()
+    doc = results(pytester)
+    assert doc["target"]["name"] == "built-in-code"
+    assert statuses(doc) == {"team.early": "error", "team.later": "passed"}
+
+
+def test_a_check_broken_before_any_asks_for_the_target_is_kept_for_the_option(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_team=BROKEN_FIRST.split('@pytest.mark.check("team.later')[0])
+    pytester.makefile(".yaml", audit=GOOD_CONFIG, manifest=MANIFEST)
+    result = pytester.runpytest_subprocess(
+        "--persistaudit-config=audit.yaml", "--persistaudit-out=out"
+    )
+    assert result.ret == 4, result.stdout.str()
+    doc = results(pytester)
+    assert doc["target"]["name"] == "demo"
+    assert statuses(doc) == {"team.early": "error"}
+
+
+def test_a_second_overridden_target_in_one_run_blocks_its_checks(pytester: pytest.Pytester) -> None:
+    """Not audited silently as the first target: one pytest run audits one target."""
+    for name in ("first", "second"):
+        folder = pytester.mkpydir(name)
+        (folder / "conftest.py").write_text(OVERRIDE.replace("built-in-code", name))
+        (folder / f"test_{name}.py").write_text(
+            "import pytest\n\n"
+            f"@pytest.mark.check('team.{name}')\n"
+            f"def test_{name}(persistaudit_config, persistaudit_check):\n"
+            "    persistaudit_check.summary = persistaudit_config.name\n"
+        )
+    result = pytester.runpytest_subprocess("--persistaudit-out=out")
+    assert result.ret == 3, result.stdout.str()
+    doc = results(pytester)
+    assert doc["target"]["name"] == "first"
+    assert statuses(doc) == {"team.first": "passed", "team.second": "blocked"}
+    second = next(c for c in doc["checks"] if c["id"] == "team.second")
+    assert "gave target 'second' after this run started auditing 'first'" in second["summary"]
