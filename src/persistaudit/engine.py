@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import secrets
 import socket
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +27,28 @@ LABEL_OWNER_HOST = "io.persistaudit.owner.host"
 LABEL_OWNER_PID = "io.persistaudit.owner.pid"
 LABEL_OWNER_STARTED = "io.persistaudit.owner.started"
 
-# persistaudit removes what it creates itself (labels + finally blocks); the testcontainers
-# reaper image usually cannot be pulled offline, so it is off unless the user turns it on.
-os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+REAPER_ENV = "TESTCONTAINERS_RYUK_DISABLED"
+
+
+@contextlib.contextmanager
+def without_reaper() -> Iterator[None]:
+    """testcontainers' reaper stays off while persistaudit starts a container of its own.
+
+    persistaudit removes what it creates itself (labels + finally blocks), and the reaper
+    image usually cannot be pulled offline. Only for the block: a team's own testcontainers in
+    the same process keep their setting. Setting TESTCONTAINERS_RYUK_DISABLED decides for both.
+    """
+    from testcontainers.core.config import testcontainers_config as tc
+
+    if REAPER_ENV in os.environ:
+        yield
+        return
+    previous = tc.ryuk_disabled
+    tc.ryuk_disabled = True
+    try:
+        yield
+    finally:
+        tc.ryuk_disabled = previous
 
 
 def new_run_id() -> str:

@@ -1,92 +1,55 @@
-"""The pytest plugin: options, fixtures for audit suites, and the results they produce.
+"""The pytest plugin: options, fixtures and hooks; what the checks found is the collector's.
 
-Registered through the pytest11 entry point, it stays inert unless --persistaudit-config
-is given. Each suite test carries @pytest.mark.check("suite.check") and records its
-evidence and metrics through the persistaudit_check fixture.
+Registered through the pytest11 entry point, it changes nothing in a run without a target:
+no signal handlers, no environment, no output folder, and check-marked tests are skipped.
+The target is the value of the persistaudit_config fixture: the config given by
+--persistaudit-config, or the one a conftest builds by overriding the fixture. Each suite test
+carries @pytest.mark.check("suite.check") and records its evidence and metrics through the
+persistaudit_check fixture.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import platform
-import sqlite3
-import traceback
 from collections.abc import Generator, Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import docker.errors
 import pytest
 
-from persistaudit import __version__, catalog, engine, outputs, signals
+from persistaudit import catalog, engine, outputs, signals
 from persistaudit.audit import TargetAudit
+from persistaudit.collector import AuditBlocked, CheckRecorder, ResultCollector, now
 from persistaudit.config import TargetConfig, load_config
-from persistaudit.exceptions import PersistauditError
-from persistaudit.findings import (
-    EXIT_CODES,
-    CheckResult,
-    Evidence,
-    Metric,
-    Status,
-    apply_waiver,
-    results_document,
-)
-from persistaudit.outputs import EVIDENCE_DIR, safe_name, write_outputs
+from persistaudit.exceptions import ConfigError, PersistauditError
+from persistaudit.findings import EXIT_CODES
 from persistaudit.progress import Progress
 from persistaudit.redact import Redactor
 
+__all__ = ["AuditBlocked", "AuditSession", "CheckRecorder"]
 
-class AuditBlocked(pytest.skip.Exception):  # type: ignore[name-defined,misc]
-    """Raised by a check that cannot run because the target never became ready."""
-
-
-class CheckRecorder:
-    """What one check found: its summary, evidence and metrics."""
-
-    def __init__(self, check_id: str) -> None:
-        self.id = check_id
-        self.suite = check_id.split(".")[0]
-        self.summary = ""
-        self.evidence: list[Evidence] = []
-        self.metrics: list[Metric] = []
-        self.files: dict[str, str] = {}
-
-    def add(self, title: str, content: str, kind: str = "output") -> None:
-        self.evidence.append(Evidence(title, content, kind))  # type: ignore[arg-type]
-
-    def attach(self, name: str, content: str, title: str, excerpt: str = "") -> None:
-        """A whole evidence file (evidence/NAME in the output folder), signed with the report."""
-        name = safe_name(name)
-        self.files[name] = content
-        self.evidence.append(Evidence(title, excerpt, "output", file=f"{EVIDENCE_DIR}/{name}"))
-
-    def table(self, title: str, columns: list[str], rows: list[list[str]]) -> None:
-        """Evidence shown as a table in the report (cells are escaped when rendered)."""
-        self.evidence.append(Evidence(title, "", "table", list(columns), rows))
-
-    def extend(self, evidence: list[Evidence]) -> None:
-        self.evidence.extend(evidence)
-
-    def metric(self, name: str, target: str, achieved: str, ok: bool) -> None:
-        self.metrics.append(Metric(name, target, achieved, "passed" if ok else "failed", self.id))
-
-    def blocked(self, message: str) -> AuditBlocked:
-        return AuditBlocked(message)
-
+NO_TARGET = (
+    "no target config for the persistaudit checks: pass --persistaudit-config CONFIG "
+    "(or override the persistaudit_config fixture in a conftest)"
+)
 
 _recorder_key = pytest.StashKey[CheckRecorder]()
 
 
 class AuditSession:
-    """Per pytest session: the loaded config, the audit, and the results collected so far."""
+    """Per pytest session: the output folder, the signal handlers, the audit and its results.
 
-    def __init__(self, config: pytest.Config, target: TargetConfig, out: Path | None) -> None:
+    Inert until a target is known. With --persistaudit-config the output folder and the
+    signal handlers are taken at configure (a busy folder stops the run at once). The results
+    start when the first check needs the persistaudit_config fixture's value: the loaded
+    config, unless a conftest overrides the fixture.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
         self.pytest_config = config
-        self.target = target
-        self.out = out
-        self.redactor = Redactor.for_target(target)
+        out = config.getoption("persistaudit_out", None)
+        self.out = Path(out) if out else None
+        path = config.getoption("persistaudit_config", None)
         capman = config.pluginmanager.getplugin("capturemanager")
 
         def write(emit: Any) -> None:
@@ -96,133 +59,92 @@ class AuditSession:
             else:
                 emit()
 
-        self.progress = Progress(self.redactor, writer=write)
-        for warning in self.redactor.warnings:
-            self.progress.line(f"warning: {warning}")
-        self.results: dict[str, CheckResult] = {}
-        self.metrics: list[Metric] = []
-        self.files: dict[str, str] = {}
-        self.today = datetime.now(timezone.utc).date()
-        self.order: list[str] = []
-        self.started_at = _now()
+        self.progress = Progress(Redactor({}), writer=write)
+        self.collector: ResultCollector | None = None
         self.audit: TargetAudit | None = None
-        self.target_info: dict[str, Any] = {"name": target.name, "image": target.image_ref}
-        self.engine_info: dict[str, Any] = {}
+        self.order: list[str] = []  # check ids in run order, before -k deselects any
+        self.left_out: list[str] = []  # check ids deselected (-k, -m)
+        self.other_failures = 0  # tests without a check id that failed in the same session
+        # Checks that failed before they asked for the target (a fixture of their own broke),
+        # recorded once the target is known.
+        self.early: list[tuple[CheckRecorder, Any, float]] = []
+        self.started_at = now()
+        self.active = False  # the output folder and the signal handlers are ours
         self.held = contextlib.ExitStack()  # the output folder's lock, signal handlers
-        if out is not None:
+        self.loaded: TargetConfig | None = None  # from --persistaudit-config
+        if path:
             try:
-                self.held.enter_context(outputs.hold(out))
+                self.loaded = load_config(path)
+                self.progress.redactor = self._redactor(self.loaded)
+                self.hold()
             except PersistauditError as exc:
                 raise pytest.UsageError(str(exc)) from None
+
+    @property
+    def target(self) -> TargetConfig:
+        """The audited config (the persistaudit_config fixture's value)."""
+        return self._collector().target
+
+    def _collector(self) -> ResultCollector:
+        if self.collector is None:
+            raise RuntimeError("no check has asked for the target yet")
+        return self.collector
+
+    def _redactor(self, target: TargetConfig) -> Redactor:
+        redactor = Redactor.for_target(target)
+        for warning in redactor.warnings:
+            self.progress.line(f"warning: {warning}")
+        return redactor
+
+    def hold(self) -> None:
+        """Lock the output folder and handle signals, once (OutputBusy when it is taken)."""
+        if self.active:
+            return
+        if self.out is not None:
+            self.held.enter_context(outputs.hold(self.out))
         if not signals.installed():  # plain pytest: the CLI installs them itself
             signals.reset()
             self.held.callback(signals.restore, signals.install())
-        self.other_failures = 0  # tests without a check id that failed in the same session
+        self.active = True
+
+    def start(self, target: TargetConfig) -> ResultCollector:
+        """The results of the audit of target, created on first use (one target per session)."""
+        if self.collector is not None:
+            if target is not self.collector.target:
+                raise ConfigError(
+                    f"the persistaudit_config fixture gave target {target.name!r} after this "
+                    f"run started auditing {self.collector.target.name!r}: one pytest run "
+                    "audits one target (override the fixture in one conftest only)"
+                )
+            return self.collector
+        try:
+            self.hold()
+        except PersistauditError as exc:
+            self.progress.line(f"error: {exc}")
+            pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+        if target is not self.loaded:
+            self.progress.redactor = self._redactor(target)
+        self.collector = ResultCollector(
+            target,
+            self.progress,
+            self.progress.redactor,
+            from_file=target is self.loaded,
+            order=self.order,
+            started_at=self.started_at,
+        )
+        for check_id in self.left_out:
+            self.collector.not_selected(check_id)
+        for early in self.early:
+            self.collector.record(*early, None)
+        return self.collector
 
     def open_audit(self) -> TargetAudit:
+        collector = self._collector()
         client = engine.connect()
-        self.engine_info = engine.Engine.describe(client).__dict__
+        collector.engine_info = engine.Engine.describe(client).__dict__
         with signals.shielded(resume=True):  # kept (for close_audit) before an interrupt lands
-            self.audit = TargetAudit.create(self.target, client, self.progress.line)
+            self.audit = TargetAudit.create(collector.target, client, self.progress.line)
         return self.audit
-
-    # -- hooks -------------------------------------------------------------------------------
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        # The catalog's order (stable): a check it does not know runs after its suite's known
-        # ones, a test without a check id last, each in file order.
-        items.sort(key=lambda item: catalog.rank(_check_id(item)))
-        self.order = [c for c in map(_check_id, items) if c]  # before -k deselects any
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        report = yield
-        check_id = _check_id(item)
-        if not check_id:
-            self.other_failures += report.failed
-            return report
-        if call.when == "call" or (call.when == "setup" and report.outcome != "passed"):
-            self._record(item, check_id, call, report)
-        return report
-
-    def _record(
-        self, item: pytest.Item, check_id: str, call: pytest.CallInfo[None], report: Any
-    ) -> None:
-        recorder = item.stash.get(_recorder_key, None) or CheckRecorder(check_id)
-        status, summary = self._outcome(recorder, call.excinfo)
-        status, summary, waiver = apply_waiver(
-            status,
-            summary,
-            self.target.waivers,
-            check_id,
-            self.today,
-        )
-        summary = self.redactor.text(summary)
-        result = CheckResult(
-            id=check_id,
-            suite=recorder.suite,
-            status=status,
-            summary=summary,
-            evidence=recorder.evidence,
-            duration_s=round(call.duration, 2),
-            waiver=waiver,
-        )
-        self.results[check_id] = result
-        self.files.update(recorder.files)
-        for metric in recorder.metrics:
-            if status in ("blocked", "skipped", "waived", "error"):
-                metric.status = status
-            self.metrics.append(metric)
-        self.progress.line(f"{check_id:<28} {summary}", status)
-
-    def _outcome(
-        self, recorder: CheckRecorder, excinfo: pytest.ExceptionInfo[BaseException] | None
-    ) -> tuple[Status, str]:
-        """passed, failed (the target's defect), blocked (could not run), or error (our bug)."""
-        if excinfo is None:
-            return "passed", recorder.summary or "passed"
-        if excinfo.errisinstance(AuditBlocked):
-            return "blocked", str(getattr(excinfo.value, "msg", excinfo.value))
-        if excinfo.errisinstance(pytest.skip.Exception):
-            return "skipped", str(getattr(excinfo.value, "msg", excinfo.value))
-        if excinfo.errisinstance((AssertionError, pytest.fail.Exception)):
-            text = getattr(excinfo.value, "msg", None) or str(excinfo.value)
-            return "failed", recorder.summary or text.split("\nassert")[0].strip()
-        audit = self.audit
-        removed = audit.removed(f"the check {recorder.id}", settle=True) if audit else None
-        if removed is not None:
-            return "blocked", str(removed)
-        if excinfo.errisinstance((PersistauditError, docker.errors.DockerException)):
-            # The target or the engine stopped the check: the user's to resolve, not a bug.
-            return "blocked", f"the check could not run: {_one_line(excinfo.value)}"
-        return "error", self._internal_error(recorder, excinfo)
-
-    def _internal_error(
-        self, recorder: CheckRecorder, excinfo: pytest.ExceptionInfo[BaseException]
-    ) -> str:
-        """Keep the traceback as evidence (redacted when written); summarise it in one line."""
-        name = safe_name(f"internal-error-{recorder.id}.txt")
-        exc = excinfo.value
-        trace = "".join(traceback.format_exception(type(exc), exc, excinfo.tb))
-        line = _one_line(exc)
-        recorder.attach(name, trace, "Traceback of the internal error in persistaudit", line)
-        return (
-            f"internal error in persistaudit: {line} (a bug, not a finding about the target; "
-            f"traceback in {EVIDENCE_DIR}/{name})"
-        )
-
-    def pytest_deselected(self, items: list[pytest.Item]) -> None:
-        """Checks left out (-k, -m) are recorded, so a verdict says what it did not cover."""
-        for item in items:
-            check_id = _check_id(item)
-            if check_id:
-                suite = check_id.split(".")[0]
-                self.results[check_id] = CheckResult(
-                    check_id, suite, "skipped", "not selected for this run"
-                )
 
     def close_audit(self) -> None:
         """Describe the target for the report, then remove what it created; once only.
@@ -236,28 +158,68 @@ class AuditSession:
             if audit is None:
                 return
             try:
-                if signals.received() is None:
-                    self.target_info = audit.runtime.describe()
+                if signals.received() is None and self.collector is not None:
+                    self.collector.target_info = audit.runtime.describe()
             finally:
                 audit.close()
 
+    # -- hooks -------------------------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        if not any(_check_id(i) for i in items):
+            return  # a run without checks keeps its order
+
+        # The catalog's order (stable): a check it does not know runs after its suite's known
+        # ones, a test without a check id last, each in file order.
+        items.sort(key=lambda item: catalog.rank(_check_id(item)))
+        self.order[:] = [c for c in map(_check_id, items) if c]  # before -k deselects any
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        """Checks left out (-k, -m) are recorded, so a verdict says what it did not cover."""
+        for check_id in filter(None, map(_check_id, items)):
+            self.left_out.append(check_id)
+            if self.collector is not None:
+                self.collector.not_selected(check_id)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        check_id = _check_id(item)
+        if not check_id:
+            self.other_failures += report.failed
+            return report
+        if call.when == "call" or (call.when == "setup" and report.outcome != "passed"):
+            recorder = item.stash.get(_recorder_key, None) or CheckRecorder(check_id)
+            if self.collector is not None:
+                self.collector.record(recorder, call.excinfo, call.duration, self.audit)
+            elif report.failed:  # not skipped for want of a target: it broke before asking
+                self.early.append((recorder, call.excinfo, call.duration))
+        return report
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self) -> None:
-        signals.check()  # an interrupt swallowed inside a check still stops the session
+        if self.active:
+            signals.check()  # an interrupt swallowed inside a check still stops the session
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         self.close_audit()  # already done by the fixture, unless the session was cut short
+        if not self.active:
+            return
         if exitstatus == pytest.ExitCode.INTERRUPTED or signals.received() is not None:
             # A partial audit must not read as a verdict: nothing is written.
             self.progress.line("interrupted: cleanup done, no results written")
             return
-        if not any(r.status != "skipped" for r in self.results.values()):
+        if self.collector is None and self.early and self.loaded is not None:
+            self.start(self.loaded)  # no check got as far as asking for the target
+        collector = self.collector
+        if collector is None or not collector.any_ran():
             return
-        doc = self.document()
+        doc = collector.document()
         if self.out is not None:
-            with signals.shielded():  # complete or discarded, never cut off halfway
-                write_outputs(self.out, doc, self.files, self.redactor)
-            if signals.received() is not None:
+            if not collector.write(self.out, doc):
                 self.progress.line("interrupted: cleanup done, no results written")
                 return
             self.progress.line(f"verdict {doc['verdict']}; report: {self.out / 'report.md'}")
@@ -271,45 +233,6 @@ class AuditSession:
         self.held.close()
         if signals.received() is not None:
             signals.forget_caught_interrupt()  # exit with 128 + N, not by SIGINT
-
-    def document(self) -> dict[str, Any]:
-        target = {
-            **self.target_info,
-            "config": str(self.target.source),
-            "env": self.redactor.env(self.target.env),
-            "expect": {
-                "manifest": self.target.expect.manifest.name,
-                "journal_mode": self.target.expect.journal_mode,
-            },
-        }
-        environment = {
-            "persistaudit": __version__,
-            "python": platform.python_version(),
-            "sqlite": sqlite3.sqlite_version,
-            "docker_engine": self.engine_info,
-            "config_sha256": hashlib.sha256(self.target.source.read_bytes()).hexdigest(),
-        }
-        position = {c: i for i, c in enumerate(self.order)}
-        checks = sorted(self.results.values(), key=lambda c: position.get(c.id, len(position)))
-        doc = results_document(
-            target=target,
-            checks=checks,
-            metrics=self.metrics,
-            environment=environment,
-            started_at=self.started_at,
-            finished_at=_now(),
-        )
-        return doc  # redacted by write_outputs, with everything else it writes
-
-
-def _one_line(exc: BaseException) -> str:
-    """The exception's type and the first line of its message."""
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _check_id(item: pytest.Item) -> str:
@@ -336,15 +259,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "check(id): the stable persistaudit check id (suite.check)")
-    path = config.getoption("persistaudit_config", None)
-    if not path:
-        return
-    try:
-        target = load_config(path)
-    except PersistauditError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    out = config.getoption("persistaudit_out", None)
-    session = AuditSession(config, target, Path(out) if out else None)
+    session = AuditSession(config)
     config.stash[_session_key] = session
     config.pluginmanager.register(session, "persistaudit-session")
 
@@ -355,28 +270,41 @@ _session_key = pytest.StashKey[AuditSession]()
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """An interrupted audit exits as a shell reports a signal: 128 + its number (130, 143)."""
-    if _session_key in session.config.stash and signals.received() is not None:
+    state = session.config.stash.get(_session_key, None)
+    if state is not None and state.active and signals.received() is not None:
         session.exitstatus = signals.exit_code()
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if _session_key not in config.stash and any(_check_id(i) for i in items):
-        raise pytest.UsageError(
-            "the persistaudit suites need a target: pass --persistaudit-config CONFIG "
-            "(or use `persistaudit run CONFIG`)"
-        )
+@pytest.fixture(scope="session")
+def persistaudit_config(pytestconfig: pytest.Config) -> TargetConfig:
+    """The validated target config from --persistaudit-config; without one, checks skip.
+
+    Override it in a conftest to build the target in code: the audit, waivers and redaction
+    use this fixture's value (also when --persistaudit-config is given).
+    """
+    loaded = pytestconfig.stash[_session_key].loaded
+    if loaded is None:
+        pytest.skip(NO_TARGET)
+    return loaded
 
 
 @pytest.fixture(scope="session")
-def persistaudit_session(pytestconfig: pytest.Config) -> AuditSession:
-    """The audit session of this pytest run (config, results collected so far)."""
-    return pytestconfig.stash[_session_key]
+def persistaudit_session(
+    pytestconfig: pytest.Config, persistaudit_config: TargetConfig
+) -> AuditSession:
+    """The audit session of this pytest run (target, results collected so far)."""
+    session = pytestconfig.stash[_session_key]
+    session.start(persistaudit_config)
+    return session
 
 
-@pytest.fixture(scope="session")
-def persistaudit_config(persistaudit_session: AuditSession) -> TargetConfig:
-    """The validated target config. Override it in a conftest to build one in code."""
-    return persistaudit_session.target
+@pytest.fixture(autouse=True)
+def _persistaudit_target(request: pytest.FixtureRequest) -> None:
+    """A check-marked test needs a target (it is skipped without one); others are left alone."""
+    if _check_id(request.node):
+        session = request.getfixturevalue("persistaudit_session")
+        # Where another conftest overrides the config, it is not the session's: refused.
+        session.start(request.getfixturevalue("persistaudit_config"))
 
 
 @pytest.fixture(scope="session")

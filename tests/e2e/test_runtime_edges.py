@@ -135,20 +135,88 @@ def test_suites_run_through_plain_pytest(engine: object, tmp_path: Path) -> None
     assert ran == ["fresh_install.schema", "fresh_install.journal_mode"]
 
 
-def test_suites_without_a_config_are_a_usage_error() -> None:
+OVERRIDE_CONFTEST = """
+import pytest
+from persistaudit.config import load_config
+
+
+@pytest.fixture(scope="session")
+def persistaudit_config():
+    config = load_config(CONFIG)
+    build = config.build.model_copy(update={"tag": "persistaudit/notes-app:audit"})
+    return config.model_copy(update={"name": "notes-from-code", "build": build})
+"""
+
+OVERRIDE_CHECK = """
+import pytest
+
+
+@pytest.mark.check("team.volume")
+def test_volume(persistaudit_started, persistaudit_check):
+    persistaudit_check.summary = persistaudit_started.runtime.volume_name
+"""
+
+
+def test_an_overridden_config_fixture_is_the_target_audited(
+    engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    """A team's conftest builds the target in code: that target is started and reported."""
+    import subprocess
+    import sys
+
+    from tests.e2e.conftest import leftovers
+
+    team = tmp_path / "team"
+    team.mkdir()
+    config = repr(str(NOTES_APP / "audit.yaml"))
+    (team / "conftest.py").write_text(OVERRIDE_CONFTEST.replace("CONFIG", config))
+    (team / "test_team.py").write_text(OVERRIDE_CHECK)
+    out = tmp_path / "out"
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--persistaudit-out={out}",
+        ],
+        cwd=team,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as proc:
+        output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output
+    results = json.loads((out / "results.json").read_text())
+    assert results["target"]["name"] == "notes-from-code"
+    assert results["target"]["config"] == "persistaudit_config fixture"
+    (check,) = results["checks"]
+    assert check["status"] == "passed"
+    assert check["summary"].startswith("persistaudit-notes-from-code-")
+    assert leftovers(engine, proc.pid) == []
+
+
+def test_suites_without_a_config_are_skipped() -> None:
+    """Installing persistaudit breaks no other pytest run: without a target, checks skip."""
     import subprocess
     import sys
 
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "suites", "-q", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", "suites", "-q", "-rs", "-p", "no:cacheprovider"],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    assert proc.returncode == 4
-    assert "need a target: pass --persistaudit-config CONFIG" in proc.stderr + proc.stdout
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert " passed" not in proc.stdout
+    assert "skipped" in proc.stdout.splitlines()[-1]
+    assert "no target config for the persistaudit checks: pass --persistaudit-config CONFIG" in (
+        proc.stdout
+    )
 
 
 def test_a_remembered_image_id_that_was_removed_is_resolved_again(

@@ -89,7 +89,7 @@ class ImageRuntime(TargetRuntime):
         try:
             # Not cut off mid-request: a container the engine goes on creating after an
             # interrupt could re-create the volume it names, unlabelled, after clean-up.
-            with signals.shielded(resume=True):
+            with signals.shielded(resume=True), engine.without_reaper():
                 tc.start()
         except docker.errors.APIError as exc:
             raise TargetBlocked(
