@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from persistaudit.config import ReadinessSpec
@@ -119,8 +119,10 @@ def wait_ready(
     for is not a crash loop, but any further restart is.
     """
     started = time.monotonic()
+    crashed_with = 0  # the last non-zero exit code seen: the engine resets it on each restart
     while True:
         state = container.state()
+        crashed_with = state.exit_code or crashed_with
         restarts = state.restart_count - restarts_before
         left = timeout - (time.monotonic() - started)
         poll = min(POLL_TIMEOUT, max(left, MIN_POLL_TIMEOUT))
@@ -133,6 +135,7 @@ def wait_ready(
         elapsed = time.monotonic() - started
         # One restart may be a service waiting for a dependency; two in a row is a loop.
         if restarts >= RESTART_LOOP_COUNT:
+            state = replace(state, exit_code=state.exit_code or crashed_with)
             _blocked(
                 container,
                 "restart-loop",

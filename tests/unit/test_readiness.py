@@ -57,6 +57,15 @@ def test_restart_loop_is_blocked_even_when_caught_running() -> None:
     assert info.value.evidence["restart_count"] >= 1
 
 
+def test_a_restart_loop_names_the_exit_code_it_crashed_with() -> None:
+    """The engine resets ExitCode to 0 once the container runs again: the loop is often caught
+    running, and the code the service exited with was seen on an earlier poll."""
+    c = Scripted([running(0), ContainerState("restarting", 78, 1, ""), running(2)])
+    with pytest.raises(TargetBlocked, match="last exit code 78") as info:
+        wait_ready(c, LogWait("never"), timeout=5, interval=0.01)
+    assert info.value.evidence["exit_code"] == 78
+
+
 def test_restarts_before_the_wait_do_not_count() -> None:
     c = Scripted([running(5)], ["ready"])
     assert wait_ready(c, LogWait("ready"), timeout=1, interval=0.01, restarts_before=5) >= 0
