@@ -60,6 +60,21 @@ def persistaudit(
     return done
 
 
+def plain_pytest_args(config: Path | str, out: Path, *extra: str) -> list[str]:
+    """`python ARGS` for the plain pytest route: the bundled suites with the plugin's options."""
+    return [
+        "-m",
+        "pytest",
+        "suites",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--persistaudit-config={config}",
+        f"--persistaudit-out={out}",
+        *extra,
+    ]
+
+
 def spawn(*args: str, tmpdir: Path | None = None) -> subprocess.Popen[str]:
     """Start `python ARGS` in the repository without waiting; stdout and stderr in one stream.
 

@@ -12,7 +12,7 @@ import docker.errors
 import pytest
 import yaml
 
-from tests.e2e.conftest import Audit, config_variant, persistaudit
+from tests.e2e.conftest import Audit, config_variant, persistaudit, plain_pytest_args
 from tests.helpers import NOTES_APP, REPO
 
 pytestmark = pytest.mark.docker
@@ -111,16 +111,7 @@ def test_suites_run_through_plain_pytest(engine: object, tmp_path: Path) -> None
     proc = subprocess.run(
         [
             sys.executable,
-            "-m",
-            "pytest",
-            "suites",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            f"--persistaudit-config={NOTES_APP / 'audit.yaml'}",
-            f"--persistaudit-out={out}",
-            "-k",
-            "schema or journal",
+            *plain_pytest_args(NOTES_APP / "audit.yaml", out, "-k", "schema or journal"),
         ],
         cwd=REPO,
         capture_output=True,

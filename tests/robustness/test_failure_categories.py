@@ -18,7 +18,7 @@ from typing import Any
 import docker
 import pytest
 
-from tests.e2e.conftest import config_variant, leftovers, persistaudit
+from tests.e2e.conftest import config_variant, leftovers, persistaudit, plain_pytest_args
 from tests.helpers import NOTES_APP, REPO
 from tests.robustness.fault_plugin import FAULT
 
@@ -120,18 +120,7 @@ def test_plain_pytest_exits_with_the_verdicts_code(
 ) -> None:
     out = tmp_path / "out"
     plugin = ["-p", "tests.robustness.fault_plugin"] if code == 4 else []
-    proc = run(
-        "-m",
-        "pytest",
-        "suites",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        *plugin,
-        f"--persistaudit-config={config}",
-        f"--persistaudit-out={out}",
-        *extra,
-    )
+    proc = run(*plain_pytest_args(config, out, *plugin, *extra))
     assert proc.returncode == code, proc.stdout + proc.stderr
     verdict = {3: "BLOCKED", 1: "FAIL", 4: "ERROR"}[code]
     assert results_of(out)["verdict"] == verdict

@@ -25,7 +25,7 @@ import docker
 import pytest
 import yaml
 
-from tests.e2e.conftest import config_variant, leftovers, spawn
+from tests.e2e.conftest import config_variant, leftovers, plain_pytest_args, spawn
 from tests.helpers import NOTES_APP, REPO
 
 pytestmark = pytest.mark.docker
@@ -123,16 +123,7 @@ def command(route: str, config: Path, out: Path) -> list[str]:
         return ["-m", "persistaudit", "run", str(config), "--out", str(out)]
     if route == "snapshot":
         return ["-m", "persistaudit", "snapshot", str(config), "-o", str(out / "schema.yaml")]
-    return [
-        "-m",
-        "pytest",
-        "suites",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        f"--persistaudit-config={config}",
-        f"--persistaudit-out={out}",
-    ]
+    return plain_pytest_args(config, out)
 
 
 def interrupt(step: Interruption, args: list[str], tmpdir: Path) -> int:
