@@ -29,7 +29,7 @@ from persistaudit.findings import Evidence
 from persistaudit.inspect import DatabaseFacts, inspect_database
 from persistaudit.manifest import Manifest, load_manifest
 from persistaudit.readiness import LOG_TAIL, fold_repeats
-from persistaudit.runtime import ImageRuntime, TargetRuntime
+from persistaudit.runtime import Runtime, runtime_for
 from persistaudit.snapshot import Snapshot, take_snapshot
 from persistaudit.sqlite_guard import Limits
 
@@ -96,13 +96,13 @@ class TargetAudit:
         run_id: str,
         workdir: Path,
         log: Callable[[str], None],
-        runtime: TargetRuntime | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
         self.config = config
         self.run_id = run_id
         self.workdir = workdir
         self.log = log
-        self.runtime = runtime or ImageRuntime(config, client, run_id, log)
+        self.runtime = runtime or runtime_for(config, client, run_id, log)
         self._next_canary = 1
         self._written: list[canary.Canary] = []
         self._snapshots = 0
@@ -218,10 +218,10 @@ class TargetAudit:
     def _start_actions(self, blocked: TargetBlocked | None) -> list[Evidence]:
         d = self.runtime.describe()
         cmd = (
-            f"docker volume create {d.get('volume')}\n"
+            f"docker volume create {d.volume}\n"
             f"docker run -d --restart {self.config.restart_policy} "
-            f"-v {d.get('volume')}:{self.config.volume.mount} "
-            f"{d.get('image_id') or d.get('image')}  # {d.get('image')}"
+            f"-v {d.volume}:{self.config.volume.mount} "
+            f"{d.image_id or d.image}  # {d.image}"
         )
         outcome = f"blocked: {blocked}" if blocked else "ready"
         return [Evidence("Start on a fresh volume", f"$ {cmd}\n# {outcome}", "command")]

@@ -15,7 +15,7 @@ from typing import Any
 from persistaudit.config import CANARY_VARS, CanarySpec, HttpStep
 from persistaudit.exceptions import CanaryError
 from persistaudit.http_deadline import fetch
-from persistaudit.runtime.base import DockerContainer
+from persistaudit.runtime.base import ContainerHandle
 
 RESPONSE_EXCERPT = 500  # characters of a response body kept as evidence
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(CANARY_VARS) + r")\}")
@@ -56,7 +56,7 @@ def fill(value: Any, variables: dict[str, str]) -> Any:
 class Endpoints:
     """Base URLs of the container's published ports, looked up once per batch of requests."""
 
-    def __init__(self, container: DockerContainer) -> None:
+    def __init__(self, container: ContainerHandle) -> None:
         self.container = container
         self._bases: dict[int, str] = {}
 
@@ -102,7 +102,7 @@ def _check(step: HttpStep, status: int, body: str, variables: dict[str, str]) ->
     return None
 
 
-def write(container: DockerContainer, spec: CanarySpec, run: str, start: int) -> list[Canary]:
+def write(container: ContainerHandle, spec: CanarySpec, run: str, start: int) -> list[Canary]:
     """Write spec.records canaries numbered from start; raise CanaryError on the first failure.
 
     The error carries the request (method, path, port; no headers or body, which may hold
@@ -130,7 +130,7 @@ def write(container: DockerContainer, spec: CanarySpec, run: str, start: int) ->
 
 
 def read(
-    container: DockerContainer, spec: CanarySpec, run: str, canaries: list[Canary]
+    container: ContainerHandle, spec: CanarySpec, run: str, canaries: list[Canary]
 ) -> ReadBack:
     found: list[Canary] = []
     missing: list[Canary] = []

@@ -11,6 +11,7 @@ persistaudit_check fixture.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -159,7 +160,7 @@ class AuditSession:
                 return
             try:
                 if signals.received() is None and self.collector is not None:
-                    self.collector.target_info = audit.runtime.describe()
+                    self.collector.target_info = dataclasses.asdict(audit.runtime.describe())
             finally:
                 audit.close()
 

@@ -30,7 +30,7 @@ class ContainerState:
 
 
 class Probeable(Protocol):
-    """What a wait strategy needs of a container; drivers provide it."""
+    """What a wait strategy needs of a container: the polling part of runtime.ContainerHandle."""
 
     @property
     def name(self) -> str: ...

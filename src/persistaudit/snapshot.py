@@ -26,7 +26,7 @@ from typing import IO
 
 from persistaudit.config import format_size
 from persistaudit.exceptions import DatabaseTooLarge, SnapshotError
-from persistaudit.runtime.base import DockerContainer
+from persistaudit.runtime.base import ContainerHandle
 from persistaudit.sqlite_files import COMPANIONS, companions, header_of
 
 FREE_SPACE_MARGIN = 256 * 1024**2  # left free on the host's disk by a copy
@@ -43,7 +43,7 @@ class Snapshot:
 
 
 def take_snapshot(
-    container: DockerContainer, db_path: str, dest: Path, *, max_size: int
+    container: ContainerHandle, db_path: str, dest: Path, *, max_size: int
 ) -> Snapshot:
     """Copy db_path and its companion files out of the container into the folder dest.
 
@@ -67,7 +67,7 @@ def take_snapshot(
 
 
 def _copy_all(
-    container: DockerContainer,
+    container: ContainerHandle,
     db_path: str,
     dest: Path,
     name: str,
@@ -156,7 +156,7 @@ class ChunkReader(io.RawIOBase):
         return n
 
 
-def _copy_file(container: DockerContainer, path: str, target: Path, budget: Budget) -> int | None:
+def _copy_file(container: ContainerHandle, path: str, target: Path, budget: Budget) -> int | None:
     """Stream one file out of the container to target; its size, or None if it does not exist."""
     stream = container.get_archive(path)
     if stream is None:

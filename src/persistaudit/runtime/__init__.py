@@ -1,10 +1,50 @@
 """Target runtimes: how a target is started, restarted and re-created on its volume.
 
-One driver per kind of target behind the same interface (base.TargetRuntime), so the
-suites do not know whether a target came from an image or, later, a compose file.
+One driver per kind of target behind the same interface (base.Runtime handing out a
+base.ContainerHandle), chosen from DRIVERS by the config, so the suites do not know whether a
+target came from an image or, later, a compose file.
 """
 
-from persistaudit.runtime.base import DockerContainer, Mount, TargetRuntime
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from docker import DockerClient
+
+from persistaudit.config import TargetConfig
+from persistaudit.runtime.base import ContainerHandle, DockerContainer, Mount, Runtime, TargetInfo
 from persistaudit.runtime.image import ImageRuntime
 
-__all__ = ["DockerContainer", "ImageRuntime", "Mount", "TargetRuntime"]
+# config, client, run id, log -> a runtime; a driver's class is its own factory.
+RuntimeFactory = Callable[[TargetConfig, DockerClient, str, Callable[[str], None]], Runtime]
+
+DRIVERS: dict[str, RuntimeFactory] = {ImageRuntime.NAME: ImageRuntime}
+
+
+def driver_name(config: TargetConfig) -> str:
+    """The DRIVERS key for a config: an image, given or built, runs on the image driver."""
+    return ImageRuntime.NAME
+
+
+def runtime_for(
+    config: TargetConfig,
+    client: DockerClient,
+    run_id: str,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> Runtime:
+    """The runtime that audits config's target, from the driver table."""
+    return DRIVERS[driver_name(config)](config, client, run_id, log)
+
+
+__all__ = [
+    "DRIVERS",
+    "ContainerHandle",
+    "DockerContainer",
+    "ImageRuntime",
+    "Mount",
+    "Runtime",
+    "RuntimeFactory",
+    "TargetInfo",
+    "driver_name",
+    "runtime_for",
+]

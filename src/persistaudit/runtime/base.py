@@ -1,4 +1,8 @@
-"""The driver interface and the container handle that every driver hands to the checks."""
+"""The driver interface: a Runtime hands the checks a ContainerHandle and a typed TargetInfo.
+
+Stages and checks use only what ContainerHandle and Runtime declare, so a target from an image,
+a compose file or a test's fake (tests/unit/fakes.py) is audited by the same code.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import docker.errors
 from docker.models.containers import Container
 
 from persistaudit.cleanup import Removal
 from persistaudit.exceptions import TargetRemoved
-from persistaudit.readiness import LOG_TAIL, ContainerState
+from persistaudit.readiness import LOG_TAIL, ContainerState, Probeable
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,43 @@ class Mount:
     name: str  # volume name; "" for binds
     rw: bool
     anonymous: bool
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """What the report's header says about the target; results.json's "target" section."""
+
+    name: str
+    driver: str  # a key of runtime.DRIVERS
+    image: str  # the reference the config names
+    image_id: str  # the id every container of this run ran ("" before the start)
+    repo_digests: list[str]
+    volume: str
+    mount: str
+    database: str
+    restart_policy: str
+
+
+@runtime_checkable
+class ContainerHandle(Probeable, Protocol):
+    """The container that owns the database, as the audit uses it; every driver provides one.
+
+    Probeable (what a wait strategy polls: name, state, logs, exec, url) plus what snapshots
+    and the volume check need.
+    """
+
+    @property
+    def id(self) -> str: ...
+
+    def mounts(self) -> list[Mount]: ...
+
+    def paused(self) -> contextlib.AbstractContextManager[None]:
+        """Frozen while inside: files copied meanwhile are mutually consistent."""
+        ...
+
+    def get_archive(self, path: str) -> Iterator[bytes] | None:
+        """A tar stream of one path, or None when it does not exist."""
+        ...
 
 
 def _engine_time(stamp: str) -> datetime | None:
@@ -185,17 +226,21 @@ class DockerContainer:
         return iter(stream)
 
 
-class TargetRuntime(abc.ABC):
+class Runtime(abc.ABC):
     """A target under audit: one fresh volume, and the container(s) using it.
 
     start() is the fresh install; restart() and recreate() are the lifecycle cycles. Each
-    returns the seconds until ready or raises TargetBlocked. close() removes everything.
+    returns the seconds until ready or raises TargetBlocked. stop() and kill() end the
+    service (gracefully, or with a signal) without waiting for it to come back. close()
+    removes everything.
     """
+
+    NAME: str  # the driver's key in runtime.DRIVERS
 
     @property
     @abc.abstractmethod
-    def container(self) -> DockerContainer:
-        """The container that owns the database."""
+    def container(self) -> ContainerHandle:
+        """The container that owns the database (RuntimeError before the start)."""
 
     @abc.abstractmethod
     def start(self) -> float: ...
@@ -207,7 +252,15 @@ class TargetRuntime(abc.ABC):
     def recreate(self) -> float: ...
 
     @abc.abstractmethod
-    def describe(self) -> dict[str, Any]:
+    def stop(self, timeout: float) -> None:
+        """Ask the service to stop (SIGTERM), and kill it after timeout seconds."""
+
+    @abc.abstractmethod
+    def kill(self, signal: str = "SIGKILL") -> None:
+        """Send the service a signal at once: a crash, as far as its database can tell."""
+
+    @abc.abstractmethod
+    def describe(self) -> TargetInfo:
         """What the report's header says about the target (image, digest, volume)."""
 
     @abc.abstractmethod
@@ -222,7 +275,7 @@ class TargetRuntime(abc.ABC):
     def close(self) -> Removal:
         """Remove every container, volume and network this runtime created."""
 
-    def __enter__(self) -> TargetRuntime:
+    def __enter__(self) -> Runtime:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
-from typing import Any
 
 import docker.errors
 from docker import DockerClient
@@ -15,7 +15,7 @@ from persistaudit.config import TargetConfig
 from persistaudit.exceptions import TargetBlocked, TargetRemoved
 from persistaudit.images import ensure_image
 from persistaudit.readiness import strategy_for, wait_ready
-from persistaudit.runtime.base import DockerContainer, TargetRuntime
+from persistaudit.runtime.base import DockerContainer, Runtime, TargetInfo
 
 STOP_TIMEOUT = 10
 
@@ -28,7 +28,11 @@ def published_ports(config: TargetConfig) -> list[int]:
     return sorted(ports)
 
 
-class ImageRuntime(TargetRuntime):
+class ImageRuntime(Runtime):
+    """One container from the config's image (or build) on a fresh named volume."""
+
+    NAME = "image"
+
     def __init__(
         self,
         config: TargetConfig,
@@ -140,6 +144,15 @@ class ImageRuntime(TargetRuntime):
         self.log("starting a new container from the same image on the same volume")
         return self._run()
 
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        self.log(f"docker stop --time {timeout:g} {self.container.name}")
+        # The engine takes whole seconds; rounding up never cuts a graceful stop short.
+        self.client.api.stop(self.container.id, timeout=math.ceil(timeout))
+
+    def kill(self, signal: str = "SIGKILL") -> None:
+        self.log(f"docker kill --signal {signal} {self.container.name}")
+        self.client.api.kill(self.container.id, signal=signal)
+
     def _volume_is_ours(self) -> bool:
         """The run's volume exists and is the one it created (same run label)."""
         try:
@@ -167,22 +180,22 @@ class ImageRuntime(TargetRuntime):
                 pass
         return gone
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> TargetInfo:
         digests: list[str] = []
         if self.image_id:
             with contextlib.suppress(docker.errors.DockerException):
                 digests = list(self.client.images.get(self.image_id).attrs.get("RepoDigests") or [])
-        return {
-            "name": self.config.name,
-            "driver": "image",
-            "image": self.config.image_ref,
-            "image_id": self.image_id,
-            "repo_digests": digests,
-            "volume": self.volume_name,
-            "mount": self.config.volume.mount,
-            "database": self.config.database.path,
-            "restart_policy": self.config.restart_policy,
-        }
+        return TargetInfo(
+            name=self.config.name,
+            driver=self.NAME,
+            image=self.config.image_ref,
+            image_id=self.image_id,
+            repo_digests=digests,
+            volume=self.volume_name,
+            mount=self.config.volume.mount,
+            database=self.config.database.path,
+            restart_policy=self.config.restart_policy,
+        )
 
     def close(self) -> cleanup.Removal:
         self._container = None

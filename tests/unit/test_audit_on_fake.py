@@ -1,0 +1,202 @@
+"""Audit stages run on the Docker-free FakeRuntime: real SQLite files, real snapshots.
+
+What the stages conclude comes from the files the fake serves, so each test changes a file
+(or the container's state) and checks that the stage notices.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from persistaudit.audit import TargetAudit
+from persistaudit.config import TargetConfig, load_config
+from persistaudit.exceptions import SnapshotError
+from persistaudit.readiness import ContainerState
+from persistaudit.snapshot import take_snapshot
+from persistaudit.sqlite_files import companions
+from tests.unit.fakes import FakeRuntime
+
+
+@pytest.fixture
+def config(config_dir: Path) -> TargetConfig:
+    """tests.helpers.GOOD_CONFIG: /data/app.db on a volume at /data, 3 canaries on /items."""
+    return load_config(config_dir / "audit.yaml")
+
+
+@pytest.fixture
+def volume(tmp_path: Path) -> Path:
+    return tmp_path / "volume"
+
+
+@pytest.fixture
+def runtime(config: TargetConfig, volume: Path) -> Any:
+    fake = FakeRuntime(config, volume)
+    yield fake
+    fake.close()
+
+
+def make_audit(config: TargetConfig, runtime: FakeRuntime, tmp_path: Path) -> TargetAudit:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    client = cast(Any, None)  # only a driver built from the table would need the engine
+    return TargetAudit(config, client, "run1", workdir, lambda _msg: None, runtime=runtime)
+
+
+def test_fresh_install_facts_come_from_the_served_file(
+    config: TargetConfig, runtime: FakeRuntime, volume: Path, tmp_path: Path
+) -> None:
+    def install(folder: Path) -> None:  # the image ships a database with two tables
+        folder.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(folder / "app.db") as conn:
+            conn.execute("CREATE TABLE owners (id INTEGER PRIMARY KEY)")
+            conn.execute("INSERT INTO owners VALUES (7)")
+        conn.close()
+
+    runtime.hooks["start"] = install
+    audit = make_audit(config, runtime, tmp_path)
+
+    fresh = audit.fresh
+
+    assert fresh.blocked is None
+    facts = fresh.database.facts
+    assert facts is not None
+    assert set(facts.tables) == {"items", "owners"}
+    assert facts.counts == {"items": 0, "owners": 1}
+    assert facts.wal  # the service switched it to WAL on boot
+    assert fresh.database.schema is not None
+    assert runtime.container.pauses == 1  # the copy was taken paused
+    assert "docker volume create " + str(volume) in fresh.actions[0].content
+    assert runtime.calls == ["start"]
+
+
+def test_fresh_install_of_a_file_that_is_no_database_is_an_error(
+    config: TargetConfig, runtime: FakeRuntime, tmp_path: Path
+) -> None:
+    runtime.service.boot = lambda: None  # type: ignore[method-assign]  # a service that writes
+
+    def garbage(folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "app.db").write_bytes(b"not a database at all\n" * 100)
+
+    runtime.hooks["start"] = garbage
+    fresh = make_audit(config, runtime, tmp_path).fresh
+
+    assert fresh.blocked is None
+    assert fresh.database.facts is None
+    assert "app.db" in fresh.database.error
+
+
+def test_fresh_install_of_a_service_that_exits_is_blocked_with_its_exit_code(
+    config: TargetConfig, runtime: FakeRuntime, tmp_path: Path
+) -> None:
+    audit = make_audit(config, runtime, tmp_path)
+    original = runtime._new_handle
+
+    def exiting() -> Any:
+        handle = original()
+        handle.states = [ContainerState("exited", 3, 0, "")]
+        handle.lines.append("fatal: licence key missing")
+        return handle
+
+    runtime._new_handle = exiting  # type: ignore[method-assign]
+
+    fresh = audit.fresh
+
+    assert fresh.blocked is not None
+    assert fresh.blocked.reason == "exited"
+    assert "exited with code 3" in str(fresh.blocked)
+    assert "fatal: licence key missing" in fresh.logs
+
+
+def test_a_restart_that_keeps_the_file_retains_every_canary(
+    config: TargetConfig, runtime: FakeRuntime, tmp_path: Path
+) -> None:
+    audit = make_audit(config, runtime, tmp_path)
+    assert audit.fresh.blocked is None
+
+    cycle = audit.restart_cycle
+
+    assert not cycle.blocked
+    assert not cycle.failure
+    assert cycle.read_back is not None
+    assert not cycle.read_back.missing
+    assert len(cycle.read_back.found) == config.canary.records == 3
+    assert cycle.retention is not None
+    assert cycle.retention.complete
+    assert cycle.retention.rows_before == 3
+    assert runtime.calls == ["start", "restart"]
+
+
+def test_a_restart_that_loses_the_file_is_a_retention_problem(
+    config: TargetConfig, runtime: FakeRuntime, tmp_path: Path
+) -> None:
+    def lose(folder: Path) -> None:  # the service keeps its database somewhere it loses
+        for name in ("app.db", "app.db-wal", "app.db-shm"):
+            (folder / name).unlink(missing_ok=True)
+
+    runtime.hooks["restart"] = lose
+    audit = make_audit(config, runtime, tmp_path)
+    assert audit.fresh.blocked is None
+
+    cycle = audit.restart_cycle
+
+    assert not cycle.blocked  # the target came back: this is data loss, not a blocked cycle
+    assert cycle.read_back is not None
+    assert len(cycle.read_back.missing) == 3
+    assert not cycle.read_back.found
+    assert cycle.retention is not None
+    assert not cycle.retention.complete
+    assert cycle.retention.rows_before == 3
+    assert cycle.retention.rows_retained == 0
+
+
+def test_a_target_removed_during_the_cycle_is_blocked_not_data_loss(
+    config: TargetConfig, runtime: FakeRuntime, tmp_path: Path
+) -> None:
+    def removed(folder: Path) -> None:
+        for name in ("app.db", "app.db-wal", "app.db-shm"):
+            (folder / name).unlink(missing_ok=True)
+        runtime.gone.append("volume fake")
+
+    runtime.hooks["recreate"] = removed
+    audit = make_audit(config, runtime, tmp_path)
+    assert audit.fresh.blocked is None
+
+    cycle = audit.recreate_cycle
+
+    assert "volume fake was removed by something else" in cycle.blocked
+    assert not cycle.failure
+
+
+def test_take_snapshot_copies_the_database_and_its_wal_through_the_handle(
+    config: TargetConfig, runtime: FakeRuntime, volume: Path, tmp_path: Path
+) -> None:
+    runtime.start()
+    # An open connection keeps the WAL from being checkpointed: the new row is only in -wal.
+    reader = sqlite3.connect(volume / "app.db")
+    try:
+        reader.execute("SELECT 1 FROM items").fetchall()
+        with runtime.service.connect() as conn:
+            conn.execute("INSERT INTO items (name) VALUES ('kept')")
+        assert (volume / "app.db-wal").stat().st_size > 0
+        snap = take_snapshot(runtime.container, "/data/app.db", tmp_path / "copy", max_size=10**8)
+    finally:
+        reader.close()
+
+    assert set(snap.files) == {"app.db", "app.db-wal", "app.db-shm"}
+    assert snap.companions == companions(wal=True)
+    copy = sqlite3.connect(snap.path)
+    try:
+        assert copy.execute("SELECT name FROM items").fetchall() == [("kept",)]
+    finally:
+        copy.close()
+
+
+def test_take_snapshot_of_a_missing_database_says_so(runtime: FakeRuntime, tmp_path: Path) -> None:
+    runtime.start()
+    with pytest.raises(SnapshotError, match=r"nothing\.db"):
+        take_snapshot(runtime.container, "/data/nothing.db", tmp_path / "copy", max_size=10**8)
