@@ -19,6 +19,7 @@ STATE_FIELDS = {
     "restart_count": "restart count",
     "waited_for": "waited for",
     "engine_error": "engine error",
+    "health": "health",
 }
 OBJECT_ORDER = ["table", "column", "index", "check", "foreign_key", "view", "trigger", "pragma"]
 
@@ -79,6 +80,13 @@ def test_startup(persistaudit_audit: TargetAudit, persistaudit_check: CheckRecor
             "\n".join(logs) or "(no output)",  # type: ignore[arg-type]
             "log",
         )
+        probes = ev.get("health_log") or []
+        if probes:
+            persistaudit_check.add(
+                f"Last {len(probes)} healthcheck results (State.Health.Log)",  # type: ignore[arg-type]
+                "\n".join(probes),  # type: ignore[arg-type]
+                "log",
+            )
         persistaudit_check.metric(
             "Container start", "ready", f"BLOCKED ({fresh.blocked.reason})", False
         )

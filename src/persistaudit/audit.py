@@ -291,6 +291,9 @@ class TargetAudit:
         except TargetBlocked as exc:
             cycle.failure = f"the target did not come back after the {name}: {exc}"
             cycle.logs = list(exc.evidence.get("logs", []))  # type: ignore[call-overload]
+            probes = list(exc.evidence.get("health_log", []))  # type: ignore[call-overload]
+            if probes:
+                cycle.logs += ["--- healthcheck results (State.Health.Log) ---", *probes]
             return
         cycle.actions.append(
             Evidence(

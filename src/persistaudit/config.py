@@ -51,19 +51,23 @@ class HttpReady(_Model):
 
 
 class ReadinessSpec(_Model):
-    """How to tell the target is ready: exactly one of http, log or command."""
+    """How to tell the target is ready: exactly one of http, log, command or healthcheck."""
 
     http: HttpReady | None = None
     log: str | None = Field(default=None, description="regex matched against the container log")
     command: list[str] | None = Field(default=None, description="exec in the container; exit 0")
+    healthcheck: Literal[True] | None = Field(
+        default=None, description="the image's HEALTHCHECK reports healthy"
+    )
     timeout: float = Field(default=60.0, gt=0)
     interval: float = Field(default=0.05, gt=0)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ReadinessSpec:
-        chosen = [k for k in ("http", "log", "command") if getattr(self, k) is not None]
+        kinds = ("http", "log", "command", "healthcheck")
+        chosen = [k for k in kinds if getattr(self, k) is not None]
         if len(chosen) != 1:
-            raise ValueError("give exactly one of http, log or command")
+            raise ValueError("give exactly one of http, log, command or healthcheck")
         if self.log is not None:
             try:
                 re.compile(self.log)

@@ -28,7 +28,27 @@ def ensure_image(client: DockerClient, config: TargetConfig) -> str:
         known = None
     if known is None:
         known = _resolved[key] = _resolve(client, config)
+    if config.readiness.healthcheck:
+        _require_healthcheck(client, config, known)
     return known
+
+
+def _require_healthcheck(client: DockerClient, config: TargetConfig, image_id: str) -> None:
+    """readiness.healthcheck on an image without a HEALTHCHECK is a config mistake (exit 2).
+
+    Found here, before any container runs: waiting would only time out as BLOCKED, which
+    reads as a target that never became ready.
+    """
+    try:
+        check = client.images.get(image_id).attrs.get("Config", {}).get("Healthcheck") or {}
+    except docker.errors.DockerException:
+        return  # the engine cannot tell now; the wait names a missing healthcheck too
+    test = check.get("Test") or []
+    if not test or test[0] == "NONE":
+        raise ImageError(
+            f"{config.source}: readiness.healthcheck: image {config.image_ref} defines no "
+            "HEALTHCHECK. Hint: add one to its Dockerfile, or choose http, log or command"
+        )
 
 
 def _exists(client: DockerClient, image_id: str) -> bool:

@@ -27,6 +27,10 @@ class ContainerState:
     exit_code: int
     restart_count: int
     error: str
+    # The engine's State.Health: "" when the container has no healthcheck, else starting,
+    # healthy or unhealthy; health_log is its last probes ("exit N: output"), oldest first.
+    health: str = ""
+    health_log: tuple[str, ...] = ()
 
 
 class Probeable(Protocol):
@@ -96,11 +100,39 @@ class CommandWait:
         return code == 0
 
 
+@dataclass(frozen=True)
+class HealthWait:
+    """Ready when the engine reports the container's healthcheck healthy.
+
+    The engine resets the status to "starting" whenever the container starts, so the previous
+    run's "healthy" does not count after a restart or a re-create.
+    """
+
+    def describe(self) -> str:
+        return "healthcheck reports healthy"
+
+    def ready(self, container: Probeable, timeout: float = POLL_TIMEOUT) -> bool:
+        state = container.state()
+        if state.status == "running" and not state.health:
+            # Checked on the image before the audit; this is a container run without one.
+            _blocked(
+                container,
+                "no-healthcheck",
+                "has no healthcheck (readiness.healthcheck needs a HEALTHCHECK in the image). "
+                "Hint: add one to the Dockerfile, or choose http, log or command readiness",
+                state,
+                self,
+            )
+        return state.health == "healthy"
+
+
 def strategy_for(spec: ReadinessSpec) -> WaitStrategy:
     if spec.http is not None:
         return HttpWait(spec.http.port, spec.http.path, spec.http.status)
     if spec.log is not None:
         return LogWait(spec.log)
+    if spec.healthcheck:
+        return HealthWait()
     assert spec.command is not None
     return CommandWait(tuple(spec.command))
 
@@ -153,11 +185,12 @@ def wait_ready(
                 strategy,
             )
         if elapsed > timeout:
+            health = f", health {state.health}" if state.health else ""
             _blocked(
                 container,
                 "timeout",
                 f"not ready after {timeout:g} s (waiting for "
-                f"{strategy.describe()}; status {state.status})",
+                f"{strategy.describe()}; status {state.status}{health})",
                 state,
                 strategy,
             )
@@ -190,4 +223,7 @@ def _blocked(
     }
     if state.error:
         evidence["engine_error"] = state.error
+    if state.health:
+        evidence["health"] = state.health
+        evidence["health_log"] = list(state.health_log)
     raise TargetBlocked(f"container {container.name} {what}", reason=reason, evidence=evidence)

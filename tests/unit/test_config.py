@@ -55,7 +55,7 @@ def test_bundled_configs_load() -> None:
         (
             "  http: {path: /health, port: 8080}\n",
             "  log: 'ready'\n  http: {path: /, port: 1}\n",
-            r"readiness: give exactly one of http, log or command",
+            r"readiness: give exactly one of http, log, command or healthcheck",
         ),
         (
             'json: {name: "{marker}"}',

@@ -6,8 +6,16 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from persistaudit.config import ReadinessSpec
 from persistaudit.exceptions import TargetBlocked
-from persistaudit.readiness import ContainerState, LogWait, fold_repeats, wait_ready
+from persistaudit.readiness import (
+    ContainerState,
+    HealthWait,
+    LogWait,
+    fold_repeats,
+    strategy_for,
+    wait_ready,
+)
 
 
 @dataclass
@@ -81,3 +89,44 @@ def test_timeout_says_what_it_waited_for() -> None:
     with pytest.raises(TargetBlocked, match=r"not ready after 0.05 s .*log line matching") as info:
         wait_ready(c, LogWait("ready"), timeout=0.05, interval=0.01)
     assert info.value.reason == "timeout"
+
+
+def health(status: str, *probes: str) -> ContainerState:
+    return ContainerState("running", 0, 0, "", health=status, health_log=probes)
+
+
+def test_healthcheck_waits_from_starting_to_healthy() -> None:
+    c = Scripted([health("starting")] * 4 + [health("healthy")])
+    assert wait_ready(c, HealthWait(), timeout=5, interval=0.01) >= 0
+    assert c.calls >= 5  # not ready while the engine said starting
+
+
+def test_unhealthy_past_the_timeout_is_blocked_with_the_health_log() -> None:
+    probes = ("2026-01-01T00:00:01Z: exit 1: ConnectionRefusedError: [Errno 111]",)
+    c = Scripted([health("unhealthy", *probes)], ["ready on port 8080"])
+    with pytest.raises(
+        TargetBlocked, match=r"healthcheck reports healthy; status running, health unhealthy"
+    ) as info:
+        wait_ready(c, HealthWait(), timeout=0.05, interval=0.01)
+    assert info.value.reason == "timeout"
+    assert info.value.evidence["health"] == "unhealthy"
+    assert info.value.evidence["health_log"] == list(probes)
+    assert info.value.evidence["logs"] == ["ready on port 8080"]
+
+
+def test_a_container_without_a_healthcheck_is_blocked_at_once_naming_it() -> None:
+    c = Scripted([running()])
+    with pytest.raises(TargetBlocked, match=r"has no healthcheck .*HEALTHCHECK") as info:
+        wait_ready(c, HealthWait(), timeout=5, interval=0.01)
+    assert info.value.reason == "no-healthcheck"
+    assert c.calls <= 2  # not after the timeout
+
+
+def test_the_config_chooses_the_health_wait() -> None:
+    spec = ReadinessSpec(healthcheck=True)
+    assert strategy_for(spec) == HealthWait()
+    assert strategy_for(spec).describe() == "healthcheck reports healthy"
+    with pytest.raises(ValueError, match="exactly one of http, log, command or healthcheck"):
+        ReadinessSpec(healthcheck=True, log="ready")
+    with pytest.raises(ValueError, match="healthcheck"):
+        ReadinessSpec(healthcheck=False)  # type: ignore[arg-type]

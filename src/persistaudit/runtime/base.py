@@ -81,6 +81,20 @@ def _engine_time(stamp: str) -> datetime | None:
     return datetime.fromisoformat(f"{match.group(1)}.{fraction}+00:00")
 
 
+HEALTH_OUTPUT = 300  # characters of one healthcheck's output kept as evidence (its end)
+
+
+def _health_log(health: dict[str, Any]) -> tuple[str, ...]:
+    """The engine's last healthcheck results (it keeps five), one line each: code and output."""
+    out = []
+    for entry in health.get("Log") or []:
+        output = " ".join(str(entry.get("Output", "")).split())
+        if len(output) > HEALTH_OUTPUT:  # the end says why: a traceback's last line
+            output = "..." + output[-HEALTH_OUTPUT:]
+        out.append(f"{entry.get('Start', '')}: exit {entry.get('ExitCode')}: {output}")
+    return tuple(out)
+
+
 class DockerContainer:
     """A live container: state, logs, exec, published ports and file copies.
 
@@ -113,6 +127,8 @@ class DockerContainer:
             exit_code=int(state.get("ExitCode", 0)),
             restart_count=int(attrs.get("RestartCount", 0)),
             error=str(state.get("Error", "")),
+            health=str((state.get("Health") or {}).get("Status", "")),
+            health_log=_health_log(state.get("Health") or {}),
         )
 
     def logs(self, tail: int = LOG_TAIL, current_run: bool = False) -> list[str]:
