@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import asdict
 from functools import wraps
@@ -76,15 +77,29 @@ def one_line_errors(func: F) -> F:
 
 
 class InterruptibleGroup(click.Group):
-    """Every command: SIGINT, SIGTERM or SIGHUP is one line and exit code 128 + N.
+    """Every command: SIGINT, SIGTERM or SIGHUP is one line and exit code 128 + N, and a bug
+    of persistaudit's is exit code 4 (ERROR).
 
-    Not click's "Aborted!" and exit 1, which reads as a FAIL (or as drift for `diff`). The
-    handlers are installed by the entry point (__main__); clean-up has run before this.
+    Not click's "Aborted!" and exit 1, nor a bare traceback and exit 1: both read as a FAIL
+    (or as drift for `diff`). The handlers are installed by the entry point (__main__);
+    clean-up has run before this.
     """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own: usage errors (exit 2) and explicit exits
+        except Exception as exc:
+            # Not a PersistauditError (those are one line and exit 2, per command): a bug.
+            traceback.print_exc()
+            first = (str(exc).splitlines() or [""])[0][:300]
+            click.echo(
+                f"persistaudit: internal error: {type(exc).__name__}: {first} (a bug in "
+                "persistaudit, not a finding; please report it with the traceback above)",
+                err=True,
+            )
+            sys.exit(EXIT_INTERNAL)
         except KeyboardInterrupt:
             signals.note_interrupt()
             signals.settle()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,20 @@ def test_report_rerenders_from_results(tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", sorted(main.commands))  # type: ignore[attr-defined]
 def test_every_command_is_documented_in_the_readme(command: str) -> None:
     assert f"persistaudit {command}" in (REPO / "README.md").read_text()
+
+
+def test_a_bug_in_a_command_is_exit_4_never_1(
+    make_db: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exit 1 means FAIL, or drift for `diff`: a bug of persistaudit's must not read as one."""
+    from persistaudit import sqltext
+
+    db = make_db("CREATE TABLE t (a TEXT COLLATE NOCASE, b INTEGER);")
+    # Our CREATE TABLE parser disagreeing with SQLite's own reading is our bug, not the file's.
+    monkeypatch.setattr(sqltext, "column_collations", lambda sql: ["NOCASE"])
+    runner = CliRunner()
+    result = runner.invoke(main, ["snapshot", str(db)])
+    assert result.exit_code == 4, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("persistaudit: internal error: RuntimeError: table 't'")
+    assert "a bug in persistaudit, not a finding" in last
