@@ -22,7 +22,7 @@ from persistaudit.config import load_config
 from persistaudit.diff import diff, group_by_table
 from persistaudit.display import printable
 from persistaudit.documents import read_results
-from persistaudit.exceptions import PersistauditError, SnapshotError, TargetBlocked
+from persistaudit.exceptions import PersistauditError, SnapshotError, TargetBlocked, summarize
 from persistaudit.findings import EXIT_CODES
 from persistaudit.images import ensure_image
 from persistaudit.manifest import Manifest, dump_manifest, load_manifest
@@ -43,11 +43,7 @@ def one_line(text: str) -> str:
     Messages may quote a file, a SQLite error with its CREATE statement, or a signer's name;
     none of them may add a line (or forge one) on the terminal.
     """
-    text = re.sub(r"\s*[\r\n]+\s*", " ", text)
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+    return printable(re.sub(r"\s*[\r\n]+\s*", " ", text), backslash=False)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:
@@ -93,9 +89,8 @@ class InterruptibleGroup(click.Group):
         except Exception as exc:
             # Not a PersistauditError (those are one line and exit 2, per command): a bug.
             traceback.print_exc()
-            first = (str(exc).splitlines() or [""])[0][:300]
             click.echo(
-                f"persistaudit: internal error: {type(exc).__name__}: {first} (a bug in "
+                f"persistaudit: internal error: {one_line(summarize(exc))[:300]} (a bug in "
                 "persistaudit, not a finding; please report it with the traceback above)",
                 err=True,
             )

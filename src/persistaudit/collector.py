@@ -21,7 +21,7 @@ import pytest
 from persistaudit import __version__, signals
 from persistaudit.audit import TargetAudit
 from persistaudit.config import TargetConfig
-from persistaudit.exceptions import PersistauditError
+from persistaudit.exceptions import PersistauditError, summarize
 from persistaudit.findings import (
     CheckResult,
     Evidence,
@@ -159,7 +159,7 @@ class ResultCollector:
             return "blocked", str(removed)
         if excinfo.errisinstance((PersistauditError, docker.errors.DockerException)):
             # The target or the engine stopped the check: the user's to resolve, not a bug.
-            return "blocked", f"the check could not run: {_one_line(excinfo.value)}"
+            return "blocked", f"the check could not run: {summarize(excinfo.value)}"
         return "error", self._internal_error(recorder, excinfo)
 
     def _internal_error(
@@ -169,7 +169,7 @@ class ResultCollector:
         name = safe_name(f"internal-error-{recorder.id}.txt")
         exc = excinfo.value
         trace = "".join(traceback.format_exception(type(exc), exc, excinfo.tb))
-        line = _one_line(exc)
+        line = summarize(exc)
         recorder.attach(name, trace, "Traceback of the internal error in persistaudit", line)
         return (
             f"internal error in persistaudit: {line} (a bug, not a finding about the target; "
@@ -226,12 +226,6 @@ class ResultCollector:
         with signals.shielded():  # complete or discarded, never cut off halfway
             write_outputs(out, doc, self.files, self.redactor)
         return signals.received() is None
-
-
-def _one_line(exc: BaseException) -> str:
-    """The exception's type and the first line of its message."""
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def now() -> str:

@@ -94,3 +94,9 @@ def sqlite_message(exc: Exception) -> str:
     if isinstance(exc, UnicodeDecodeError):
         return bytes(exc.object).decode("utf-8", "backslashreplace")
     return str(exc)
+
+
+def summarize(exc: BaseException) -> str:
+    """The exception's type and the first line of its message, for a one-line report of it."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
