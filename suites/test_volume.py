@@ -5,12 +5,17 @@ from __future__ import annotations
 import pytest
 
 from persistaudit.audit import TargetAudit
+from persistaudit.config import DatabaseEntry
 from persistaudit.mounts import companion_files, evaluate
 from persistaudit.plugin import CheckRecorder
 
 
 @pytest.mark.check("volume.mount")
-def test_mount(persistaudit_audit: TargetAudit, persistaudit_check: CheckRecorder) -> None:
+def test_mount(
+    persistaudit_audit: TargetAudit,
+    persistaudit_check: CheckRecorder,
+    persistaudit_database: DatabaseEntry,
+) -> None:
     fresh = persistaudit_audit.fresh
     try:
         container = persistaudit_audit.runtime.container
@@ -18,10 +23,10 @@ def test_mount(persistaudit_audit: TargetAudit, persistaudit_check: CheckRecorde
         raise persistaudit_check.blocked(f"no container to inspect: {fresh.blocked}") from None
     # The mounts are readable even from a container that loops on restart.
     mounts = container.mounts()
-    db_path = persistaudit_audit.config.database.path
+    db_path = persistaudit_database.path
     # Which files SQLite writes beside it: as the fresh database's header says, or as expected.
-    facts = fresh.database.facts
-    wal = facts.wal if facts else persistaudit_audit.config.expect.journal_mode == "wal"
+    facts = fresh.databases[persistaudit_database.name].facts
+    wal = facts.wal if facts else persistaudit_database.journal_mode == "wal"
     verdict = evaluate(mounts, db_path, wal=wal)
     persistaudit_check.add(
         f"docker inspect {container.name} --format '{{{{json .Mounts}}}}'",
