@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from docker import DockerClient
+from docker.errors import DockerException
 
-from persistaudit import canary, engine, retention, schema, signals, stages
+from persistaudit import canary, engine, layer_files, retention, schema, signals, stages
 from persistaudit.config import DatabaseEntry, TargetConfig
 from persistaudit.exceptions import (
     CanaryError,
@@ -58,6 +59,7 @@ class FreshInstall:
     databases: dict[str, DatabaseState]  # by database name, in the config's order
     actions: list[Evidence] = field(default_factory=list)
     logs: list[str] = field(default_factory=list)  # the container's log when it was judged
+    layer: layer_files.LayerScan | str = "not scanned"  # SQLite files in the layer, or why not
 
     @property
     def database(self) -> DatabaseState:
@@ -85,6 +87,7 @@ class Cycle:
     logs: list[str] = field(default_factory=list)
     actions: list[Evidence] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)  # why it was blocked
+    layer: layer_files.LayerScan | str = "not scanned"  # the layer just before the cycle
 
 
 _T = TypeVar("_T")
@@ -280,7 +283,21 @@ class TargetAudit:
             removed = self.removed("the fresh install", settle=True)
             if removed is not None:
                 return self._fresh_blocked(removed)
-        return FreshInstall(ready_s, None, databases, self._start_actions(None), self._logs())
+        return FreshInstall(
+            ready_s,
+            None,
+            databases,
+            self._start_actions(None),
+            self._logs(),
+            self.scan_layer("after the fresh install"),
+        )
+
+    def scan_layer(self, when: str) -> layer_files.LayerScan | str:
+        """The SQLite files in the container's layer, or why the engine could not list them."""
+        try:
+            return layer_files.scan(self.runtime.container, when)
+        except (TargetRemoved, DockerException) as exc:
+            return f"the container layer could not be listed {when}: {exc}"
 
     def _fresh_blocked(self, blocked: TargetBlocked) -> FreshInstall:
         empty = {name: DatabaseState("fresh") for name in self.databases}
@@ -312,14 +329,26 @@ class TargetAudit:
             self.runtime.recreate,
             "docker stop {name} && docker rm {name}  # volume kept\n"
             "docker run -d ... (same image, same volume)",
+            scan_layer=True,
         )
 
-    def cycle(self, name: str, action: Callable[[], float], command: str) -> Cycle:
+    def cycle(
+        self,
+        name: str,
+        action: Callable[[], float],
+        command: str,
+        *,
+        scan_layer: bool = False,
+    ) -> Cycle:
         """Write the stage name's canaries, run the cycle, read them back; BLOCKED if the target
-        vanished. For a team's own stage too: name is the stage's, whose canary block is used."""
+        vanished. For a team's own stage too: name is the stage's, whose canary block is used.
+
+        scan_layer: list the SQLite files in the container layer just before the action (what
+        a re-create is about to lose).
+        """
         cycle = Cycle(name)
         try:
-            self._exercise(cycle, action, command)
+            self._exercise(cycle, action, command, scan_layer)
         except Exception:
             if not self._note_removed(cycle, settle=True):
                 raise
@@ -335,7 +364,9 @@ class TargetAudit:
         cycle.blocked, cycle.failure = str(removed), ""
         return True
 
-    def _exercise(self, cycle: Cycle, action: Callable[[], float], command: str) -> None:
+    def _exercise(
+        self, cycle: Cycle, action: Callable[[], float], command: str, scan_layer: bool
+    ) -> None:
         name = cycle.name
         spec = self.config.canary
         self.log(f"{name}: writing {spec.records} canary records through the service")
@@ -358,6 +389,8 @@ class TargetAudit:
             )
         )
         cycle.before = self.snapshot(f"before-{name}")
+        if scan_layer:
+            cycle.layer = self.scan_layer(f"before the {name}")
         container_name = self.runtime.container.name
         started = time.monotonic()
         try:

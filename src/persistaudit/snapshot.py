@@ -184,7 +184,7 @@ class Budget:
             self.used = total
 
 
-class _StreamBroken(Exception):
+class StreamBroken(Exception):
     """The archive stream from the engine failed part-way (a connection error, say)."""
 
 
@@ -205,7 +205,7 @@ class ChunkReader(io.RawIOBase):
             except StopIteration:
                 return 0
             except Exception as exc:  # the transport's errors are many; all end the copy
-                raise _StreamBroken(f"{type(exc).__name__}: {exc}") from exc
+                raise StreamBroken(f"{type(exc).__name__}: {exc}") from exc
             self._pending = memoryview(chunk)
         n = min(len(buffer), len(self._pending))
         buffer[:n] = self._pending[:n]
@@ -247,7 +247,7 @@ def copy_member(stream: Iterator[bytes], where: str, target: Path, budget: Budge
             if tar.next() is not None:
                 raise SnapshotError(f"{where}: the engine's archive holds more than one file")
             return copied
-    except _StreamBroken as exc:
+    except StreamBroken as exc:
         raise SnapshotError(f"{where}: the copy failed, the engine's stream broke: {exc}") from None
     except (tarfile.TarError, EOFError) as exc:
         raise SnapshotError(
