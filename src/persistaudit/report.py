@@ -161,9 +161,10 @@ def report_context(
 ) -> dict[str, Any]:
     results = bounded(results)
     checks = results["checks"]
-    suites: dict[str, list[dict[str, Any]]] = {}
-    for check in checks:
-        suites.setdefault(check["suite"], []).append(check)
+    suites: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for check in checks:  # a check's per-database results in one group, in run order
+        groups = suites.setdefault(check["suite"], {})
+        groups.setdefault(catalog.base_id(check["id"]), []).append(check)
     problems = sorted(
         (c for c in checks if c["status"] in ("failed", "error", "blocked")),
         key=lambda c: ORDER[c["status"]],
@@ -172,9 +173,9 @@ def report_context(
     return {
         "r": results,
         "mark": STATUS_MARK,
-        "suites": [(*_suite_heading(s), cs) for s, cs in suites.items()],
+        "suites": [(*_suite_heading(s), list(gs.items())) for s, gs in suites.items()],
         "key_findings": sorted(checks, key=lambda c: ORDER[c["status"]]),
-        "risks": [(c, risk(c)) for c in problems],
+        "risks": [(c, _naming_database(risk(c), c, results["target"])) for c in problems],
         "residual": residual_risks(checks),
         "recommendations": [
             (c, recommendation(c, results["target"]))
@@ -196,6 +197,23 @@ def report_context(
         "files": results.get("evidence_files", {}),
         "signoff": signoff,
     }
+
+
+def database_of(check_id: str) -> str:
+    """The database a result is about: `schema[cache]` -> cache; "" for a plain id."""
+    return check_id[len(catalog.base_id(check_id)) + 1 : -1] if "[" in check_id else ""
+
+
+def _naming_database(
+    risk: tuple[str, str, str], check: dict[str, Any], target: dict[str, Any]
+) -> tuple[str, str, str]:
+    """The risk of a per-database result, naming the database (and its path) first."""
+    name = database_of(check["id"])
+    if not name:
+        return risk
+    paths = {d.get("name"): d.get("path") for d in target.get("databases", [])}
+    where = f" ({paths[name]})" if paths.get(name) else ""
+    return f"Database {name}{where}: {risk[0]}", risk[1], risk[2]
 
 
 def _suite_heading(name: str) -> tuple[str, str, str]:
