@@ -161,10 +161,17 @@ def report_context(
 ) -> dict[str, Any]:
     results = bounded(results)
     checks = results["checks"]
-    suites: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for check in checks:  # a check's per-database results in one group, in run order
-        groups = suites.setdefault(check["suite"], {})
-        groups.setdefault(catalog.base_id(check["id"]), []).append(check)
+    # Per suite, groups of results: a check's per-database results (`check[name]`) together.
+    # (check, per database?, results); a plain id is a group of its own.
+    suites: dict[str, list[tuple[str, bool, list[dict[str, Any]]]]] = {}
+    for check in checks:
+        groups = suites.setdefault(check["suite"], [])
+        per_database = bool(database_of(check["id"]))
+        base = catalog.base_id(check["id"]) if per_database else check["id"]
+        if per_database and groups and groups[-1][:2] == (base, True):
+            groups[-1][2].append(check)
+        else:
+            groups.append((base, per_database, [check]))
     problems = sorted(
         (c for c in checks if c["status"] in ("failed", "error", "blocked")),
         key=lambda c: ORDER[c["status"]],
@@ -173,7 +180,7 @@ def report_context(
     return {
         "r": results,
         "mark": STATUS_MARK,
-        "suites": [(*_suite_heading(s), list(gs.items())) for s, gs in suites.items()],
+        "suites": [(*_suite_heading(s), gs) for s, gs in suites.items()],
         "key_findings": sorted(checks, key=lambda c: ORDER[c["status"]]),
         "risks": [(c, _naming_database(risk(c), c, results["target"])) for c in problems],
         "residual": residual_risks(checks),
@@ -199,9 +206,13 @@ def report_context(
     }
 
 
+_PER_DATABASE = re.compile(r"^[a-z_]+\.[a-z_]+\[([A-Za-z0-9_.-]+)\]$")
+
+
 def database_of(check_id: str) -> str:
     """The database a result is about: `schema[cache]` -> cache; "" for a plain id."""
-    return check_id[len(catalog.base_id(check_id)) + 1 : -1] if "[" in check_id else ""
+    match = _PER_DATABASE.match(check_id)
+    return match.group(1) if match else ""
 
 
 def _naming_database(

@@ -7,23 +7,16 @@ from collections.abc import Callable
 import pytest
 
 from tests.e2e.conftest import Audit
+from tests.e2e.test_demo_audits import ALL_CHECKS
 from tests.helpers import NOTES_APP
 
 pytestmark = pytest.mark.docker
 
-PER_DATABASE = [
-    "fresh_install.schema",
-    "fresh_install.constraints",
-    "fresh_install.integrity",
-    "fresh_install.foreign_keys",
-    "fresh_install.journal_mode",
-    "volume.mount",
-    "restart.retention",
-    "recreate.retention",
-]
+# Every check but these two is about one database.
+NOT_PER_DATABASE = {"fresh_install.startup", "volume.undeclared_databases"}
+PER_DATABASE = ALL_CHECKS - NOT_PER_DATABASE
 TWO_DATABASES = {
-    "fresh_install.startup",
-    "volume.undeclared_databases",
+    *NOT_PER_DATABASE,
     *(f"{check}[{db}]" for check in PER_DATABASE for db in ("main", "cache")),
 }
 
