@@ -1,23 +1,42 @@
-"""Shared by the restart and re-create suites: evidence and verdict of one cycle."""
+"""Shared by the restart and re-create suites: evidence and verdict of one cycle, per database."""
 
 from __future__ import annotations
 
 import pytest
 
-from persistaudit.audit import Cycle
+from persistaudit.audit import Cycle, TargetAudit
+from persistaudit.config import DatabaseEntry
 from persistaudit.diff import diff
 from persistaudit.plugin import CheckRecorder
 
 
-def judge(cycle: Cycle, check: CheckRecorder, metric: str) -> None:
-    """Record a cycle's evidence and metric; fail unless 100% retained and integrity ok.
+def reports_canaries(audit: TargetAudit, database: DatabaseEntry) -> bool:
+    """Whether this database's result reports the cycle's canary read-back: the canaries
+    belong to the cycle, so one result says it, the first database that must persist's."""
+    declared = audit.config.declared_databases
+    first = next((d for d in declared if d.persist), declared[0])
+    return database.name == first.name
+
+
+def judge(
+    cycle: Cycle,
+    check: CheckRecorder,
+    metric: str,
+    audit: TargetAudit,
+    database: DatabaseEntry,
+) -> None:
+    """Record a cycle's evidence and metric for one database; fail unless 100% retained and
+    integrity ok.
 
     A cycle that could not be exercised or judged (a canary write refused before it, the
     target removed by something else) is BLOCKED: it proves neither loss nor retention.
     What a limit (size, time) kept from being read is unverified: BLOCKED, unless a definite
-    loss was found anyway.
+    loss was found anyway. A database declared `persist: false` may be lost: its loss is
+    shown as evidence, not a finding.
     """
     __tracebackhide__ = True
+    if audit.config.per_database_ids:
+        metric = f"{metric} [{database.name}]"
     check.extend(cycle.actions)
     if cycle.blocked:
         check.extend(cycle.evidence)
@@ -30,26 +49,30 @@ def judge(cycle: Cycle, check: CheckRecorder, metric: str) -> None:
         check.metric(metric, "100%", "not measured", False)
         check.summary = cycle.failure
         pytest.fail(check.summary, pytrace=False)
-    if cycle.before is None or cycle.after is None or cycle.read_back is None:
+    before, after = cycle.before.get(database.name), cycle.after.get(database.name)
+    if before is None or after is None or cycle.read_back is None:
         # Not an assert: a broken invariant is a bug of ours (ERROR), never a FAIL.
         raise RuntimeError(f"the {cycle.name} cycle ended without its snapshots or read-back")
-    problems = []
+    found: list[tuple[str, bool]] = []  # (finding, is it data loss), in the order found
     unverified = []
-    for state in (cycle.before, cycle.after):
+    for state, label in ((before, "before"), (after, "after")):
         if state.error:
-            (unverified if state.blocked else problems).append(
-                f"snapshot {state.label}: {state.error}"
-            )
+            if state.blocked:
+                unverified.append(f"snapshot {state.label}: {state.error}")
+            else:
+                found.append((f"snapshot {state.label}: {state.error}", label == "after"))
     rb = cycle.read_back
-    check.add(
-        "Canary records read back through the service",
-        f"{len(rb.found)} of {len(rb.found) + len(rb.missing)} found"
-        + (f"\nfirst missing: {rb.missing[0].marker}: {rb.first_failure}" if rb.missing else ""),
-        "command",
-    )
-    if rb.missing:
-        problems.append(f"{len(rb.missing)} of {len(cycle.canaries)} canary records lost")
-    ret = cycle.retention
+    canaries = reports_canaries(audit, database)
+    if canaries:
+        first = f"\nfirst missing: {rb.missing[0].marker}: {rb.first_failure}" if rb.missing else ""
+        check.add(
+            "Canary records read back through the service",
+            f"{len(rb.found)} of {len(rb.found) + len(rb.missing)} found{first}",
+            "command",
+        )
+        if rb.missing:
+            found.append((f"{len(rb.missing)} of {len(cycle.canaries)} canary records lost", True))
+    ret = cycle.retention.get(database.name)
     if ret is not None:
         check.add(
             "Rows per table before and after (content digest sha256)",
@@ -57,42 +80,81 @@ def judge(cycle: Cycle, check: CheckRecorder, metric: str) -> None:
                 f"{t.name:<24} {t.rows_before:>7} -> {t.rows_after:<7} retained {t.retained:<7} "
                 f"digest {'equal' if t.digest_equal else 'CHANGED'}"
                 for t in ret.tables
-            ),
+            )
+            or "(no tables compared by content)",
             "table",
         )
+        if database.volatile:
+            check.add(
+                "Volatile tables, compared by presence (not content or row count)",
+                "\n".join(
+                    f"{name:<24} "
+                    + (
+                        "present before and after"
+                        if name in ret.by_presence
+                        else "GONE after the cycle"
+                        if name in ret.missing_tables
+                        else "not present before the cycle"
+                    )
+                    for name in database.volatile
+                ),
+                "table",
+            )
         unverified += ret.unverified
         if not ret.complete:
             changed = [t.name for t in ret.tables if not t.digest_equal]
-            problems.append(
-                f"{ret.rows_retained} of {ret.rows_before} rows retained ({ret.percent:.1f}%)"
-                + (f"; changed tables: {', '.join(changed)}" if changed else "")
+            gone = [t for t in ret.missing_tables if t in database.volatile]
+            found.append(
+                (
+                    f"{ret.rows_retained} of {ret.rows_before} rows retained ({ret.percent:.1f}%)"
+                    + (f"; changed tables: {', '.join(changed)}" if changed else "")
+                    + (f"; volatile tables gone: {', '.join(gone)}" if gone else ""),
+                    True,
+                )
             )
-    after = cycle.after.facts
-    if after is not None:
+    facts = after.facts
+    if facts is not None:
         check.add(
             "PRAGMA integrity_check (after)",
-            after.integrity_error or "\n".join(after.integrity),
+            facts.integrity_error or "\n".join(facts.integrity),
             "command",
         )
-        if after.integrity_error:
-            unverified.append(f"after the cycle: {after.integrity_error}")
-        elif not after.integrity_ok:
-            problems.append(f"integrity_check after the cycle: {after.integrity[0]}")
-    if cycle.before.schema is not None and cycle.after.schema is not None:
-        changes = diff(cycle.before.schema, cycle.after.schema)
+        if facts.integrity_error:
+            unverified.append(f"after the cycle: {facts.integrity_error}")
+        elif not facts.integrity_ok:
+            found.append((f"integrity_check after the cycle: {facts.integrity[0]}", False))
+    if before.schema is not None and after.schema is not None:
+        changes = diff(before.schema, after.schema)
         if changes:
             shown = "; ".join(d.describe() for d in changes[:5])
-            problems.append(f"schema changed across the {cycle.name}: {shown}")
-    percent = min(rb.percent, ret.percent if ret else 0.0)
-    check.metric(metric, "100%", f"{percent:.1f}%", not problems and not unverified)
+            found.append((f"schema changed across the {cycle.name}: {shown}", True))
+    # A database that need not persist may lose its data: shown, but no finding.
+    lost = [text for text, loss in found if loss and not database.persist]
+    problems = [text for text, loss in found if not loss or database.persist]
+    if lost:
+        check.add(
+            "Not a data-loss finding: the config declares this database persist: false",
+            f"{database.path} ({database.name}) is a cache the service may lose; across the "
+            f"{cycle.name}: " + "; ".join(lost),
+        )
+    percent = min(rb.percent if canaries else 100.0, ret.percent if ret else 0.0)
+    ok = not problems and not unverified
+    check.metric(metric, "100%", f"{percent:.1f}%", ok)
     if problems:
         check.summary = "; ".join(problems)
         pytest.fail(check.summary, pytrace=False)
     if unverified:
         raise check.blocked("retention not verified: " + "; ".join(unverified))
+    if lost:  # persist: false
+        check.summary = (
+            f"persist: false: not a data-loss finding; across the {cycle.name}: " + "; ".join(lost)
+        )
+        return
     if ret is None:
         raise RuntimeError(f"the {cycle.name} cycle passed without a retention comparison")
+    volatile = f", {len(ret.by_presence)} volatile present" if ret.by_presence else ""
+    read_back = f"{len(rb.found)} canary records read back, " if canaries else ""
     check.summary = (
-        f"100% retained: {len(rb.found)} canary records read back, {ret.rows_before} rows in "
-        f"{len(ret.tables)} tables with equal counts and digests, integrity ok"
+        f"100% retained: {read_back}{ret.rows_before} rows in {len(ret.tables)} tables with "
+        f"equal counts and digests{volatile}, integrity ok"
     )

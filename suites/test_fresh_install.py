@@ -1,11 +1,15 @@
-"""Fresh install: the target starts on an empty volume and creates the promised database."""
+"""Fresh install: the target starts on an empty volume and creates the promised database.
+
+Every check but startup is about one database: with several, one result each (`check[name]`).
+"""
 
 from __future__ import annotations
 
 import pytest
 
 from persistaudit import constraints
-from persistaudit.audit import TargetAudit
+from persistaudit.audit import DatabaseState, TargetAudit
+from persistaudit.config import DatabaseEntry
 from persistaudit.diff import diff, diff_tables, rows
 from persistaudit.display import printable
 from persistaudit.exceptions import LimitExceeded
@@ -28,16 +32,24 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "es" if word.endswith("x") else "s")
 
 
+def fresh_state(audit: TargetAudit, database: DatabaseEntry) -> DatabaseState:
+    return audit.fresh.databases[database.name]
+
+
 def fresh_facts(
-    audit: TargetAudit, check: CheckRecorder, *, show_copy: bool = False
+    audit: TargetAudit,
+    check: CheckRecorder,
+    database: DatabaseEntry,
+    *,
+    show_copy: bool = False,
 ) -> DatabaseFacts:
-    """The fresh install's database facts; the check fails if no database could be read.
+    """The fresh install's facts of one database; the check fails if it could not be read.
 
     It is BLOCKED instead when a limit (database.max_size, database.query_timeout) kept the
     database from being copied or read: that is no finding about the database.
     """
     __tracebackhide__ = True
-    state = audit.fresh.database
+    state = fresh_state(audit, database)
     if state.snapshot is not None and show_copy:
         files = ", ".join(f"{name} ({size} bytes)" for name, size in state.snapshot.files.items())
         check.add(
@@ -96,9 +108,13 @@ def test_startup(persistaudit_audit: TargetAudit, persistaudit_check: CheckRecor
 
 
 @pytest.mark.check("fresh_install.schema")
-def test_schema(persistaudit_started: TargetAudit, persistaudit_check: CheckRecorder) -> None:
-    fresh_facts(persistaudit_started, persistaudit_check, show_copy=True)
-    state = persistaudit_started.fresh.database
+def test_schema(
+    persistaudit_started: TargetAudit,
+    persistaudit_check: CheckRecorder,
+    persistaudit_database: DatabaseEntry,
+) -> None:
+    fresh_facts(persistaudit_started, persistaudit_check, persistaudit_database, show_copy=True)
+    state = fresh_state(persistaudit_started, persistaudit_database)
     actual = state.schema
     if actual is None:
         if state.blocked:
@@ -107,11 +123,12 @@ def test_schema(persistaudit_started: TargetAudit, persistaudit_check: CheckReco
             raise RuntimeError("database facts but no schema, and no reason why")
         persistaudit_check.summary = f"the schema could not be read: {state.error}"
         pytest.fail(persistaudit_check.summary, pytrace=False)
-    expected = persistaudit_started.manifest
+    expected = persistaudit_started.manifest_of(persistaudit_database.name)
     tables = diff_tables(expected, actual)
     differences = diff(expected, actual)
+    several = persistaudit_started.config.per_database_ids
     persistaudit_check.attach(
-        "fresh-schema.yaml",
+        f"fresh-schema-{persistaudit_database.name}.yaml" if several else "fresh-schema.yaml",
         dump_manifest(actual),
         "Schema of the fresh install (persistaudit snapshot)",
         f"{plural(len(actual.tables), 'table')}, {plural(len(actual.indexes), 'index')}, "
@@ -163,14 +180,20 @@ def test_schema(persistaudit_started: TargetAudit, persistaudit_check: CheckReco
 
 
 @pytest.mark.check("fresh_install.constraints")
-def test_constraints(persistaudit_started: TargetAudit, persistaudit_check: CheckRecorder) -> None:
-    fresh_facts(persistaudit_started, persistaudit_check)
-    snapshot = persistaudit_started.fresh.database.snapshot
+def test_constraints(
+    persistaudit_started: TargetAudit,
+    persistaudit_check: CheckRecorder,
+    persistaudit_database: DatabaseEntry,
+) -> None:
+    fresh_facts(persistaudit_started, persistaudit_check, persistaudit_database)
+    snapshot = fresh_state(persistaudit_started, persistaudit_database).snapshot
     if snapshot is None:  # not an assert: a bug of ours is an ERROR, never a FAIL
         raise RuntimeError("database facts without the snapshot they came from")
     try:
         probes = constraints.probe(
-            snapshot.path, persistaudit_started.manifest, persistaudit_started.limits
+            snapshot.path,
+            persistaudit_started.manifest_of(persistaudit_database.name),
+            persistaudit_started.limits_of(persistaudit_database.name),
         )
     except LimitExceeded as exc:
         raise persistaudit_check.blocked(f"the constraints could not be probed: {exc}") from None
@@ -207,8 +230,12 @@ def test_constraints(persistaudit_started: TargetAudit, persistaudit_check: Chec
 
 
 @pytest.mark.check("fresh_install.integrity")
-def test_integrity(persistaudit_started: TargetAudit, persistaudit_check: CheckRecorder) -> None:
-    facts = fresh_facts(persistaudit_started, persistaudit_check)
+def test_integrity(
+    persistaudit_started: TargetAudit,
+    persistaudit_check: CheckRecorder,
+    persistaudit_database: DatabaseEntry,
+) -> None:
+    facts = fresh_facts(persistaudit_started, persistaudit_check, persistaudit_database)
     if facts.integrity_error:
         persistaudit_check.add("PRAGMA integrity_check", facts.integrity_error, "command")
         raise persistaudit_check.blocked(f"integrity not verified: {facts.integrity_error}")
@@ -224,8 +251,12 @@ def test_integrity(persistaudit_started: TargetAudit, persistaudit_check: CheckR
 
 
 @pytest.mark.check("fresh_install.foreign_keys")
-def test_foreign_keys(persistaudit_started: TargetAudit, persistaudit_check: CheckRecorder) -> None:
-    facts = fresh_facts(persistaudit_started, persistaudit_check)
+def test_foreign_keys(
+    persistaudit_started: TargetAudit,
+    persistaudit_check: CheckRecorder,
+    persistaudit_database: DatabaseEntry,
+) -> None:
+    facts = fresh_facts(persistaudit_started, persistaudit_check, persistaudit_database)
     if facts.foreign_key_error:
         persistaudit_check.add("PRAGMA foreign_key_check", facts.foreign_key_error, "command")
         raise persistaudit_check.blocked(f"foreign keys not verified: {facts.foreign_key_error}")
@@ -245,9 +276,13 @@ def test_foreign_keys(persistaudit_started: TargetAudit, persistaudit_check: Che
 
 
 @pytest.mark.check("fresh_install.journal_mode")
-def test_journal_mode(persistaudit_started: TargetAudit, persistaudit_check: CheckRecorder) -> None:
-    facts = fresh_facts(persistaudit_started, persistaudit_check)
-    expected = persistaudit_started.config.expect.journal_mode
+def test_journal_mode(
+    persistaudit_started: TargetAudit,
+    persistaudit_check: CheckRecorder,
+    persistaudit_database: DatabaseEntry,
+) -> None:
+    facts = fresh_facts(persistaudit_started, persistaudit_check, persistaudit_database)
+    expected = persistaudit_database.journal_mode
     header = {1: "rollback journal", 2: "WAL"}.get(facts.header_write_version, "unknown")
     persistaudit_check.add(
         "PRAGMA journal_mode",

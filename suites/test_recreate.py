@@ -6,11 +6,16 @@ import pytest
 from _retention import judge
 
 from persistaudit.audit import TargetAudit
+from persistaudit.config import DatabaseEntry
 from persistaudit.plugin import CheckRecorder
 
 
 @pytest.mark.check("recreate.retention")
 def test_recreate_retention(
-    persistaudit_started: TargetAudit, persistaudit_check: CheckRecorder
+    persistaudit_started: TargetAudit,
+    persistaudit_check: CheckRecorder,
+    persistaudit_database: DatabaseEntry,
 ) -> None:
-    judge(persistaudit_started.recreate_cycle, persistaudit_check, "Data retention after re-create")
+    audit = persistaudit_started
+    cycle = audit.recreate_cycle
+    judge(cycle, persistaudit_check, "Data retention after re-create", audit, persistaudit_database)

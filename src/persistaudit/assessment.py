@@ -59,6 +59,10 @@ def recommendation(check: dict[str, Any], target: dict[str, Any]) -> str:
         if licence:
             return LICENCE_STEP.format(line=licence.strip())
     database = str(target.get("database", "?"))
+    paths = {d.get("name"): d.get("path") for d in target.get("databases", [])}
+    name = cid[len(catalog.base_id(cid)) + 1 : -1] if cid.endswith("]") else ""
+    if name in paths:  # one database of several: its own path
+        database = str(paths[name])
     return entry.advice(
         {
             "summary": summary,

@@ -1,27 +1,31 @@
 """One target's audit: the fresh install and the lifecycle cycles, each done once.
 
-The suites ask for stages; a stage runs on first use and is cached, so checks can be run
-in any order or alone. Stages record what they did as evidence, in the order it happened.
+The suites ask for stages by name (stages.py: a registry a team's conftest adds to); a stage
+runs on first use and is cached, so checks can be run in any order or alone. Stages record
+what they did as evidence, in the order it happened. Every database the config declares is
+snapshotted at each point, all in one pause of the container.
 """
 
 from __future__ import annotations
 
-import functools
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from docker import DockerClient
+from docker.errors import DockerException
 
-from persistaudit import canary, engine, retention, schema, signals
-from persistaudit.config import TargetConfig
+from persistaudit import canary, engine, layer_files, retention, schema, signals, stages
+from persistaudit.config import DatabaseEntry, TargetConfig
 from persistaudit.exceptions import (
     CanaryError,
     LimitExceeded,
     PersistauditError,
+    StageError,
     TargetBlocked,
     TargetRemoved,
 )
@@ -30,13 +34,13 @@ from persistaudit.inspect import DatabaseFacts, inspect_database
 from persistaudit.manifest import Manifest, load_manifest
 from persistaudit.readiness import LOG_TAIL, fold_repeats
 from persistaudit.runtime import Runtime, runtime_for
-from persistaudit.snapshot import Snapshot, take_snapshot
+from persistaudit.snapshot import Snapshot, Wanted, take_snapshots
 from persistaudit.sqlite_guard import Limits
 
 
 @dataclass
 class DatabaseState:
-    """A snapshot of the database at one point, or why none could be taken."""
+    """A snapshot of one database at one point, or why none could be taken."""
 
     label: str
     snapshot: Snapshot | None = None
@@ -52,29 +56,41 @@ class DatabaseState:
 class FreshInstall:
     ready_s: float | None
     blocked: TargetBlocked | None
-    database: DatabaseState
+    databases: dict[str, DatabaseState]  # by database name, in the config's order
     actions: list[Evidence] = field(default_factory=list)
     logs: list[str] = field(default_factory=list)  # the container's log when it was judged
+    layer: layer_files.LayerScan | str = "not scanned"  # SQLite files in the layer, or why not
+
+    @property
+    def database(self) -> DatabaseState:
+        """The first database's state (the only one of a `database:` config)."""
+        return next(iter(self.databases.values()))
 
 
 @dataclass
 class Cycle:
-    """A restart or re-create: canaries written, the cycle, and what was found after it."""
+    """A restart or re-create: canaries written, the cycle, and what was found after it.
+
+    before, after and retention hold one entry per database, by name; the canaries and their
+    read-back belong to the cycle.
+    """
 
     name: str
     canaries: list[canary.Canary] = field(default_factory=list)
-    before: DatabaseState | None = None
-    after: DatabaseState | None = None
+    before: dict[str, DatabaseState] = field(default_factory=dict)
+    after: dict[str, DatabaseState] = field(default_factory=dict)
     ready_s: float | None = None
     read_back: canary.ReadBack | None = None
-    retention: retention.Retention | None = None
+    retention: dict[str, retention.Retention] = field(default_factory=dict)
     failure: str = ""  # the target did not come back after the cycle: a finding
     blocked: str = ""  # the cycle could not be exercised or judged, and why: no finding
     logs: list[str] = field(default_factory=list)
     actions: list[Evidence] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)  # why it was blocked
+    layer: layer_files.LayerScan | str = "not scanned"  # the layer just before the cycle
 
 
+_T = TypeVar("_T")
 REMOVAL_SETTLE_S = 2.0  # how long a removal may take to show, after a step failed
 LOG_SETTLE_S = 1.5  # at most, how long to let the log tail catch up with a refused request
 
@@ -103,10 +119,13 @@ class TargetAudit:
         self.workdir = workdir
         self.log = log
         self.runtime = runtime or runtime_for(config, client, run_id, log)
-        self._next_canary = 1
-        self._written: list[canary.Canary] = []
+        self.databases = {d.name: d for d in config.declared_databases}
+        self._results: dict[str, object] = {}  # stage name -> its result
+        self._running: list[str] = []  # stages under way, to refuse one that asks for itself
         self._snapshots = 0
-        self.limits = Limits(query_timeout=config.database.query_timeout)
+        self._manifests: dict[str, Manifest] = {}
+        first = config.declared_databases[0]
+        self.limits = self.limits_of(first.name)  # the first database's (a `database:` config)
 
     @classmethod
     def create(
@@ -122,9 +141,60 @@ class TargetAudit:
         workdir = Path(tempfile.mkdtemp(prefix=engine.run_prefix(config.name, run_id) + "-"))
         return cls(config, client, run_id, workdir, log)
 
-    @functools.cached_property
+    @property
     def manifest(self) -> Manifest:
-        return load_manifest(self.config.expect.manifest)
+        """The first database's manifest (the only one of a `database:` config)."""
+        return self.manifest_of(next(iter(self.databases)))
+
+    def manifest_of(self, database: str) -> Manifest:
+        """The expected schema of one database, loaded once."""
+        if database not in self._manifests:
+            self._manifests[database] = load_manifest(self.databases[database].manifest)
+        return self._manifests[database]
+
+    def limits_of(self, database: str) -> Limits:
+        """The limits on examining copies of one database (its query_timeout)."""
+        return Limits(query_timeout=self.databases[database].query_timeout)
+
+    def stage(self, name: str) -> object:
+        """The result of the stage called name, run now if it has not run yet.
+
+        An exception is not kept: a stage that raised runs again when asked again.
+        """
+        if name in self._results:
+            return self._results[name]
+        spec = stages.get(name)
+        if name in self._running:
+            raise StageError(f"stage {name!r} asks for itself (through {', '.join(self._running)})")
+        self._running.append(name)
+        try:
+            result = spec.run(self)
+        finally:
+            self._running.remove(name)
+        self._results[name] = result
+        return result
+
+    def _typed_stage(self, name: str, kind: type[_T]) -> _T:
+        result = self.stage(name)
+        if not isinstance(result, kind):
+            raise StageError(
+                f"stage {name!r} returned a {type(result).__name__}, not a {kind.__name__}: "
+                "a stage registered in its place must return what the bundled one does"
+            )
+        return result
+
+    @property
+    def fresh(self) -> FreshInstall:
+        """The fresh install stage: started on an empty volume, every database snapshotted."""
+        return self._typed_stage("fresh", FreshInstall)
+
+    @property
+    def restart_cycle(self) -> Cycle:
+        return self._typed_stage("restart", Cycle)
+
+    @property
+    def recreate_cycle(self) -> Cycle:
+        return self._typed_stage("recreate", Cycle)
 
     def close(self) -> list[str]:
         """Remove the target's containers and volume, and the host copies of its database.
@@ -140,23 +210,33 @@ class TargetAudit:
                 self.log(removal.warning())
             return removal.removed
 
-    def snapshot(self, label: str) -> DatabaseState:
-        """Copy the database out of the running container and inspect the copy.
+    def snapshot(self, label: str) -> dict[str, DatabaseState]:
+        """Copy every database out of the running container, in one pause, and inspect each.
 
         A container removed meanwhile raises TargetRemoved: that is not a missing database.
         """
         self._snapshots += 1
-        dest = self.workdir / f"{self._snapshots:02d}-{label}"
+        folder = self.workdir / f"{self._snapshots:02d}-{label}"
+        entries = list(self.databases.values())
+        copies = take_snapshots(
+            self.runtime.container,
+            [Wanted(d.path, folder / d.name, d.max_size) for d in entries],
+        )
+        return {
+            d.name: self._inspect(label, d, copy) for d, copy in zip(entries, copies, strict=True)
+        }
+
+    def _inspect(
+        self, label: str, database: DatabaseEntry, copy: Snapshot | PersistauditError
+    ) -> DatabaseState:
         state = DatabaseState(label)
+        limits = self.limits_of(database.name)
         try:
-            state.snapshot = take_snapshot(
-                self.runtime.container,
-                self.config.database.path,
-                dest,
-                max_size=self.config.database.max_size,
-            )
-            state.facts = inspect_database(state.snapshot.path, self.limits)
-            state.schema = schema.from_copy(state.snapshot.path, self.config.name, self.limits)
+            if isinstance(copy, PersistauditError):
+                raise copy
+            state.snapshot = copy
+            state.facts = inspect_database(copy.path, limits)
+            state.schema = schema.from_copy(copy.path, self.config.name, limits)
         except TargetRemoved:
             raise
         except LimitExceeded as exc:
@@ -182,13 +262,13 @@ class TargetAudit:
             message, reason="removed", evidence={"reason": "removed", "status": "removed"}
         )
 
-    @functools.cached_property
-    def fresh(self) -> FreshInstall:
+    def run_fresh(self) -> FreshInstall:
+        """The fresh install: start on an empty volume, snapshot every database once ready."""
         self.log(f"fresh install of {self.config.name} on an empty volume")
         try:
             ready_s = self.runtime.start()
             self.log(f"ready in {ready_s:.1f} s; snapshotting the database")
-            database = self.snapshot("fresh")
+            databases = self.snapshot("fresh")
         except TargetBlocked as exc:
             removed = self.removed("the fresh install")  # a removal shows as NotFound, not this
             if removed is None:
@@ -199,15 +279,29 @@ class TargetAudit:
             if removed is None:
                 raise
             return self._fresh_blocked(removed)
-        removed = self.removed("the fresh install", settle=True) if database.error else None
-        if removed is not None:
-            return self._fresh_blocked(removed)
-        return FreshInstall(ready_s, None, database, self._start_actions(None), self._logs())
+        if any(d.error for d in databases.values()):
+            removed = self.removed("the fresh install", settle=True)
+            if removed is not None:
+                return self._fresh_blocked(removed)
+        return FreshInstall(
+            ready_s,
+            None,
+            databases,
+            self._start_actions(None),
+            self._logs(),
+            self.scan_layer("after the fresh install"),
+        )
+
+    def scan_layer(self, when: str) -> layer_files.LayerScan | str:
+        """The SQLite files in the container's layer, or why the engine could not list them."""
+        try:
+            return layer_files.scan(self.runtime.container, when)
+        except (TargetRemoved, DockerException) as exc:
+            return f"the container layer could not be listed {when}: {exc}"
 
     def _fresh_blocked(self, blocked: TargetBlocked) -> FreshInstall:
-        return FreshInstall(
-            None, blocked, DatabaseState("fresh"), self._start_actions(blocked), self._logs()
-        )
+        empty = {name: DatabaseState("fresh") for name in self.databases}
+        return FreshInstall(None, blocked, empty, self._start_actions(blocked), self._logs())
 
     def _logs(self, tail: int = 2000) -> list[str]:
         try:
@@ -226,24 +320,35 @@ class TargetAudit:
         outcome = f"blocked: {blocked}" if blocked else "ready"
         return [Evidence("Start on a fresh volume", f"$ {cmd}\n# {outcome}", "command")]
 
-    @functools.cached_property
-    def restart_cycle(self) -> Cycle:
-        return self._cycle("restart", self.runtime.restart, "docker restart {name}")
+    def run_restart(self) -> Cycle:
+        return self.cycle("restart", self.runtime.restart, "docker restart {name}")
 
-    @functools.cached_property
-    def recreate_cycle(self) -> Cycle:
-        return self._cycle(
+    def run_recreate(self) -> Cycle:
+        return self.cycle(
             "recreate",
             self.runtime.recreate,
             "docker stop {name} && docker rm {name}  # volume kept\n"
             "docker run -d ... (same image, same volume)",
+            scan_layer=True,
         )
 
-    def _cycle(self, name: str, action: Callable[[], float], command: str) -> Cycle:
-        """Write canaries, run the cycle, read them back; BLOCKED if the target vanished."""
+    def cycle(
+        self,
+        name: str,
+        action: Callable[[], float],
+        command: str,
+        *,
+        scan_layer: bool = False,
+    ) -> Cycle:
+        """Write the stage name's canaries, run the cycle, read them back; BLOCKED if the target
+        vanished. For a team's own stage too: name is the stage's, whose canary block is used.
+
+        scan_layer: list the SQLite files in the container layer just before the action (what
+        a re-create is about to lose).
+        """
         cycle = Cycle(name)
         try:
-            self._exercise(cycle, action, command)
+            self._exercise(cycle, action, command, scan_layer)
         except Exception:
             if not self._note_removed(cycle, settle=True):
                 raise
@@ -259,31 +364,33 @@ class TargetAudit:
         cycle.blocked, cycle.failure = str(removed), ""
         return True
 
-    def _exercise(self, cycle: Cycle, action: Callable[[], float], command: str) -> None:
+    def _exercise(
+        self, cycle: Cycle, action: Callable[[], float], command: str, scan_layer: bool
+    ) -> None:
         name = cycle.name
         spec = self.config.canary
         self.log(f"{name}: writing {spec.records} canary records through the service")
+        start = stages.get(name).canary_start
         try:
-            new = canary.write(self.runtime.container, spec, self.run_id, self._next_canary)
+            new = canary.write(self.runtime.container, spec, self.run_id, start)
         except CanaryError as exc:
             # Nothing was restarted yet: the cycle was not exercised, so it proves nothing.
             cycle.blocked = f"the {name} cycle could not be exercised: {exc}"
             cycle.evidence = self._canary_evidence(exc)
             self.log(f"BLOCKED: {cycle.blocked}")
             return
-        self._next_canary += len(new)
-        self._written += new
-        cycle.canaries = list(self._written)
+        cycle.canaries = new
         cycle.actions.append(
             Evidence(
                 f"Write {len(new)} canary records",
                 f"{spec.write[0].method} {spec.write[0].path} x {len(new)} "
-                f"(markers {new[0].marker} .. {new[-1].marker}); "
-                f"{len(cycle.canaries)} canaries in all",
+                f"(markers {new[0].marker} .. {new[-1].marker}; this cycle's own)",
                 "command",
             )
         )
         cycle.before = self.snapshot(f"before-{name}")
+        if scan_layer:
+            cycle.layer = self.scan_layer(f"before the {name}")
         container_name = self.runtime.container.name
         started = time.monotonic()
         try:
@@ -306,8 +413,12 @@ class TargetAudit:
         self.log(f"{name}: reading {len(cycle.canaries)} canary records back")
         cycle.read_back = canary.read(self.runtime.container, spec, self.run_id, cycle.canaries)
         cycle.after = self.snapshot(f"after-{name}")
-        if cycle.before.facts and cycle.after.facts:
-            cycle.retention = retention.compare(cycle.before.facts, cycle.after.facts)
+        for db, before in cycle.before.items():
+            after = cycle.after[db]
+            if before.facts and after.facts:
+                cycle.retention[db] = retention.compare(
+                    before.facts, after.facts, volatile=self.databases[db].volatile
+                )
 
     def _settled_logs(self, tail: int) -> list[str]:
         """The log tail once it stops growing (briefly): the engine collects logs a little late,
@@ -335,10 +446,15 @@ class TargetAudit:
 
 def _went_wrong(cycle: Cycle) -> bool:
     """Whether a step of the cycle failed (and a removal may be the cause)."""
-    states = [s for s in (cycle.before, cycle.after) if s is not None]
+    states = [*cycle.before.values(), *cycle.after.values()]
     return bool(
         cycle.failure
         or cycle.blocked
         or (cycle.read_back is not None and cycle.read_back.missing)
         or any(s.error for s in states)
     )
+
+
+stages.register("fresh", TargetAudit.run_fresh)
+stages.register("restart", TargetAudit.run_restart)
+stages.register("recreate", TargetAudit.run_recreate)

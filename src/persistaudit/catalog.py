@@ -262,6 +262,19 @@ for _entry in (
         "Put {folder} (the database's folder, not the file alone) on a named volume or a bind "
         "mount.",
     ),
+    Check(
+        "volume.undeclared_databases",
+        1,
+        "The service writes no SQLite file in the container layer that the config does not "
+        "declare.",
+        "A SQLite database nobody declared is kept in the container layer: its data is lost "
+        "when the container is re-created, and no check examines it.",
+        "HIGH",
+        "Keep every SQLite file on a volume, and declare it under databases (persist: false "
+        "for a cache the service may lose).",
+        "Move each database the service writes in the container layer onto a volume and "
+        "declare it under databases: {summary}",
+    ),
     Suite(
         "restart",
         2,

@@ -194,14 +194,30 @@ class ResultCollector:
         else:
             config = FIXTURE_ORIGIN
             digest = hashlib.sha256(self.target.model_dump_json().encode()).hexdigest()
+        declared = self.target.declared_databases
+        described = {
+            ("database" if k == "databases" else k): (", ".join(v) if k == "databases" else v)
+            for k, v in self.target_info.items()
+        }
         target = {
-            **self.target_info,
+            **described,
             "config": config,
             "env": self.redactor.env(self.target.env),
-            "expect": {
-                "manifest": self.target.expect.manifest.name,
-                "journal_mode": self.target.expect.journal_mode,
+            "expect": {  # the first database's (the only one of a `database:` config)
+                "manifest": declared[0].manifest.name,
+                "journal_mode": declared[0].journal_mode,
             },
+            "databases": [
+                {
+                    "name": d.name,
+                    "path": d.path,
+                    "manifest": d.manifest.name,
+                    "journal_mode": d.journal_mode,
+                    "persist": d.persist,
+                    "volatile": list(d.volatile),
+                }
+                for d in declared
+            ],
         }
         environment = {
             "persistaudit": __version__,

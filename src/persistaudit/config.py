@@ -160,6 +160,32 @@ class DatabaseSpec(_Model):
     )
 
 
+JournalMode = Literal["wal", "delete", "truncate", "persist", "memory", "off"]
+
+
+class DatabaseEntry(DatabaseSpec):
+    """One SQLite file of the `databases:` list, with what is expected of it.
+
+    Its name appears in the check ids when the list holds more than one database
+    (`fresh_install.schema[vectors]`).
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=63)
+    manifest: Path
+    journal_mode: JournalMode = "wal"
+    persist: bool = Field(
+        default=True, description="false: a cache the service may lose; losing it is no finding"
+    )
+    volatile: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="tables written on every start: compared by presence, not content",
+    )
+
+
+# The name of the one database of the `database:` + `expect:` shorthand.
+SHORTHAND_NAME = "main"
+
+
 class VolumeSpec(_Model):
     """Where persistaudit mounts the fresh named volume it creates for the audit."""
 
@@ -168,7 +194,7 @@ class VolumeSpec(_Model):
 
 class ExpectSpec(_Model):
     manifest: Path
-    journal_mode: Literal["wal", "delete", "truncate", "persist", "memory", "off"] = "wal"
+    journal_mode: JournalMode = "wal"
 
 
 def _known_check(value: str) -> str:
@@ -199,11 +225,13 @@ class TargetConfig(_Model):
     env: dict[str, str] = Field(default_factory=dict)
     command: list[str] | None = None
     restart_policy: Literal["no", "on-failure", "always", "unless-stopped"] = "no"
-    database: DatabaseSpec
+    # Exactly one of database (with expect) or databases; see `declared_databases`.
+    database: DatabaseSpec | None = None
+    databases: list[DatabaseEntry] | None = Field(default=None, min_length=1)
     volume: VolumeSpec
     readiness: ReadinessSpec
     canary: CanarySpec
-    expect: ExpectSpec
+    expect: ExpectSpec | None = None
     redact: list[str] = Field(default_factory=list)
     waivers: list[Waiver] = Field(default_factory=list)
     source: Path = Field(default=Path("."), exclude=True)
@@ -213,6 +241,51 @@ class TargetConfig(_Model):
         if (self.image is None) == (self.build is None):
             raise ValueError("give exactly one of image or build")
         return self
+
+    @model_validator(mode="after")
+    def _database_or_databases(self) -> TargetConfig:
+        if (self.database is None) == (self.databases is None):
+            raise ValueError("give exactly one of database (with expect) or databases")
+        if self.database is not None and self.expect is None:
+            raise ValueError("expect is required with database (or list them under databases)")
+        if self.databases is not None and self.expect is not None:
+            raise ValueError("expect goes with database; under databases, each has its own")
+        for key in ("name", "path"):
+            seen: set[str] = set()
+            for entry in self.databases or []:
+                value = getattr(entry, key)
+                if value in seen:
+                    raise ValueError(f"databases: two databases have the {key} {value}")
+                seen.add(value)
+        return self
+
+    @property
+    def declared_databases(self) -> list[DatabaseEntry]:
+        """Every database to audit; the shorthand is one database named "main"."""
+        if self.databases is not None:
+            return list(self.databases)
+        # The validator's promise: with no `databases`, both are given.
+        assert self.database is not None
+        assert self.expect is not None
+        return [
+            DatabaseEntry(
+                name=SHORTHAND_NAME,
+                path=self.database.path,
+                max_size=self.database.max_size,
+                query_timeout=self.database.query_timeout,
+                manifest=self.expect.manifest,
+                journal_mode=self.expect.journal_mode,
+            )
+        ]
+
+    @property
+    def per_database_ids(self) -> bool:
+        """Whether check ids name their database (`check[name]`): with more than one."""
+        return len(self.declared_databases) > 1
+
+    def check_id(self, check: str, database: str) -> str:
+        """The id of check's result for one database: plain with one database."""
+        return f"{check}[{database}]" if self.per_database_ids else check
 
     @property
     def image_ref(self) -> str:
@@ -438,11 +511,21 @@ def load_config(
 def _resolve_paths(path: Path, config: TargetConfig, require_manifest: bool) -> TargetConfig:
     """Resolve the config's host paths against its folder and check that they exist."""
     base = path.resolve().parent
-    updates: dict[str, Any] = {
-        "expect": config.expect.model_copy(
+    updates: dict[str, Any] = {}
+    manifests: list[tuple[str, Path]] = []
+    if config.expect is not None:
+        updates["expect"] = config.expect.model_copy(
             update={"manifest": (base / config.expect.manifest).resolve()}
         )
-    }
+        manifests.append(("expect.manifest", updates["expect"].manifest))
+    if config.databases is not None:
+        updates["databases"] = [
+            d.model_copy(update={"manifest": (base / d.manifest).resolve()})
+            for d in config.databases
+        ]
+        manifests += [
+            (f"databases.{i}.manifest", d.manifest) for i, d in enumerate(updates["databases"])
+        ]
     if config.build is not None:
         context = (base / config.build.context).resolve()
         if not context.is_dir():
@@ -452,6 +535,7 @@ def _resolve_paths(path: Path, config: TargetConfig, require_manifest: bool) -> 
                 f"{path}: build.dockerfile: {config.build.dockerfile} not found in {context}"
             )
         updates["build"] = config.build.model_copy(update={"context": context})
-    if require_manifest and not updates["expect"].manifest.is_file():
-        raise ConfigError(f"{path}: expect.manifest: file {updates['expect'].manifest} not found")
+    for field, manifest in manifests:
+        if require_manifest and not manifest.is_file():
+            raise ConfigError(f"{path}: {field}: file {manifest} not found")
     return config.model_copy(update=updates)

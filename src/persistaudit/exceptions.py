@@ -17,6 +17,10 @@ class CatalogError(PersistauditError):
     """A check catalog entry is malformed, or clashes with one already registered."""
 
 
+class StageError(PersistauditError):
+    """An audit stage is unknown, badly named, or asks for itself."""
+
+
 class EngineUnavailable(PersistauditError):
     """The Docker engine does not answer."""
 

@@ -14,8 +14,15 @@ RESULTS_SCHEMA = "persistaudit/results/v1"
 def apply_waiver(
     status: Status, summary: str, waivers: list[Any], check_id: str, today: date
 ) -> tuple[Status, str, dict[str, str] | None]:
-    """A failed check with a waiver is WAIVED until the waiver's date, and failed after it."""
-    waiver = next((w for w in waivers if w.check == check_id), None)
+    """A failed check with a waiver is WAIVED until the waiver's date, and failed after it.
+
+    A waiver for `check[name]` covers that database's result; one for `check` covers every
+    database's (the one for the database wins when both are given).
+    """
+    base = check_id.split("[", 1)[0]
+    waiver = next((w for w in waivers if w.check == check_id), None) or next(
+        (w for w in waivers if w.check == base), None
+    )
     if waiver is None or status != "failed":
         return status, summary, None
     info = {

@@ -27,7 +27,7 @@ class MountVerdict:
         return "named volume" if self.mount.type == "volume" else self.mount.type
 
 
-def _covers(mount_point: str, path: str) -> bool:
+def covers(mount_point: str, path: str) -> bool:
     mount_point = mount_point.rstrip("/") or "/"
     return path == mount_point or path.startswith(mount_point.rstrip("/") + "/")
 
@@ -44,7 +44,7 @@ def evaluate(mounts: list[Mount], db_path: str, *, wal: bool = True) -> MountVer
     folder = posixpath.dirname(db_path)
     file_mount = next((m for m in mounts if m.destination == db_path), None)
     holders = sorted(
-        (m for m in mounts if _covers(m.destination, folder)),
+        (m for m in mounts if covers(m.destination, folder)),
         key=lambda m: len(m.destination),
         reverse=True,
     )

@@ -5,7 +5,9 @@ no signal handlers, no environment, no output folder, and check-marked tests are
 The target is the value of the persistaudit_config fixture: the config given by
 --persistaudit-config, or the one a conftest builds by overriding the fixture. Each suite test
 carries @pytest.mark.check("suite.check") and records its evidence and metrics through the
-persistaudit_check fixture.
+persistaudit_check fixture. A check about one database asks for persistaudit_database: with
+more than one database it is parametrized at collection (one test and one result per database,
+`suite.check[name]`), so -k, JUnit, the report and waivers see each database on its own.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from persistaudit import catalog, engine, outputs, signals
+from persistaudit import catalog, engine, hooks, outputs, signals
 from persistaudit.audit import TargetAudit
 from persistaudit.collector import AuditBlocked, CheckRecorder, ResultCollector, now
-from persistaudit.config import TargetConfig, load_config
+from persistaudit.config import DatabaseEntry, TargetConfig, load_config
 from persistaudit.exceptions import ConfigError, PersistauditError
 from persistaudit.findings import EXIT_CODES
 from persistaudit.progress import Progress
@@ -236,9 +238,28 @@ class AuditSession:
             signals.forget_caught_interrupt()  # exit with 128 + N, not by SIGINT
 
 
+DATABASE_FIXTURE = "persistaudit_database"
+
+
 def _check_id(item: pytest.Item) -> str:
+    """The result id of a check's test: `suite.check`, or `suite.check[name]` for one database
+    of several."""
     marker = item.get_closest_marker("check")
-    return str(marker.args[0]) if marker and marker.args else ""
+    if not (marker and marker.args):
+        return ""
+    callspec = getattr(item, "callspec", None)
+    database = callspec.params.get(DATABASE_FIXTURE) if callspec is not None else None
+    return f"{marker.args[0]}[{database}]" if database else str(marker.args[0])
+
+
+def database_names(config: pytest.Config) -> list[str] | None:
+    """The databases the per-database checks are collected for: those of
+    --persistaudit-config, or as the pytest_persistaudit_databases hook names them."""
+    loaded = config.stash[_session_key].loaded
+    if loaded is not None:
+        return [d.name for d in loaded.declared_databases]
+    names = config.hook.pytest_persistaudit_databases(config=config)
+    return list(names) if names is not None else None
 
 
 # -- pytest hooks and fixtures ---------------------------------------------------------------
@@ -256,6 +277,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="write results.json and report.md to this folder",
     )
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hooks)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """One test per database for checks that ask for persistaudit_database, when there are
+    several (with one, ids stay plain: `fresh_install.schema`)."""
+    if DATABASE_FIXTURE not in metafunc.fixturenames:
+        return
+    names = database_names(metafunc.config)
+    if names is not None and len(names) > 1:
+        metafunc.parametrize(DATABASE_FIXTURE, names, indirect=True, ids=names)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -331,6 +366,37 @@ def persistaudit_check(request: pytest.FixtureRequest) -> CheckRecorder:
     recorder = CheckRecorder(check_id)
     request.node.stash[_recorder_key] = recorder
     return recorder
+
+
+@pytest.fixture
+def persistaudit_database(
+    request: pytest.FixtureRequest, persistaudit_config: TargetConfig
+) -> DatabaseEntry:
+    """The database this check is about: its parameter, or the config's only database.
+
+    The databases the checks were collected for must be the config's: a database the run
+    would leave unchecked stops it (exit 2) rather than pass unexamined.
+    """
+    declared = {d.name: d for d in persistaudit_config.declared_databases}
+    collected = database_names(request.config)
+    name = getattr(request, "param", None)
+    hint = (
+        "Hint: a conftest that overrides persistaudit_config and lists several databases names "
+        "them in a pytest_persistaudit_databases(config) hook, which returns their names"
+    )
+    if name is None and len(declared) > 1:
+        pytest.exit(
+            f"the config lists {len(declared)} databases ({', '.join(declared)}) but the "
+            f"checks were collected for one. {hint}",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
+    if name is not None and (collected is None or sorted(collected) != sorted(declared)):
+        pytest.exit(
+            f"the checks were collected for the databases {', '.join(collected or [])}, but the "
+            f"config lists {', '.join(declared)}. {hint}",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
+    return declared[name] if name is not None else next(iter(declared.values()))
 
 
 @pytest.fixture

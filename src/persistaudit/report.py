@@ -161,9 +161,17 @@ def report_context(
 ) -> dict[str, Any]:
     results = bounded(results)
     checks = results["checks"]
-    suites: dict[str, list[dict[str, Any]]] = {}
+    # Per suite, groups of results: a check's per-database results (`check[name]`) together.
+    # (check, per database?, results); a plain id is a group of its own.
+    suites: dict[str, list[tuple[str, bool, list[dict[str, Any]]]]] = {}
     for check in checks:
-        suites.setdefault(check["suite"], []).append(check)
+        groups = suites.setdefault(check["suite"], [])
+        per_database = bool(database_of(check["id"]))
+        base = catalog.base_id(check["id"]) if per_database else check["id"]
+        if per_database and groups and groups[-1][:2] == (base, True):
+            groups[-1][2].append(check)
+        else:
+            groups.append((base, per_database, [check]))
     problems = sorted(
         (c for c in checks if c["status"] in ("failed", "error", "blocked")),
         key=lambda c: ORDER[c["status"]],
@@ -172,9 +180,9 @@ def report_context(
     return {
         "r": results,
         "mark": STATUS_MARK,
-        "suites": [(*_suite_heading(s), cs) for s, cs in suites.items()],
+        "suites": [(*_suite_heading(s), gs) for s, gs in suites.items()],
         "key_findings": sorted(checks, key=lambda c: ORDER[c["status"]]),
-        "risks": [(c, risk(c)) for c in problems],
+        "risks": [(c, _naming_database(risk(c), c, results["target"])) for c in problems],
         "residual": residual_risks(checks),
         "recommendations": [
             (c, recommendation(c, results["target"]))
@@ -196,6 +204,27 @@ def report_context(
         "files": results.get("evidence_files", {}),
         "signoff": signoff,
     }
+
+
+_PER_DATABASE = re.compile(r"^[a-z_]+\.[a-z_]+\[([A-Za-z0-9_.-]+)\]$")
+
+
+def database_of(check_id: str) -> str:
+    """The database a result is about: `schema[cache]` -> cache; "" for a plain id."""
+    match = _PER_DATABASE.match(check_id)
+    return match.group(1) if match else ""
+
+
+def _naming_database(
+    risk: tuple[str, str, str], check: dict[str, Any], target: dict[str, Any]
+) -> tuple[str, str, str]:
+    """The risk of a per-database result, naming the database (and its path) first."""
+    name = database_of(check["id"])
+    if not name:
+        return risk
+    paths = {d.get("name"): d.get("path") for d in target.get("databases", [])}
+    where = f" ({paths[name]})" if paths.get(name) else ""
+    return f"Database {name}{where}: {risk[0]}", risk[1], risk[2]
 
 
 def _suite_heading(name: str) -> tuple[str, str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from persistaudit.inspect import DatabaseFacts
@@ -19,10 +20,13 @@ class TableRetention:
 @dataclass(frozen=True)
 class Retention:
     tables: list[TableRetention]
-    missing_tables: list[str]  # present before, gone after
+    missing_tables: list[str]  # present before, gone after (volatile ones too)
     # Tables whose rows could not be read in full in one snapshot or the other (a time or
     # size limit), with why: neither kept nor lost, so not in tables.
     unverified: list[str] = field(default_factory=list)
+    # Volatile tables (written on every start) present before and after: compared by presence
+    # only, so not in tables nor in the row counts.
+    by_presence: list[str] = field(default_factory=list)
 
     @property
     def rows_before(self) -> int:
@@ -44,20 +48,31 @@ class Retention:
         )
 
 
-def compare(before: DatabaseFacts, after: DatabaseFacts) -> Retention:
-    """How many of the rows before are still there after, table by table, by content."""
+def compare(
+    before: DatabaseFacts, after: DatabaseFacts, volatile: Collection[str] = ()
+) -> Retention:
+    """How many of the rows before are still there after, table by table, by content.
+
+    A volatile table (one the service writes on every start) is compared by presence: its
+    rows may change, but a volatile table that disappears is lost like any other.
+    """
     tables = []
     missing = []
     unverified = []
+    by_presence = []
     for name, old in sorted(before.data.items()):
         new = after.data.get(name)
         if new is None:
             missing.append(name)
-            tables.append(TableRetention(name, old.rows, 0, 0, False))
+            if name not in volatile:
+                tables.append(TableRetention(name, old.rows, 0, 0, False))
+            continue
+        if name in volatile:
+            by_presence.append(name)
             continue
         if old.error or new.error:
             unverified.append(old.error or new.error)
             continue
         kept = sum(min(count, new.row_hashes[h]) for h, count in old.row_hashes.items())
         tables.append(TableRetention(name, old.rows, new.rows, kept, old.digest == new.digest))
-    return Retention(tables, missing, unverified)
+    return Retention(tables, missing, unverified, by_presence)

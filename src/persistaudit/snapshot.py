@@ -13,6 +13,7 @@ free space less a margin. A database over it is DatabaseTooLarge (the checks are
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import shutil
 import tarfile
@@ -25,7 +26,12 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from persistaudit.config import format_size
-from persistaudit.exceptions import DatabaseTooLarge, SnapshotError
+from persistaudit.exceptions import (
+    DatabaseTooLarge,
+    PersistauditError,
+    SnapshotError,
+    TargetRemoved,
+)
 from persistaudit.runtime.base import ContainerHandle
 from persistaudit.sqlite_files import COMPANIONS, companions, header_of
 
@@ -50,20 +56,71 @@ def take_snapshot(
     The container is unpaused whatever happens; a failed copy raises SnapshotError, a
     database over the budget DatabaseTooLarge.
     """
-    dest.mkdir(parents=True, exist_ok=True)
-    name = PurePosixPath(db_path).name
-    files: dict[str, int] = {}
-    budget = Budget(dest, max_size)
+    result = take_snapshots(container, [Wanted(db_path, dest, max_size)])[0]
+    if isinstance(result, PersistauditError):
+        raise result
+    return result
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A database to copy out: its path in the container, the host folder, its budget."""
+
+    db_path: str
+    dest: Path
+    max_size: int
+
+
+def take_snapshots(
+    container: ContainerHandle, wanted: list[Wanted]
+) -> list[Snapshot | PersistauditError]:
+    """Copy several databases out of the container in one pause: mutually consistent copies.
+
+    One result per database, in order: its snapshot, or why it could not be copied (the
+    others are still copied). A container removed meanwhile (TargetRemoved) and interrupts
+    propagate, with nothing left half-copied.
+    """
+    results: list[Snapshot | PersistauditError] = []
     started = time.monotonic()
     try:
         with container.paused():
-            wanted = _copy_all(container, db_path, dest, name, budget, files)
+            for want in wanted:
+                try:
+                    results.append(_copy_one(container, want))
+                except TargetRemoved:
+                    raise
+                except PersistauditError as exc:
+                    results.append(exc)
     except BaseException:
-        for copied in [name, *(name + s for s in COMPANIONS)]:
-            (dest / copied).unlink(missing_ok=True)  # no snapshot, rather than half of one
+        for want, result in zip(wanted, results, strict=False):
+            if isinstance(result, Snapshot):
+                _discard(want)
         raise
     pause_ms = (time.monotonic() - started) * 1000
-    return Snapshot(dest / name, db_path, files, pause_ms, wanted)
+    return [
+        dataclasses.replace(r, pause_ms=pause_ms) if isinstance(r, Snapshot) else r for r in results
+    ]
+
+
+def _discard(want: Wanted) -> None:
+    name = PurePosixPath(want.db_path).name
+    for copied in [name, *(name + s for s in COMPANIONS)]:
+        (want.dest / copied).unlink(missing_ok=True)
+
+
+def _copy_one(container: ContainerHandle, want: Wanted) -> Snapshot:
+    """One database and its companions, copied whole or not at all (the container is paused)."""
+    want.dest.mkdir(parents=True, exist_ok=True)
+    name = PurePosixPath(want.db_path).name
+    files: dict[str, int] = {}
+    try:
+        wanted = _copy_all(
+            container, want.db_path, want.dest, name, Budget(want.dest, want.max_size), files
+        )
+    except BaseException:
+        _discard(want)  # no snapshot, rather than half of one
+        raise
+    return Snapshot(want.dest / name, want.db_path, files, 0.0, wanted)
 
 
 def _copy_all(
@@ -127,7 +184,7 @@ class Budget:
             self.used = total
 
 
-class _StreamBroken(Exception):
+class StreamBroken(Exception):
     """The archive stream from the engine failed part-way (a connection error, say)."""
 
 
@@ -148,7 +205,7 @@ class ChunkReader(io.RawIOBase):
             except StopIteration:
                 return 0
             except Exception as exc:  # the transport's errors are many; all end the copy
-                raise _StreamBroken(f"{type(exc).__name__}: {exc}") from exc
+                raise StreamBroken(f"{type(exc).__name__}: {exc}") from exc
             self._pending = memoryview(chunk)
         n = min(len(buffer), len(self._pending))
         buffer[:n] = self._pending[:n]
@@ -190,7 +247,7 @@ def copy_member(stream: Iterator[bytes], where: str, target: Path, budget: Budge
             if tar.next() is not None:
                 raise SnapshotError(f"{where}: the engine's archive holds more than one file")
             return copied
-    except _StreamBroken as exc:
+    except StreamBroken as exc:
         raise SnapshotError(f"{where}: the copy failed, the engine's stream broke: {exc}") from None
     except (tarfile.TarError, EOFError) as exc:
         raise SnapshotError(

@@ -36,7 +36,18 @@ def notes_app_container(engine: docker.DockerClient) -> Iterator[Target]:
         runtime.start()
         assert isinstance(runtime.container, DockerContainer)
         config = runtime.config
-        yield Target(runtime.container, config.database.path, config.volume.mount, 8080)
+        handle = runtime.container
+
+        def write(path: str) -> None:
+            script = (
+                "import os, sys; os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True); "
+                "open(sys.argv[1], 'w')"
+            )
+            code, output = handle.exec(["python3", "-c", script, path])
+            assert code == 0, output
+
+        database = config.declared_databases[0].path
+        yield Target(handle, database, config.volume.mount, 8080, write)
     finally:
         removal = runtime.close()
     assert not removal.left

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -147,9 +148,11 @@ def test_a_refused_canary_write_blocks_the_cycle_with_request_response_and_logs(
     restart = check(results, "restart.retention")
     assert restart["status"] == "blocked"
     assert restart["summary"].startswith("the restart cycle could not be exercised: writing canary")
-    assert (
-        "failed after 5 of 20 were written: POST /notes answered 500, expected 201"
-        in (restart["summary"])
+    # How many were written first depends on which cycle met the full disk first: the
+    # re-create runs before the restart when volume.undeclared_databases asks for it.
+    assert re.search(
+        r"failed after [05] of 20 were written: POST /notes answered 500, expected 201",
+        restart["summary"],
     )
     evidence = {e["title"]: e for e in restart["evidence"]}
     assert evidence["Canary write request"]["content"].startswith(

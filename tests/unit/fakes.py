@@ -46,6 +46,7 @@ class FakeHandle:
         self.ports: dict[int, str] = {}  # container port -> base URL
         self.pauses = 0  # how many times paused() froze the container
         self.is_paused = False
+        self.layer: dict[str, bytes] = {}  # files written in the container layer, by path
 
     def state(self) -> ContainerState:
         if self.states:
@@ -80,19 +81,36 @@ class FakeHandle:
                 self.is_paused = False
 
     def get_archive(self, path: str) -> Iterator[bytes] | None:
-        """A tar stream of the file at path under the mount, as the engine sends it."""
+        """A tar stream of the file at path, under the mount or in the layer, as the engine
+        sends it."""
+        buffer = io.BytesIO()
+        if path in self.layer:
+            with tarfile.open(fileobj=buffer, mode="w") as tar:
+                info = tarfile.TarInfo(PurePosixPath(path).name)
+                info.size = len(self.layer[path])
+                tar.addfile(info, io.BytesIO(self.layer[path]))
+            return _chunks(buffer.getvalue())
         try:
             relative = PurePosixPath(path).relative_to(self.mount)
         except ValueError:
-            return None  # the container layer is not modelled: nothing there
+            return None  # nothing in the layer there
         host = self.volume.joinpath(*relative.parts)
         if not host.is_file():
             return None
-        buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as tar:
             tar.add(host, arcname=host.name)
-        data = buffer.getvalue()
-        return iter([data[i : i + ARCHIVE_CHUNK] for i in range(0, len(data), ARCHIVE_CHUNK)])
+        return _chunks(buffer.getvalue())
+
+    def changed_files(self) -> list[str]:
+        """The layer's files and the folders above them, as docker diff lists them."""
+        paths = set(self.layer)
+        for path in self.layer:
+            paths.update(str(p) for p in PurePosixPath(path).parents if str(p) != "/")
+        return sorted(paths)
+
+
+def _chunks(data: bytes) -> Iterator[bytes]:
+    return iter([data[i : i + ARCHIVE_CHUNK] for i in range(0, len(data), ARCHIVE_CHUNK)])
 
 
 class ItemsService:
@@ -182,7 +200,8 @@ class FakeRuntime(Runtime):
         self.config = config
         self.volume = volume
         self.port = port if port is not None else _canary_port(config)
-        db = PurePosixPath(config.database.path).relative_to(config.volume.mount)
+        first = config.declared_databases[0].path
+        db = PurePosixPath(first).relative_to(config.volume.mount)
         self.service = ItemsService(volume.joinpath(*db.parts))
         self.strategy = strategy_for(config.readiness)
         self.hooks: dict[str, Callable[[Path], None]] = {}
@@ -247,7 +266,7 @@ class FakeRuntime(Runtime):
             repo_digests=[],
             volume=str(self.volume),
             mount=self.config.volume.mount,
-            database=self.config.database.path,
+            databases=[d.path for d in self.config.declared_databases],
             restart_policy=self.config.restart_policy,
         )
 

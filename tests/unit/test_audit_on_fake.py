@@ -125,9 +125,8 @@ def test_a_restart_that_keeps_the_file_retains_every_canary(
     assert cycle.read_back is not None
     assert not cycle.read_back.missing
     assert len(cycle.read_back.found) == config.canary.records == 3
-    assert cycle.retention is not None
-    assert cycle.retention.complete
-    assert cycle.retention.rows_before == 3
+    assert cycle.retention["main"].complete
+    assert cycle.retention["main"].rows_before == 3
     assert runtime.calls == ["start", "restart"]
 
 
@@ -148,10 +147,53 @@ def test_a_restart_that_loses_the_file_is_a_retention_problem(
     assert cycle.read_back is not None
     assert len(cycle.read_back.missing) == 3
     assert not cycle.read_back.found
-    assert cycle.retention is not None
-    assert not cycle.retention.complete
-    assert cycle.retention.rows_before == 3
-    assert cycle.retention.rows_retained == 0
+    assert not cycle.retention["main"].complete
+    assert cycle.retention["main"].rows_before == 3
+    assert cycle.retention["main"].rows_retained == 0
+
+
+def lose_database(folder: Path) -> None:
+    """A hook: the service keeps its database somewhere it loses."""
+    for name in ("app.db", "app.db-wal", "app.db-shm"):
+        (folder / name).unlink(missing_ok=True)
+
+
+def test_each_cycle_reads_back_only_its_own_canaries(config: TargetConfig, tmp_path: Path) -> None:
+    """The re-create's result is the same alone as after a restart that lost every row.
+
+    Before stages owned their canaries, the re-create also read back the restart's (lost)
+    canaries: it failed after a lossy restart and passed alone.
+    """
+    alone_runtime = FakeRuntime(config, tmp_path / "alone" / "volume")
+    after_runtime = FakeRuntime(config, tmp_path / "after" / "volume")
+    after_runtime.hooks["restart"] = lose_database
+    try:
+        (tmp_path / "alone").mkdir(exist_ok=True)
+        (tmp_path / "after").mkdir(exist_ok=True)
+        alone = make_audit(config, alone_runtime, tmp_path / "alone")
+        after = make_audit(config, after_runtime, tmp_path / "after")
+        assert alone.fresh.blocked is None
+        assert after.fresh.blocked is None
+
+        restart = after.restart_cycle
+        assert restart.read_back is not None
+        assert len(restart.read_back.missing) == 3  # the restart lost its canaries
+
+        recreated_alone = alone.recreate_cycle
+        recreated_after = after.recreate_cycle
+    finally:
+        alone_runtime.close()
+        after_runtime.close()
+
+    assert after_runtime.calls == ["start", "restart", "recreate"]
+    assert alone_runtime.calls == ["start", "recreate"]
+    for cycle in (recreated_alone, recreated_after):
+        assert cycle.read_back is not None
+        assert not cycle.read_back.missing
+        assert len(cycle.read_back.found) == config.canary.records
+    # The same markers whichever ran first, and none of the restart's.
+    assert recreated_alone.canaries == recreated_after.canaries
+    assert not {c.marker for c in restart.canaries} & {c.marker for c in recreated_after.canaries}
 
 
 def test_a_target_removed_during_the_cycle_is_blocked_not_data_loss(

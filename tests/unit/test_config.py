@@ -108,3 +108,73 @@ def test_environment_interpolation(config_dir: Path) -> None:
     path = write(config_dir, GOOD_CONFIG.replace("hunter2", "${DEMO_TOKEN}"))
     with pytest.raises(ConfigError, match="environment variable DEMO_TOKEN is not set"):
         load_config(path, environ={})
+
+
+DATABASES = """databases:
+  - {name: main, path: /data/app.db, manifest: manifest.yaml}
+  - name: vectors
+    path: /data/vectors.db
+    manifest: manifest.yaml
+    journal_mode: delete
+    persist: false
+    volatile: [licence_usage]
+"""
+
+
+def several(text: str = DATABASES) -> str:
+    return GOOD_CONFIG.replace("database:\n  path: /data/app.db\n", text).replace(
+        "expect:\n  manifest: manifest.yaml\n", ""
+    )
+
+
+def test_the_shorthand_is_one_database_named_main(config_dir: Path) -> None:
+    config = load_config(config_dir / "audit.yaml")
+    [main] = config.declared_databases
+    assert (main.name, main.path, main.journal_mode, main.persist) == (
+        "main",
+        "/data/app.db",
+        "wal",
+        True,
+    )
+    assert main.manifest == (config_dir / "manifest.yaml").resolve()
+    assert not config.per_database_ids
+    assert config.check_id("volume.mount", "main") == "volume.mount"
+
+
+def test_a_databases_list_loads_with_manifests_resolved(config_dir: Path) -> None:
+    config = load_config(write(config_dir, several()))
+    _, vectors = config.declared_databases
+    assert vectors.manifest == (config_dir / "manifest.yaml").resolve()
+    assert (vectors.journal_mode, vectors.persist, vectors.volatile) == (
+        "delete",
+        False,
+        ["licence_usage"],
+    )
+    assert config.check_id("volume.mount", "vectors") == "volume.mount[vectors]"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (GOOD_CONFIG + DATABASES, r"give exactly one of database \(with expect\) or databases"),
+        (GOOD_CONFIG.replace("expect:\n  manifest: manifest.yaml\n", ""), "expect is required"),
+        (
+            several() + "expect: {manifest: manifest.yaml}\n",
+            "expect goes with database; under databases, each has its own",
+        ),
+        (several(DATABASES.replace("name: vectors", "name: main")), "two databases have the name"),
+        (
+            several(DATABASES.replace("/data/vectors.db", "/data/app.db")),
+            "two databases have the path /data/app.db",
+        ),
+        (several(DATABASES.replace("name: vectors", "name: Vectors")), r"databases\.1\.name"),
+        (several("databases: []\n"), "databases: List should have at least 1 item"),
+        (
+            several(DATABASES.replace("manifest: manifest.yaml}", "manifest: nowhere.yaml}")),
+            r"databases\.0\.manifest: file .*nowhere\.yaml not found",
+        ),
+    ],
+)
+def test_bad_databases_lists_name_the_problem(config_dir: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(config_dir, text))

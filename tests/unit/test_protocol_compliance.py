@@ -14,7 +14,7 @@ import io
 import json
 import sqlite3
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,16 @@ from tests.unit.fakes import FakeHandle, FakeRuntime
 
 KNOWN_STATUSES = {"created", "running", "paused", "restarting", "removing", "exited", "dead"}
 # The protocol's members, as the audit uses them.
-HANDLE_METHODS = ["state", "logs", "exec", "url", "mounts", "paused", "get_archive"]
+HANDLE_METHODS = [
+    "state",
+    "logs",
+    "exec",
+    "url",
+    "mounts",
+    "paused",
+    "get_archive",
+    "changed_files",
+]
 RUNTIME_METHODS = ["start", "restart", "recreate", "stop", "kill", "describe", "missing", "close"]
 
 
@@ -49,6 +58,8 @@ class Target:
     database: str  # the path of a database file in the container
     mount: str  # where the volume is mounted
     port: int  # a published port
+    # Writes a file at an absolute path in the container's layer (outside the volume).
+    write_in_layer: Callable[[str], None]
 
 
 def _parameters(function: Any) -> list[tuple[str, Any]]:
@@ -139,6 +150,16 @@ class ContainerHandleContract:
             assert data is not None
             assert data.read(16) == b"SQLite format 3\x00"
 
+    def test_changed_files_lists_the_layer_not_the_volume(self, target: Target) -> None:
+        target.write_in_layer("/srv/persistaudit-probe/written.db")
+        changed = target.handle.changed_files()
+        assert isinstance(changed, list)
+        assert all(isinstance(p, str) for p in changed)
+        assert changed == sorted(changed)
+        assert "/srv/persistaudit-probe/written.db" in changed
+        assert target.database not in changed  # on the volume: not the container's layer
+        assert not any(p.startswith(target.mount + "/") for p in changed)
+
 
 class TestFakeHandle(ContainerHandleContract):
     @pytest.fixture
@@ -146,7 +167,13 @@ class TestFakeHandle(ContainerHandleContract):
         config = load_config(config_dir / "audit.yaml")
         runtime = FakeRuntime(config, tmp_path / "volume")
         runtime.start()
-        yield Target(runtime.container, config.database.path, config.volume.mount, 8080)
+        handle = runtime.container
+
+        def write(path: str) -> None:
+            handle.layer[path] = b"written"
+
+        database = config.declared_databases[0].path
+        yield Target(handle, database, config.volume.mount, 8080, write)
         runtime.close()
 
     def test_scripted_states_come_in_order_and_the_last_stays(self, tmp_path: Path) -> None:
@@ -211,8 +238,11 @@ def test_target_info_is_the_results_target_section(config_dir: Path, tmp_path: P
         assert isinstance(info, TargetInfo)
         with pytest.raises(dataclasses.FrozenInstanceError):
             info.name = "other"  # type: ignore[misc]
+        # The collector writes the runtime's databases (paths) as "database" (joined, as results
+        # before several databases had it) and adds the config's declarations as "databases".
+        keys = ["database" if k == "databases" else k for k in dataclasses.asdict(info)]
         added_by_the_collector = ["config", "env", "expect"]
-        assert list(dataclasses.asdict(info)) + added_by_the_collector == list(golden)
+        assert keys + added_by_the_collector == list(golden)
     finally:
         runtime.close()
 

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from persistaudit.report import fence, md_cell, render_markdown
+from tests.helpers import REPO
 
 
 def results(**overrides: Any) -> dict[str, Any]:
@@ -124,3 +126,30 @@ def test_hostile_names_stay_text_in_html() -> None:
 def test_cell_and_fence_helpers() -> None:
     assert md_cell("x|y\nz") == "x\\|y z"
     assert fence("plain") == "```\nplain\n```"
+
+
+def test_per_database_results_are_grouped_and_the_risk_names_the_database() -> None:
+    doc = json.loads((REPO / "tests/golden/pass.results.json").read_text())
+    recreate = next(c for c in doc["checks"] if c["id"] == "recreate.retention")
+    main, cache = copy.deepcopy(recreate), copy.deepcopy(recreate)
+    main["id"], cache["id"] = "recreate.retention[main]", "recreate.retention[cache]"
+    cache.update(status="failed", summary="0 of 20 rows retained (0.0%)")
+    doc["checks"] = [c for c in doc["checks"] if c is not recreate] + [main, cache]
+    doc["target"]["databases"] = [
+        {"name": "main", "path": "/data/notes.db"},
+        {"name": "cache", "path": "/var/lib/notes/cache.db"},
+    ]
+    doc["verdict"] = "FAIL"
+
+    text = render_markdown(doc)
+
+    assert "### `recreate.retention`: one result per database" in text
+    assert "| main | PASS |" in text
+    assert "| cache | FAIL | 0 of 20 rows retained (0.0%) |" in text
+    assert "#### `recreate.retention[cache]`: FAIL" in text
+    assert (
+        "| `recreate.retention[cache]` (FAIL) | Database cache (/var/lib/notes/cache.db): Data "
+        "is lost" in text
+    )
+    assert "the service keeps it at /var/lib/notes/cache.db" in text  # its own path
+    assert "### `restart.retention`: PASS" in text  # a plain id as before

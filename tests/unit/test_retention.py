@@ -53,3 +53,37 @@ def test_duplicate_rows_are_counted_as_a_multiset(make_db: Callable[..., Path]) 
     before = inspect_database(make_db(dup, "before.db"))
     after = inspect_database(make_db(dup + "DELETE FROM d WHERE rowid = 1;", "after.db"))
     assert compare(before, after).rows_retained == 2
+
+
+VOLATILE = """
+CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT);
+CREATE TABLE starts (id INTEGER PRIMARY KEY, at TEXT);
+INSERT INTO a VALUES (1, 'x');
+INSERT INTO starts VALUES (1, 'monday');
+"""
+
+
+def test_a_volatile_table_is_compared_by_presence(make_db: Callable[..., Path]) -> None:
+    before = inspect_database(make_db(VOLATILE, "before.db"))
+    after = inspect_database(
+        make_db(VOLATILE + "DELETE FROM starts; INSERT INTO starts VALUES (7, 'tue');", "after.db")
+    )
+    assert not compare(before, after).complete  # content changed: lost, unless volatile
+
+    result = compare(before, after, volatile=["starts"])
+
+    assert result.complete
+    assert result.by_presence == ["starts"]
+    assert [t.name for t in result.tables] == ["a"]  # not in the row counts
+    assert (result.rows_before, result.percent) == (1, 100.0)
+
+
+def test_a_volatile_table_that_disappears_is_still_lost(make_db: Callable[..., Path]) -> None:
+    before = inspect_database(make_db(VOLATILE, "before.db"))
+    after = inspect_database(make_db(VOLATILE + "DROP TABLE starts;", "after.db"))
+
+    result = compare(before, after, volatile=["starts"])
+
+    assert not result.complete
+    assert result.missing_tables == ["starts"]
+    assert result.by_presence == []

@@ -46,7 +46,7 @@ class TargetInfo:
     repo_digests: list[str]
     volume: str
     mount: str
-    database: str
+    databases: list[str]  # the paths of the config's databases, in its order
     restart_policy: str
 
 
@@ -69,6 +69,10 @@ class ContainerHandle(Probeable, Protocol):
 
     def get_archive(self, path: str) -> Iterator[bytes] | None:
         """A tar stream of one path, or None when it does not exist."""
+        ...
+
+    def changed_files(self) -> list[str]:
+        """Paths added or changed in the container's own layer (docker diff), sorted."""
         ...
 
 
@@ -240,6 +244,18 @@ class DockerContainer:
                 ) from None
             return None
         return iter(stream)
+
+    def changed_files(self) -> list[str]:
+        """Paths added or changed in the container's own layer (docker diff), sorted.
+
+        Deleted paths are left out: what matters is what the container wrote where a re-created
+        container will not find it. Mounted folders are not part of the layer.
+        """
+        try:
+            changes = self._container.diff() or []
+        except docker.errors.NotFound:
+            raise TargetRemoved(f"container {self.name} was removed by something else") from None
+        return sorted(str(c["Path"]) for c in changes if c.get("Kind") in (0, 1))
 
 
 class Runtime(abc.ABC):

@@ -193,7 +193,7 @@ class ImageRuntime(Runtime):
             repo_digests=digests,
             volume=self.volume_name,
             mount=self.config.volume.mount,
-            database=self.config.database.path,
+            databases=[d.path for d in self.config.declared_databases],
             restart_policy=self.config.restart_policy,
         )
 
