@@ -51,7 +51,11 @@ def test_bundled_configs_load() -> None:
             "name: demo\nvolumes: []\n",
             r"audit.yaml:2: volumes: Extra inputs are not permitted",
         ),
-        ("image: example/demo:1\n", "", r"audit.yaml:1: give exactly one of image or build"),
+        (
+            "image: example/demo:1\n",
+            "",
+            r"audit.yaml:1: give exactly one of image, build or compose",
+        ),
         (
             "  http: {path: /health, port: 8080}\n",
             "  log: 'ready'\n  http: {path: /, port: 1}\n",

@@ -182,7 +182,7 @@ def test_the_image_drivers_handle_is_a_container_handle() -> None:
 
 
 def test_drivers_are_keyed_by_their_name() -> None:
-    assert set(DRIVERS) == {"image"}
+    assert set(DRIVERS) == {"image", "compose"}
     for name, driver in DRIVERS.items():
         assert isinstance(driver, type)
         assert issubclass(driver, Runtime)
