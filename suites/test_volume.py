@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from persistaudit.audit import TargetAudit
-from persistaudit.mounts import companion_files, evaluate
+from persistaudit.mounts import companion_files, declared_line, evaluate
 from persistaudit.plugin import CheckRecorder
 
 
@@ -22,7 +22,9 @@ def test_mount(persistaudit_audit: TargetAudit, persistaudit_check: CheckRecorde
     # Which files SQLite writes beside it: as the fresh database's header says, or as expected.
     facts = fresh.database.facts
     wal = facts.wal if facts else persistaudit_audit.config.expect.journal_mode == "wal"
-    verdict = evaluate(mounts, db_path, wal=wal)
+    # What the compose model declares (none for an image: persistaudit chose the volume).
+    declared = persistaudit_audit.runtime.declared_mounts()
+    verdict = evaluate(mounts, db_path, wal=wal, declared=declared)
     persistaudit_check.add(
         f"docker inspect {container.name} --format '{{{{json .Mounts}}}}'",
         "\n".join(
@@ -33,6 +35,12 @@ def test_mount(persistaudit_audit: TargetAudit, persistaudit_check: CheckRecorde
         or "(no mounts)",
         "command",
     )
+    if declared:
+        persistaudit_check.add(
+            "Mounts the compose model declares for the service",
+            "\n".join(declared_line(m) for m in declared),
+            "output",
+        )
     persistaudit_check.metric("Volume mount type", "named volume or bind", verdict.kind, verdict.ok)
     if verdict.ok:
         if verdict.mount is None:  # not an assert: a bug of ours is an ERROR, never a FAIL

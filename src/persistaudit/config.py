@@ -18,7 +18,9 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     model_validator,
 )
@@ -72,13 +74,25 @@ class HealthcheckSpec(_Model):
         return self
 
 
+def _healthcheck_kind(value: Any) -> str:
+    return "branch-given" if isinstance(value, dict | HealthcheckSpec) else "branch-own"
+
+
+# `true` (the image's or service's own) or a mapping (persistaudit's), told apart by shape, so
+# that an error in the mapping names its field. "branch-" parts are dropped from error locations.
+OwnOrGivenHealthcheck = Annotated[
+    Annotated[Literal[True], Tag("branch-own")] | Annotated[HealthcheckSpec, Tag("branch-given")],
+    Discriminator(_healthcheck_kind),
+]
+
+
 class ReadinessSpec(_Model):
     """How to tell the target is ready: exactly one of http, log, command or healthcheck."""
 
     http: HttpReady | None = None
     log: str | None = Field(default=None, description="regex matched against the container log")
     command: list[str] | None = Field(default=None, description="exec in the container; exit 0")
-    healthcheck: Literal[True] | HealthcheckSpec | None = Field(
+    healthcheck: OwnOrGivenHealthcheck | None = Field(
         default=None,
         description="true: the image's (or compose service's) own healthcheck reports healthy; "
         "a mapping: this healthcheck, given to the container, reports healthy",
@@ -435,7 +449,9 @@ def read_yaml(path: Path) -> tuple[Any, str]:
 def validation_message(path: Path, text: str, exc: ValidationError) -> str:
     """One line for the first error, with file, line and dotted field."""
     err = exc.errors()[0]
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    loc = tuple(
+        p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "branch-")))
+    )
     msg = err["msg"].removeprefix("Value error, ")
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return field_message(path, text, loc, msg + more)
