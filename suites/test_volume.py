@@ -5,28 +5,32 @@ from __future__ import annotations
 import pytest
 
 from persistaudit.audit import TargetAudit
-from persistaudit.mounts import companion_files, declared_line, evaluate
+from persistaudit.mounts import as_mounts, companion_files, declared_line, evaluate
 from persistaudit.plugin import CheckRecorder
 
 
 @pytest.mark.check("volume.mount")
 def test_mount(persistaudit_audit: TargetAudit, persistaudit_check: CheckRecorder) -> None:
     fresh = persistaudit_audit.fresh
+    # What the compose model declares (none for an image: persistaudit chose the volume).
+    declared = persistaudit_audit.runtime.declared_mounts()
     try:
         container = persistaudit_audit.runtime.container
     except RuntimeError:
-        raise persistaudit_check.blocked(f"no container to inspect: {fresh.blocked}") from None
+        if not declared:
+            raise persistaudit_check.blocked(f"no container to inspect: {fresh.blocked}") from None
+        container = None  # it never started: the model alone says where the database goes
     # The mounts are readable even from a container that loops on restart.
-    mounts = container.mounts()
+    mounts = container.mounts() if container is not None else as_mounts(declared)
     db_path = persistaudit_audit.config.database.path
     # Which files SQLite writes beside it: as the fresh database's header says, or as expected.
     facts = fresh.database.facts
     wal = facts.wal if facts else persistaudit_audit.config.expect.journal_mode == "wal"
-    # What the compose model declares (none for an image: persistaudit chose the volume).
-    declared = persistaudit_audit.runtime.declared_mounts()
     verdict = evaluate(mounts, db_path, wal=wal, declared=declared)
     persistaudit_check.add(
-        f"docker inspect {container.name} --format '{{{{json .Mounts}}}}'",
+        f"docker inspect {container.name} --format '{{{{json .Mounts}}}}'"
+        if container is not None
+        else f"no container (the start failed: {fresh.blocked}); judged from the compose model",
         "\n".join(
             f"{m.type:<7} {m.name or m.source} -> {m.destination} "
             f"({'rw' if m.rw else 'ro'}{', anonymous' if m.anonymous else ''})"

@@ -52,6 +52,22 @@ def declared_line(m: DeclaredMount) -> str:
     return line
 
 
+def as_mounts(declared: Sequence[DeclaredMount]) -> list[Mount]:
+    """The model's mounts as a container would have them: for judging a service whose
+    container never came to exist (its start failed), from the model alone."""
+    return [
+        Mount(
+            type="volume" if d.type == "anonymous" else d.type,
+            source=d.source,
+            destination=d.target,
+            name=d.source if d.type == "volume" else "",
+            rw=not d.read_only,
+            anonymous=d.type == "anonymous",
+        )
+        for d in declared
+    ]
+
+
 def evaluate(
     mounts: list[Mount],
     db_path: str,

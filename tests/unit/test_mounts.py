@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from persistaudit.mounts import declared_line, evaluate
+from persistaudit.mounts import as_mounts, declared_line, evaluate
 from persistaudit.runtime.base import DeclaredMount, Mount
 
 
@@ -113,3 +113,22 @@ def test_declared_lines_show_intent_redirection_and_network_fs() -> None:
         "volume    data -> /data (rw); network filesystem: volume data has driver_opts type=nfs"
     )
     assert declared_line(anon) == "anonymous (anonymous) -> /cache (rw)"
+
+
+def test_the_model_alone_judges_a_service_that_never_started() -> None:
+    model = [
+        DeclaredMount("volume", "data", "/data", False, "volume data has driver_opts type=nfs"),
+        DeclaredMount("anonymous", "", "/cache", False),
+        DeclaredMount("bind", "/etc/conf", "/conf", True),
+    ]
+    mounts = as_mounts(model)
+    assert [(m.type, m.name, m.destination, m.rw, m.anonymous) for m in mounts] == [
+        ("volume", "data", "/data", True, False),
+        ("volume", "", "/cache", True, True),
+        ("bind", "", "/conf", False, False),
+    ]
+    assert (
+        "WAL database on a network filesystem"
+        in evaluate(mounts, "/data/app.db", declared=model).problems[0]
+    )
+    assert "anonymous volume" in evaluate(mounts, "/cache/app.db", declared=model).problems[0]
