@@ -266,3 +266,32 @@ def test_the_compose_files_env_is_not_changed_by_the_users_shell(
     assert audit.results["target"]["project"].startswith("persistaudit-notes-app-compose-")
     assert json.dumps(audit.results).count("users-project") == 0
     assert os.environ["COMPOSE_PROJECT_NAME"] == "users-project"
+
+
+def test_what_the_service_writes_to_a_bind_mount_never_reaches_the_users_folder(
+    engine: docker.DockerClient,
+) -> None:
+    """The service writes to its bind mount; the user's ./exports does not change."""
+    from persistaudit import engine as engine_module
+    from persistaudit.config import load_config
+    from persistaudit.runtime import runtime_for
+
+    exports = COMPOSE_APP / "exports"
+    before = tree(exports)
+    runtime = runtime_for(
+        load_config(COMPOSE_APP / "audit.yaml"), engine, engine_module.new_run_id()
+    )
+    try:
+        runtime.start()
+        code, _ = runtime.container.exec(
+            ["sh", "-c", "echo x > /exports/written && touch /exports"]
+        )
+        assert code == 0
+        binds = [m for m in runtime.container.mounts() if m.destination == "/exports"]
+        assert [m.type for m in binds] == ["bind"]
+        assert binds[0].source != str(exports)
+        assert tree(exports) == before
+    finally:
+        removal = runtime.close()
+    assert not removal.left
+    assert tree(exports) == before
