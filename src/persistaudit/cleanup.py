@@ -70,7 +70,13 @@ def list_resources(
     filters = {"label": label} if label else {"name": prefix}
     found = [
         *(
-            Resource("container", str(c["Names"][0]).lstrip("/"), str(c["Id"]), c["Labels"] or {})
+            # A container the engine is creating or removing may have no name left: its id.
+            Resource(
+                "container",
+                str((c.get("Names") or [c["Id"]])[0]).lstrip("/"),
+                str(c["Id"]),
+                c.get("Labels") or {},
+            )
             for c in client.api.containers(all=True, filters=filters)
         ),
         *(
