@@ -8,7 +8,7 @@ import pytest
 from persistaudit.audit import TargetAudit
 from persistaudit.config import DatabaseEntry
 from persistaudit.layer_files import IGNORED_ROOTS, LayerScan
-from persistaudit.mounts import companion_files, evaluate
+from persistaudit.mounts import as_mounts, companion_files, declared_line, evaluate
 from persistaudit.plugin import CheckRecorder
 
 SHOWN = 20  # layer paths quoted in evidence
@@ -21,19 +21,25 @@ def test_mount(
     persistaudit_database: DatabaseEntry,
 ) -> None:
     fresh = persistaudit_audit.fresh
+    # What the compose model declares (none for an image: persistaudit chose the volume).
+    declared = persistaudit_audit.runtime.declared_mounts()
     try:
         container = persistaudit_audit.runtime.container
     except RuntimeError:
-        raise persistaudit_check.blocked(f"no container to inspect: {fresh.blocked}") from None
+        if not declared:
+            raise persistaudit_check.blocked(f"no container to inspect: {fresh.blocked}") from None
+        container = None  # it never started: the model alone says where the database goes
     # The mounts are readable even from a container that loops on restart.
-    mounts = container.mounts()
+    mounts = container.mounts() if container is not None else as_mounts(declared)
     db_path = persistaudit_database.path
     # Which files SQLite writes beside it: as the fresh database's header says, or as expected.
     facts = fresh.databases[persistaudit_database.name].facts
     wal = facts.wal if facts else persistaudit_database.journal_mode == "wal"
-    verdict = evaluate(mounts, db_path, wal=wal)
+    verdict = evaluate(mounts, db_path, wal=wal, declared=declared)
     persistaudit_check.add(
-        f"docker inspect {container.name} --format '{{{{json .Mounts}}}}'",
+        f"docker inspect {container.name} --format '{{{{json .Mounts}}}}'"
+        if container is not None
+        else f"no container (the start failed: {fresh.blocked}); judged from the compose model",
         "\n".join(
             f"{m.type:<7} {m.name or m.source} -> {m.destination} "
             f"({'rw' if m.rw else 'ro'}{', anonymous' if m.anonymous else ''})"
@@ -42,11 +48,17 @@ def test_mount(
         or "(no mounts)",
         "command",
     )
+    if declared:
+        persistaudit_check.add(
+            "Mounts the compose model declares for the service",
+            "\n".join(declared_line(m) for m in declared),
+            "output",
+        )
     problems = list(verdict.problems)
     layer = fresh.layer
     if isinstance(layer, LayerScan) and db_path in layer.changed:
         persistaudit_check.add(
-            f"docker diff {container.name} (after the fresh install)",
+            f"docker diff {container.name if container else ''} (after the fresh install)",
             f"A {db_path}",
             "command",
         )

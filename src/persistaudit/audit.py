@@ -310,25 +310,18 @@ class TargetAudit:
             return []  # no container was ever created
 
     def _start_actions(self, blocked: TargetBlocked | None) -> list[Evidence]:
-        d = self.runtime.describe()
-        cmd = (
-            f"docker volume create {d.volume}\n"
-            f"docker run -d --restart {self.config.restart_policy} "
-            f"-v {d.volume}:{self.config.volume.mount} "
-            f"{d.image_id or d.image}  # {d.image}"
-        )
+        cmd = self.runtime.step_command("start")
         outcome = f"blocked: {blocked}" if blocked else "ready"
         return [Evidence("Start on a fresh volume", f"$ {cmd}\n# {outcome}", "command")]
 
     def run_restart(self) -> Cycle:
-        return self.cycle("restart", self.runtime.restart, "docker restart {name}")
+        return self.cycle("restart", self.runtime.restart, self.runtime.step_command("restart"))
 
     def run_recreate(self) -> Cycle:
         return self.cycle(
             "recreate",
             self.runtime.recreate,
-            "docker stop {name} && docker rm {name}  # volume kept\n"
-            "docker run -d ... (same image, same volume)",
+            self.runtime.step_command("recreate"),
             scan_layer=True,
         )
 

@@ -15,7 +15,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import docker
 import docker.errors
@@ -64,12 +63,6 @@ def left_behind() -> list[str]:
     return list(_left_behind)
 
 
-def _container_name(summary: dict[str, Any]) -> str:
-    """The name in a container list entry; a container being removed may have none left."""
-    names = summary.get("Names") or []
-    return str(names[0]).lstrip("/") if names else str(summary["Id"])[:12]
-
-
 def list_resources(
     client: DockerClient, *, label: str | None = None, prefix: str | None = None
 ) -> list[Resource]:
@@ -77,7 +70,13 @@ def list_resources(
     filters = {"label": label} if label else {"name": prefix}
     found = [
         *(
-            Resource("container", _container_name(c), str(c["Id"]), c.get("Labels") or {})
+            # A container the engine is creating or removing may have no name left: its id.
+            Resource(
+                "container",
+                str((c.get("Names") or [c["Id"]])[0]).lstrip("/"),
+                str(c["Id"]),
+                c.get("Labels") or {},
+            )
             for c in client.api.containers(all=True, filters=filters)
         ),
         *(

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 import pytest
 
-from persistaudit import __version__, cleanup, engine, outputs, schema, signals, signing
+from persistaudit import __version__, cleanup, engine, outputs, runtime, schema, signals, signing
 from persistaudit.audit import TargetAudit
 from persistaudit.compare import compare
 from persistaudit.config import load_config
@@ -24,7 +24,6 @@ from persistaudit.display import printable
 from persistaudit.documents import read_results
 from persistaudit.exceptions import PersistauditError, SnapshotError, TargetBlocked, summarize
 from persistaudit.findings import EXIT_CODES
-from persistaudit.images import ensure_image
 from persistaudit.manifest import Manifest, dump_manifest, load_manifest
 from persistaudit.progress import Progress
 from persistaudit.redact import Redactor
@@ -141,7 +140,8 @@ def run(config: Path, out: Path | None, select: str | None) -> None:
     with outputs.hold(out, defer=True) as folder:
         client = engine.connect()
         click.echo(f"persistaudit {__version__}: auditing {target.name} ({config})", err=True)
-        ensure_image(client, target)  # build or pull errors are usage errors, before any suite
+        # Build, pull and compose-file errors are usage errors, found before any suite.
+        runtime.prepare(target, client)
         code = _run_suites(config, out, select)
         signals.check()
         if code == pytest.ExitCode.INTERRUPTED:

@@ -18,7 +18,9 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     model_validator,
 )
@@ -50,14 +52,50 @@ class HttpReady(_Model):
     status: int = 200
 
 
+class HealthcheckSpec(_Model):
+    """A healthcheck persistaudit gives the container, replacing the image's (or service's) own.
+
+    Times are seconds; the engine runs test in the container every interval.
+    """
+
+    test: list[str] = Field(min_length=2)
+    interval: float = Field(default=1.0, gt=0)
+    timeout: float = Field(default=5.0, gt=0)
+    retries: int = Field(default=3, ge=1)
+    start_period: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _engine_form(self) -> HealthcheckSpec:
+        if self.test[0] not in ("CMD", "CMD-SHELL"):
+            raise ValueError(
+                "test starts with CMD (then the command and its arguments) or CMD-SHELL (then "
+                'one shell command line), as in a compose file: [CMD, curl, -f, "http://..."]'
+            )
+        return self
+
+
+def _healthcheck_kind(value: Any) -> str:
+    return "branch-given" if isinstance(value, dict | HealthcheckSpec) else "branch-own"
+
+
+# `true` (the image's or service's own) or a mapping (persistaudit's), told apart by shape, so
+# that an error in the mapping names its field. "branch-" parts are dropped from error locations.
+OwnOrGivenHealthcheck = Annotated[
+    Annotated[Literal[True], Tag("branch-own")] | Annotated[HealthcheckSpec, Tag("branch-given")],
+    Discriminator(_healthcheck_kind),
+]
+
+
 class ReadinessSpec(_Model):
     """How to tell the target is ready: exactly one of http, log, command or healthcheck."""
 
     http: HttpReady | None = None
     log: str | None = Field(default=None, description="regex matched against the container log")
     command: list[str] | None = Field(default=None, description="exec in the container; exit 0")
-    healthcheck: Literal[True] | None = Field(
-        default=None, description="the image's HEALTHCHECK reports healthy"
+    healthcheck: OwnOrGivenHealthcheck | None = Field(
+        default=None,
+        description="true: the image's (or compose service's) own healthcheck reports healthy; "
+        "a mapping: this healthcheck, given to the container, reports healthy",
     )
     timeout: float = Field(default=60.0, gt=0)
     interval: float = Field(default=0.05, gt=0)
@@ -186,6 +224,26 @@ class DatabaseEntry(DatabaseSpec):
 SHORTHAND_NAME = "main"
 
 
+class ComposeSpec(_Model):
+    """A service of a compose file; paths are relative to the config file."""
+
+    file: Path
+    service: str = Field(min_length=1)
+    project_name: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9_-]*$",
+        max_length=40,
+        description="stem of the project name; the run id is always added (runs never share one)",
+    )
+    env_files: list[Path] = Field(default_factory=list)
+    profiles: list[str] = Field(default_factory=list)
+    bind_mounts: Literal["redirect", "read-only"] = Field(
+        default="redirect",
+        description="redirect: each writable bind gets a fresh temp folder per run; "
+        "read-only: the user's folder is mounted read-only",
+    )
+
+
 class VolumeSpec(_Model):
     """Where persistaudit mounts the fresh named volume it creates for the audit."""
 
@@ -222,13 +280,14 @@ class TargetConfig(_Model):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=63)
     image: str | None = None
     build: BuildSpec | None = None
+    compose: ComposeSpec | None = None
     env: dict[str, str] = Field(default_factory=dict)
     command: list[str] | None = None
     restart_policy: Literal["no", "on-failure", "always", "unless-stopped"] = "no"
     # Exactly one of database (with expect) or databases; see `declared_databases`.
     database: DatabaseSpec | None = None
     databases: list[DatabaseEntry] | None = Field(default=None, min_length=1)
-    volume: VolumeSpec
+    volume: VolumeSpec | None = None  # required for image and build; compose has its own
     readiness: ReadinessSpec
     canary: CanarySpec
     expect: ExpectSpec | None = None
@@ -237,9 +296,15 @@ class TargetConfig(_Model):
     source: Path = Field(default=Path("."), exclude=True)
 
     @model_validator(mode="after")
-    def _image_or_build(self) -> TargetConfig:
-        if (self.image is None) == (self.build is None):
-            raise ValueError("give exactly one of image or build")
+    def _image_build_or_compose(self) -> TargetConfig:
+        given = [k for k in ("image", "build", "compose") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of image, build or compose")
+        if self.compose is None and self.volume is None:
+            raise ValueError(
+                "volume: Field required with image or build (volume: {mount: /data}); a "
+                "compose target takes its mounts from the compose file"
+            )
         return self
 
     @model_validator(mode="after")
@@ -289,11 +354,20 @@ class TargetConfig(_Model):
 
     @property
     def image_ref(self) -> str:
-        """The image to run: the given one, or the tag persistaudit builds."""
+        """The image to run: the given one, the tag persistaudit builds, or the compose service."""
         if self.image is not None:
             return self.image
+        if self.compose is not None:
+            return f"service {self.compose.service} of {self.compose.file.name}"
         assert self.build is not None
         return self.build.tag or f"persistaudit/{self.name}:audit"
+
+    @property
+    def volume_mount(self) -> str:
+        """Where the image driver mounts its volume (configs without compose have one)."""
+        if self.volume is None:
+            raise ValueError(f"{self.name}: a compose target has no volume key")
+        return self.volume.mount
 
 
 def _strings(*values: Any) -> list[str]:
@@ -448,7 +522,9 @@ def read_yaml(path: Path) -> tuple[Any, str]:
 def validation_message(path: Path, text: str, exc: ValidationError) -> str:
     """One line for the first error, with file, line and dotted field."""
     err = exc.errors()[0]
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    loc = tuple(
+        p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "branch-")))
+    )
     msg = err["msg"].removeprefix("Value error, ")
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return field_message(path, text, loc, msg + more)
@@ -502,6 +578,18 @@ def load_config(
         config = TargetConfig.model_validate({**data, "source": path.resolve()})
     except ValidationError as exc:
         raise ConfigError(validation_message(path, text, exc)) from None
+    if config.compose is not None:
+        for key in ("volume", "command", "restart_policy"):
+            if key in data:
+                raise ConfigError(
+                    field_message(
+                        path,
+                        text,
+                        (key,),
+                        "not used with compose: the compose file says where volumes are "
+                        "mounted, what runs and how it restarts. Hint: remove it",
+                    )
+                )
     try:
         return _resolve_paths(path, config, require_manifest)
     except (OSError, ValueError) as exc:
@@ -535,7 +623,23 @@ def _resolve_paths(path: Path, config: TargetConfig, require_manifest: bool) -> 
                 f"{path}: build.dockerfile: {config.build.dockerfile} not found in {context}"
             )
         updates["build"] = config.build.model_copy(update={"context": context})
+    if config.compose is not None:
+        updates["compose"] = _resolve_compose(path, base, config.compose)
     for field, manifest in manifests:
         if require_manifest and not manifest.is_file():
             raise ConfigError(f"{path}: {field}: file {manifest} not found")
     return config.model_copy(update=updates)
+
+
+def _resolve_compose(path: Path, base: Path, spec: ComposeSpec) -> ComposeSpec:
+    """The compose file and env files, resolved against the config's folder; they must exist."""
+    file = (base / spec.file).resolve()
+    if not file.is_file():
+        raise ConfigError(f"{path}: compose.file: file {file} not found")
+    env_files = []
+    for i, env_file in enumerate(spec.env_files):
+        resolved = (base / env_file).resolve()
+        if not resolved.is_file():
+            raise ConfigError(f"{path}: compose.env_files.{i}: file {resolved} not found")
+        env_files.append(resolved)
+    return spec.model_copy(update={"file": file, "env_files": env_files})

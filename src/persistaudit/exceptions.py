@@ -29,6 +29,17 @@ class ImageError(PersistauditError):
     """The target's image is unknown or its build failed."""
 
 
+class ComposeError(PersistauditError):
+    """A compose file is invalid, or a docker compose command failed or ran past its timeout.
+
+    stderr is the end of what compose said, for the evidence.
+    """
+
+    def __init__(self, message: str, *, stderr: str = "") -> None:
+        super().__init__(message)
+        self.stderr = stderr
+
+
 class SnapshotError(PersistauditError):
     """The database could not be copied out of the container or opened on the host."""
 

@@ -28,7 +28,7 @@ def ensure_image(client: DockerClient, config: TargetConfig) -> str:
         known = None
     if known is None:
         known = _resolved[key] = _resolve(client, config)
-    if config.readiness.healthcheck:
+    if config.readiness.healthcheck is True:  # not an override: the image must have its own
         _require_healthcheck(client, config, known)
     return known
 

@@ -118,3 +118,40 @@ def test_healthcheck_readiness_on_an_image_without_one_is_exit_2(
     assert "readiness.healthcheck: image persistaudit-test/notes-health:" in last
     assert "defines no HEALTHCHECK" in last
     assert "Traceback" not in proc.stderr
+
+
+def override_config(tmp_path: Path, name: str, tag: str, port: int, timeout: float) -> Path:
+    """notes-app's plain image (no HEALTHCHECK) with a healthcheck given in the config."""
+    probe = f"import urllib.request as u; u.urlopen('http://127.0.0.1:{port}/health', timeout=1)"
+    return config_variant(
+        tmp_path,
+        NOTES_APP / "audit.yaml",
+        name,
+        build={"context": str(NOTES_APP), "tag": tag, "args": {"DEFECT": "none"}},
+        readiness={
+            "healthcheck": {"test": ["CMD", "python3", "-c", probe], "interval": 0.5, "retries": 1},
+            "timeout": timeout,
+            "interval": 0.2,
+        },
+    )
+
+
+def test_a_healthcheck_given_in_the_config_readies_an_image_without_one(
+    run_audit: Callable[..., Audit], tmp_path: Path, tags: Callable[[], str]
+) -> None:
+    audit = run_audit(override_config(tmp_path, "given", tags(), 8080, 20), "-k", "startup")
+    assert audit.code == 0, audit.stderr
+    assert audit.check("fresh_install.startup")["status"] == "passed"
+
+
+def test_a_failing_healthcheck_given_in_the_config_is_blocked_with_its_output(
+    run_audit: Callable[..., Audit], tmp_path: Path, tags: Callable[[], str]
+) -> None:
+    audit = run_audit(override_config(tmp_path, "given-bad", tags(), 8081, 5), "-k", "startup")
+    assert audit.code == 3, audit.stderr
+    startup = audit.check("fresh_install.startup")
+    assert startup["status"] == "blocked"
+    assert "waiting for healthcheck reports healthy" in startup["summary"]
+    probes = next(e for e in startup["evidence"] if "State.Health.Log" in e["title"])
+    assert "exit 1: " in probes["content"]
+    assert "Connection refused" in probes["content"]

@@ -1,22 +1,27 @@
-"""The image driver on a real engine: its handle keeps the protocol, stop and kill work.
+"""The image and compose drivers on a real engine: their handles keep the protocol, stop and
+kill work, a compose re-create keeps the volume.
 
-The contract is tests/unit/test_protocol_compliance.py's, run here against a DockerContainer
-that ImageRuntime started from the notes-app config (once for the module: a start costs
-seconds).
+The contract is tests/unit/test_protocol_compliance.py's, run here against the DockerContainer
+that ImageRuntime started from the notes-app config, and the one ComposeRuntime started from a
+compose file of notes-app (once each for the module: a start costs seconds).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker
 import pytest
+import yaml
 
 from persistaudit import engine as engine_module
+from persistaudit.cleanup import list_resources
 from persistaudit.config import load_config
-from persistaudit.runtime import DockerContainer, ImageRuntime, runtime_for
-from tests.helpers import NOTES_APP
+from persistaudit.engine import LABEL_RUN
+from persistaudit.runtime import ComposeRuntime, DockerContainer, ImageRuntime, runtime_for
+from tests.helpers import NOTES_APP, REPO
 from tests.unit.test_protocol_compliance import ContainerHandleContract, Target
 
 pytestmark = pytest.mark.docker
@@ -94,3 +99,68 @@ def test_kill_sends_the_signal_asked_for(engine: docker.DockerClient) -> None:
         assert any("signal 15" in line for line in runtime.container.logs())
     finally:
         runtime.close()
+
+
+def _compose_notes_app(engine: docker.DockerClient, folder: Path) -> ComposeRuntime:
+    """notes-app from a compose file with one named volume at /data (the contract's mount)."""
+    service = {
+        "build": {"context": str(NOTES_APP)},
+        "environment": {"NOTES_DB_PATH": "/data/notes.db"},
+        "ports": ["8080:8080"],  # published on an ephemeral loopback port instead
+        "volumes": ["notes-data:/data"],
+    }
+    compose = {"services": {"notes": service}, "volumes": {"notes-data": {}}}
+    (folder / "compose.yaml").write_text(yaml.safe_dump(compose))
+    config = yaml.safe_load((REPO / "fixtures/targets/notes-app-compose/audit.yaml").read_text())
+    config["expect"]["manifest"] = str(REPO / "expected" / "notes-app.yaml")
+    (folder / "audit.yaml").write_text(yaml.safe_dump(config))
+    runtime = runtime_for(load_config(folder / "audit.yaml"), engine, engine_module.new_run_id())
+    assert isinstance(runtime, ComposeRuntime)
+    return runtime
+
+
+@pytest.fixture(scope="module")
+def compose_container(
+    engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Target]:
+    runtime = _compose_notes_app(engine, tmp_path_factory.mktemp("compose"))
+    try:
+        runtime.start()
+        assert isinstance(runtime.container, DockerContainer)
+        yield Target(runtime.container, runtime.config.database.path, "/data", 8080)
+    finally:
+        removal = runtime.close()
+    assert not removal.left
+
+
+class TestComposeContainer(ContainerHandleContract):
+    @pytest.fixture
+    def target(self, compose_container: Target) -> Target:
+        return compose_container
+
+
+def test_compose_recreate_keeps_the_volume_and_close_removes_everything(
+    engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    runtime = _compose_notes_app(engine, tmp_path)
+    try:
+        runtime.start()
+        first = runtime.container.id
+        assert runtime.container.exec(["sh", "-c", "echo kept > /data/marker"])[0] == 0
+        runtime.restart()
+        assert runtime.container.id == first  # compose restart: the same container
+        runtime.recreate()
+        assert runtime.container.id != first  # compose down + up: a new one ...
+        assert runtime.container.exec(["cat", "/data/marker"]) == (0, "kept\n")  # same volume
+        runtime.kill()
+        assert runtime.container.state().exit_code == 137
+        scratch = runtime.scratch
+        assert scratch is not None
+        assert scratch.is_dir()
+    finally:
+        removal = runtime.close()
+    assert not removal.left
+    assert not scratch.exists()
+    # By its run label: the module's other runtimes belong to this process too.
+    assert list_resources(engine, label=f"{LABEL_RUN}={runtime.run_id}") == []
+    assert list_resources(engine, prefix=runtime.project) == []

@@ -1,30 +1,39 @@
-"""Listing a run's resources copes with what the engine reports mid-removal."""
+"""cleanup.list_resources on what the engine lists mid-change (no Docker: a stub API)."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 from persistaudit.cleanup import list_resources
 
 
-class _Api:
-    """The three list calls of the engine API, answering as an engine does mid-removal."""
+class Api:
+    """The three listings of the engine's API, as a container being removed shows in them."""
 
-    def containers(self, **_kw: Any) -> list[dict[str, Any]]:
+    def containers(self, **_: Any) -> list[dict[str, Any]]:
         return [
-            {"Id": "b9b664aacb1c0000", "Names": None, "Labels": {"run": "x"}},
-            {"Id": "c0ffee", "Names": ["/persistaudit-a-1"], "Labels": None},
+            {"Id": "c1", "Names": ["/persistaudit-x-1"], "Labels": {"a": "b"}},
+            {"Id": "c2" * 32, "Names": [], "Labels": None},  # being removed: no name left
+            {"Id": "c3", "Labels": {}},
         ]
 
-    def volumes(self, **_kw: Any) -> dict[str, Any]:
-        return {"Volumes": None}
+    def volumes(self, **_: Any) -> dict[str, Any]:
+        return {"Volumes": [{"Name": "v1", "Labels": None}]}
 
-    def networks(self, **_kw: Any) -> list[dict[str, Any]]:
-        return []
+    def networks(self, **_: Any) -> list[dict[str, Any]]:
+        return [{"Name": "n1", "Id": "n1id"}]
 
 
-def test_a_container_without_a_name_is_listed_by_its_short_id() -> None:
-    client: Any = SimpleNamespace(api=_Api())
-    names = [r.name for r in list_resources(client, label="run=x")]
-    assert names == ["b9b664aacb1c", "persistaudit-a-1"]
+class Client:
+    api = Api()
+
+
+def test_a_container_without_a_name_is_listed_by_its_id() -> None:
+    found = list_resources(Client(), label="io.persistaudit.managed=true")  # type: ignore[arg-type]
+    assert [(r.kind, r.name, r.id) for r in found] == [
+        ("container", "persistaudit-x-1", "c1"),
+        ("container", "c2" * 32, "c2" * 32),
+        ("container", "c3", "c3"),
+        ("volume", "v1", "v1"),
+        ("network", "n1", "n1id"),
+    ]

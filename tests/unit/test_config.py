@@ -51,7 +51,11 @@ def test_bundled_configs_load() -> None:
             "name: demo\nvolumes: []\n",
             r"audit.yaml:2: volumes: Extra inputs are not permitted",
         ),
-        ("image: example/demo:1\n", "", r"audit.yaml:1: give exactly one of image or build"),
+        (
+            "image: example/demo:1\n",
+            "",
+            r"audit.yaml:1: give exactly one of image, build or compose",
+        ),
         (
             "  http: {path: /health, port: 8080}\n",
             "  log: 'ready'\n  http: {path: /, port: 1}\n",
@@ -178,3 +182,122 @@ def test_a_databases_list_loads_with_manifests_resolved(config_dir: Path) -> Non
 def test_bad_databases_lists_name_the_problem(config_dir: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(write(config_dir, text))
+
+
+# -- compose targets --------------------------------------------------------------------------
+
+COMPOSE_CONFIG = GOOD_CONFIG.replace("image: example/demo:1\n", "").replace(
+    "volume:\n  mount: /data\n",
+    "compose:\n  file: app/compose.yaml\n  service: web\n  env_files: [app/prod.env]\n"
+    "  profiles: [audit]\n",
+)
+
+
+@pytest.fixture
+def compose_dir(config_dir: Path) -> Path:
+    (config_dir / "app").mkdir()
+    (config_dir / "app" / "compose.yaml").write_text("services: {web: {image: x}}\n")
+    (config_dir / "app" / "prod.env").write_text("A=1\n")
+    return config_dir
+
+
+def test_a_compose_config_loads_with_its_paths_resolved(compose_dir: Path) -> None:
+    config = load_config(write(compose_dir, COMPOSE_CONFIG))
+    assert config.compose is not None
+    assert config.compose.file == (compose_dir / "app" / "compose.yaml").resolve()
+    assert config.compose.env_files == [(compose_dir / "app" / "prod.env").resolve()]
+    assert config.compose.profiles == ["audit"]
+    assert config.compose.bind_mounts == "redirect"
+    assert config.compose.project_name is None
+    assert config.volume is None
+    assert config.image_ref == "service web of compose.yaml"
+
+
+def test_the_bundled_compose_configs_load() -> None:
+    from tests.helpers import REPO
+
+    folder = REPO / "fixtures" / "targets" / "notes-app-compose"
+    for path in [folder / "audit.yaml", *sorted((folder / "defects").glob("*.yaml"))]:
+        config = load_config(path)
+        assert config.compose is not None
+        assert config.compose.file == folder / "compose.yaml"
+        assert config.compose.service == "notes"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "compose:\n",
+            "image: example/demo:1\ncompose:\n",
+            r"audit.yaml:1: give exactly one of image, build or compose",
+        ),
+        (
+            "name: demo\n",
+            "name: demo\nvolume: {mount: /data}\n",
+            r"audit.yaml:2: volume: not used with compose: the compose file says where volumes",
+        ),
+        (
+            "name: demo\n",
+            "name: demo\nrestart_policy: always\n",
+            r"audit.yaml:2: restart_policy: not used with compose",
+        ),
+        (
+            "  file: app/compose.yaml\n",
+            "  file: app/missing.yaml\n",
+            r"audit.yaml: compose.file: file .*app/missing.yaml not found",
+        ),
+        (
+            "  env_files: [app/prod.env]\n",
+            "  env_files: [app/prod.env, app/none.env]\n",
+            r"audit.yaml: compose.env_files.1: file .*app/none.env not found",
+        ),
+        (
+            "  service: web\n",
+            "  service: web\n  bind_mounts: copy\n",
+            r"audit.yaml:\d+: compose.bind_mounts: Input should be 'redirect' or 'read-only'",
+        ),
+        (
+            "  service: web\n",
+            "  service: web\n  project_name: My.Project\n",
+            r"audit.yaml:\d+: compose.project_name: String should match pattern",
+        ),
+        (
+            "  service: web\n",
+            "",
+            r"audit.yaml:\d+: compose.service: Field required",
+        ),
+    ],
+)
+def test_compose_errors_name_file_line_and_field(
+    compose_dir: Path, old: str, new: str, expected: str
+) -> None:
+    assert old in COMPOSE_CONFIG
+    with pytest.raises(ConfigError, match=expected):
+        load_config(write(compose_dir, COMPOSE_CONFIG.replace(old, new)))
+
+
+@pytest.mark.parametrize(
+    ("readiness", "expected"),
+    [
+        ("{healthcheck: {test: [CMD, 'true'], interval: 0.5, retries: 2}}", None),
+        ("{healthcheck: true}", None),
+        (
+            "{healthcheck: {test: [curl, -f, 'http://x']}}",
+            r"readiness.healthcheck.*test starts with CMD .* or CMD-SHELL",
+        ),
+        ("{healthcheck: {test: [CMD]}}", r"readiness.healthcheck.*test: List should have at least"),
+        ("{healthcheck: {test: [CMD, x], interval: 0}}", r"interval: Input should be greater"),
+        ("{healthcheck: false}", r"readiness.healthcheck"),
+    ],
+)
+def test_a_healthcheck_override(config_dir: Path, readiness: str, expected: str | None) -> None:
+    text = GOOD_CONFIG.replace("  http: {path: /health, port: 8080}\n", "").replace(
+        "readiness:\n", f"readiness: {readiness}\n"
+    )
+    path = write(config_dir, text)
+    if expected is None:
+        assert load_config(path).readiness.healthcheck
+        return
+    with pytest.raises(ConfigError, match=expected):
+        load_config(path)

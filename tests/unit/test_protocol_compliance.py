@@ -24,6 +24,7 @@ from persistaudit.config import load_config
 from persistaudit.readiness import ContainerState
 from persistaudit.runtime import (
     DRIVERS,
+    ComposeRuntime,
     ContainerHandle,
     DockerContainer,
     ImageRuntime,
@@ -188,7 +189,9 @@ class TestFakeHandle(ContainerHandleContract):
         assert handle.get_archive("/etc/app.db") is None
 
 
-@pytest.mark.parametrize("runtime_class", [ImageRuntime, FakeRuntime], ids=lambda c: c.NAME)
+@pytest.mark.parametrize(
+    "runtime_class", [ImageRuntime, ComposeRuntime, FakeRuntime], ids=lambda c: c.NAME
+)
 def test_runtimes_implement_the_whole_base(runtime_class: type[Runtime]) -> None:
     assert issubclass(runtime_class, Runtime)
     assert not inspect.isabstract(runtime_class)
@@ -197,8 +200,9 @@ def test_runtimes_implement_the_whole_base(runtime_class: type[Runtime]) -> None
         assert [name for name, _ in _parameters(getattr(runtime_class, method))] == expected
 
 
-def test_the_image_drivers_handle_is_a_container_handle() -> None:
-    assert inspect.signature(ImageRuntime.container.fget).return_annotation in (  # type: ignore[attr-defined]
+@pytest.mark.parametrize("runtime_class", [ImageRuntime, ComposeRuntime], ids=lambda c: c.NAME)
+def test_the_docker_drivers_handle_is_a_container_handle(runtime_class: type[Runtime]) -> None:
+    assert inspect.signature(runtime_class.container.fget).return_annotation in (  # type: ignore[attr-defined]
         "DockerContainer",
         DockerContainer,
     )
@@ -209,7 +213,7 @@ def test_the_image_drivers_handle_is_a_container_handle() -> None:
 
 
 def test_drivers_are_keyed_by_their_name() -> None:
-    assert set(DRIVERS) == {"image"}
+    assert set(DRIVERS) == {"image", "compose"}
     for name, driver in DRIVERS.items():
         assert isinstance(driver, type)
         assert issubclass(driver, Runtime)
@@ -227,6 +231,13 @@ def test_runtime_for_picks_the_image_driver_for_an_image_or_a_build(
     assert type(runtime) is ImageRuntime
     assert runtime.config is config
     assert runtime.run_id == "run1"
+
+
+def test_runtime_for_picks_the_compose_driver_for_a_compose_service() -> None:
+    config = load_config(REPO / "fixtures" / "targets" / "notes-app-compose" / "audit.yaml")
+    runtime = runtime_for(config, None, "run1")  # type: ignore[arg-type]  # not started
+    assert type(runtime) is ComposeRuntime
+    assert runtime.project == "persistaudit-notes-app-compose-run1"  # unique per run
 
 
 def test_target_info_is_the_results_target_section(config_dir: Path, tmp_path: Path) -> None:

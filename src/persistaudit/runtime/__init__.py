@@ -12,18 +12,40 @@ from collections.abc import Callable
 from docker import DockerClient
 
 from persistaudit.config import TargetConfig
-from persistaudit.runtime.base import ContainerHandle, DockerContainer, Mount, Runtime, TargetInfo
+from persistaudit.images import ensure_image
+from persistaudit.runtime.base import (
+    ContainerHandle,
+    DeclaredMount,
+    DockerContainer,
+    Mount,
+    Runtime,
+    TargetInfo,
+)
+from persistaudit.runtime.compose import ComposeRuntime
+from persistaudit.runtime.compose import prepare as prepare_compose
 from persistaudit.runtime.image import ImageRuntime
 
 # config, client, run id, log -> a runtime; a driver's class is its own factory.
 RuntimeFactory = Callable[[TargetConfig, DockerClient, str, Callable[[str], None]], Runtime]
 
-DRIVERS: dict[str, RuntimeFactory] = {ImageRuntime.NAME: ImageRuntime}
+DRIVERS: dict[str, RuntimeFactory] = {
+    ImageRuntime.NAME: ImageRuntime,
+    ComposeRuntime.NAME: ComposeRuntime,
+}
 
 
 def driver_name(config: TargetConfig) -> str:
-    """The DRIVERS key for a config: an image, given or built, runs on the image driver."""
-    return ImageRuntime.NAME
+    """The DRIVERS key for a config: compose for a compose service, else the image driver."""
+    return ComposeRuntime.NAME if config.compose is not None else ImageRuntime.NAME
+
+
+def prepare(config: TargetConfig, client: DockerClient) -> None:
+    """Find what the user got wrong before any container runs: build or resolve the image, or
+    check the compose file and build its services (a PersistauditError: exit 2 from the CLI)."""
+    if config.compose is not None:
+        prepare_compose(config, client)
+    else:
+        ensure_image(client, config)
 
 
 def runtime_for(
@@ -38,7 +60,9 @@ def runtime_for(
 
 __all__ = [
     "DRIVERS",
+    "ComposeRuntime",
     "ContainerHandle",
+    "DeclaredMount",
     "DockerContainer",
     "ImageRuntime",
     "Mount",
@@ -46,5 +70,6 @@ __all__ = [
     "RuntimeFactory",
     "TargetInfo",
     "driver_name",
+    "prepare",
     "runtime_for",
 ]

@@ -36,6 +36,22 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class DeclaredMount:
+    """One mount of the audited service as its compose file declares it (the author's intent).
+
+    network_fs says why the storage behind it is a network filesystem ("" when it is not):
+    SQLite's WAL needs shared memory between processes, which NFS and CIFS do not provide.
+    """
+
+    type: str  # volume (named), anonymous, bind, tmpfs, npipe, cluster
+    source: str  # the volume's key or the bind's host path as declared; "" for anonymous, tmpfs
+    target: str
+    read_only: bool
+    network_fs: str = ""
+    redirected_to: str = ""  # a bind's source was replaced by this run's own folder
+
+
+@dataclass(frozen=True)
 class TargetInfo:
     """What the report's header says about the target; results.json's "target" section."""
 
@@ -48,6 +64,18 @@ class TargetInfo:
     mount: str
     databases: list[str]  # the paths of the config's databases, in its order
     restart_policy: str
+    compose_file: str = ""  # compose: the user's compose file
+    project: str = ""  # compose: this run's project name
+    service: str = ""  # compose: the service that owns the database
+
+
+# What each step amounts to, as evidence shows it ({name}: the container). A driver that does
+# something else (compose) says so in its own step_command.
+IMAGE_STEP_COMMANDS = {
+    "restart": "docker restart {name}",
+    "recreate": "docker stop {name} && docker rm {name}  # volume kept\n"
+    "docker run -d ... (same image, same volume)",
+}
 
 
 @runtime_checkable
@@ -306,6 +334,26 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     def close(self) -> Removal:
         """Remove every container, volume and network this runtime created."""
+
+    def step_command(self, step: str) -> str:
+        """A step (start, restart, recreate) as the shell commands it amounts to, for evidence.
+
+        {name} in it stands for the container's name. By default, an image driver's docker
+        commands.
+        """
+        if step != "start":
+            return IMAGE_STEP_COMMANDS[step]
+        d = self.describe()
+        return (
+            f"docker volume create {d.volume}\n"
+            f"docker run -d --restart {d.restart_policy} -v {d.volume}:{d.mount} "
+            f"{d.image_id or d.image}  # {d.image}"
+        )
+
+    def declared_mounts(self) -> list[DeclaredMount]:
+        """The service's mounts as its definition declares them, when the driver has one
+        (a compose model); [] when persistaudit itself chose the only mount (image driver)."""
+        return []
 
     def __enter__(self) -> Runtime:
         return self

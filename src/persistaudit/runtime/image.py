@@ -11,13 +11,24 @@ from docker import DockerClient
 from testcontainers.core.container import DockerContainer as TcContainer
 
 from persistaudit import cleanup, engine, signals
-from persistaudit.config import TargetConfig
+from persistaudit.config import HealthcheckSpec, TargetConfig
 from persistaudit.exceptions import TargetBlocked, TargetRemoved
 from persistaudit.images import ensure_image
 from persistaudit.readiness import strategy_for, wait_ready
 from persistaudit.runtime.base import DockerContainer, Runtime, TargetInfo
 
 STOP_TIMEOUT = 10
+
+
+def engine_healthcheck(spec: HealthcheckSpec) -> dict[str, object]:
+    """The config's healthcheck as the engine's API takes it (durations in nanoseconds)."""
+    return {
+        "test": list(spec.test),
+        "interval": round(spec.interval * 1e9),
+        "timeout": round(spec.timeout * 1e9),
+        "retries": spec.retries,
+        "start_period": round(spec.start_period * 1e9),
+    }
 
 
 def published_ports(config: TargetConfig) -> list[int]:
@@ -71,15 +82,19 @@ class ImageRuntime(Runtime):
 
     def _run(self) -> float:
         self.generation += 1
+        kwargs: dict[str, object] = {
+            "labels": self.labels,
+            "restart_policy": {"Name": self.config.restart_policy},
+        }
+        healthcheck = self.config.readiness.healthcheck
+        if isinstance(healthcheck, HealthcheckSpec):  # the config's, in place of the image's
+            kwargs["healthcheck"] = engine_healthcheck(healthcheck)
         # The id this run resolved or built, never the tag: another audit may retag it meanwhile.
         tc = (
             TcContainer(self.image_id)
             .with_name(f"{self.prefix}-{self.generation}")
-            .with_volume_mapping(self.volume_name, self.config.volume.mount, "rw")
-            .with_kwargs(
-                labels=self.labels,
-                restart_policy={"Name": self.config.restart_policy},
-            )
+            .with_volume_mapping(self.volume_name, self.config.volume_mount, "rw")
+            .with_kwargs(**kwargs)
         )
         for key, value in self.config.env.items():
             tc.with_env(key, value)
@@ -192,7 +207,7 @@ class ImageRuntime(Runtime):
             image_id=self.image_id,
             repo_digests=digests,
             volume=self.volume_name,
-            mount=self.config.volume.mount,
+            mount=self.config.volume_mount,
             databases=[d.path for d in self.config.declared_databases],
             restart_policy=self.config.restart_policy,
         )
