@@ -9,7 +9,7 @@ compose file of notes-app (once each for the module: a start costs seconds).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
@@ -34,6 +34,20 @@ def _notes_app(engine: docker.DockerClient) -> ImageRuntime:
     return runtime
 
 
+def _layer_writer(handle: DockerContainer) -> Callable[[str], None]:
+    """Writes an empty file at a path in the container (outside its volume: its layer)."""
+
+    def write(path: str) -> None:
+        script = (
+            "import os, sys; os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True); "
+            "open(sys.argv[1], 'w')"
+        )
+        code, output = handle.exec(["python3", "-c", script, path])
+        assert code == 0, output
+
+    return write
+
+
 @pytest.fixture(scope="module")
 def notes_app_container(engine: docker.DockerClient) -> Iterator[Target]:
     runtime = _notes_app(engine)
@@ -42,17 +56,8 @@ def notes_app_container(engine: docker.DockerClient) -> Iterator[Target]:
         assert isinstance(runtime.container, DockerContainer)
         config = runtime.config
         handle = runtime.container
-
-        def write(path: str) -> None:
-            script = (
-                "import os, sys; os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True); "
-                "open(sys.argv[1], 'w')"
-            )
-            code, output = handle.exec(["python3", "-c", script, path])
-            assert code == 0, output
-
         database = config.declared_databases[0].path
-        yield Target(handle, database, config.volume.mount, 8080, write)
+        yield Target(handle, database, config.volume_mount, 8080, _layer_writer(handle))
     finally:
         removal = runtime.close()
     assert not removal.left
@@ -127,7 +132,9 @@ def compose_container(
     try:
         runtime.start()
         assert isinstance(runtime.container, DockerContainer)
-        yield Target(runtime.container, runtime.config.database.path, "/data", 8080)
+        handle = runtime.container
+        database = runtime.config.declared_databases[0].path
+        yield Target(handle, database, "/data", 8080, _layer_writer(handle))
     finally:
         removal = runtime.close()
     assert not removal.left
