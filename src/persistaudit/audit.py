@@ -17,6 +17,7 @@ from pathlib import Path
 from docker import DockerClient
 
 from persistaudit import canary, engine, retention, schema, signals
+from persistaudit.canary_drivers import driver_for
 from persistaudit.config import TargetConfig
 from persistaudit.exceptions import (
     CanaryError,
@@ -103,6 +104,7 @@ class TargetAudit:
         self.workdir = workdir
         self.log = log
         self.runtime = runtime or runtime_for(config, client, run_id, log)
+        self.canaries = driver_for(config.canary)
         self._next_canary = 1
         self._written: list[canary.Canary] = []
         self._snapshots = 0
@@ -264,7 +266,7 @@ class TargetAudit:
         spec = self.config.canary
         self.log(f"{name}: writing {spec.records} canary records through the service")
         try:
-            new = canary.write(self.runtime.container, spec, self.run_id, self._next_canary)
+            new = self.canaries.write(self.runtime.container, self.run_id, self._next_canary)
         except CanaryError as exc:
             # Nothing was restarted yet: the cycle was not exercised, so it proves nothing.
             cycle.blocked = f"the {name} cycle could not be exercised: {exc}"
@@ -277,7 +279,7 @@ class TargetAudit:
         cycle.actions.append(
             Evidence(
                 f"Write {len(new)} canary records",
-                f"{spec.write[0].method} {spec.write[0].path} x {len(new)} "
+                f"{self.canaries.describe(new)} "
                 f"(markers {new[0].marker} .. {new[-1].marker}); "
                 f"{len(cycle.canaries)} canaries in all",
                 "command",
@@ -304,7 +306,7 @@ class TargetAudit:
             )
         )
         self.log(f"{name}: reading {len(cycle.canaries)} canary records back")
-        cycle.read_back = canary.read(self.runtime.container, spec, self.run_id, cycle.canaries)
+        cycle.read_back = self.canaries.read(self.runtime.container, self.run_id, cycle.canaries)
         cycle.after = self.snapshot(f"after-{name}")
         if cycle.before.facts and cycle.after.facts:
             cycle.retention = retention.compare(cycle.before.facts, cycle.after.facts)

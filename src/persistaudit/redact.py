@@ -178,7 +178,13 @@ class Redactor:
     @classmethod
     def for_target(cls, config: TargetConfig) -> Redactor:
         """The secrets of a target config: its environment, redact: list and canary steps."""
-        steps = [(s.path, dict(s.headers)) for s in (*config.canary.write, *config.canary.read)]
+        from persistaudit.config import HttpStep  # loaded already: config is one
+
+        steps = [
+            (s.path, dict(s.headers))
+            for s in (*config.canary.write, *config.canary.read)
+            if isinstance(s, HttpStep)  # an exec step's stdin is never shown
+        ]
         return cls(config.env, config.redact, steps=steps)
 
     def text(self, value: str) -> str:

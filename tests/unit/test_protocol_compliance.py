@@ -100,6 +100,11 @@ class ContainerHandleContract:
         assert code != 0
         assert isinstance(output, str)
 
+    def test_exec_sends_stdin_then_closes_it(self, target: Target) -> None:
+        """`cat` ends only when its standard input is closed: no hang means it was."""
+        assert target.handle.exec(["cat"], timeout=10, stdin=b"one\ntwo\n") == (0, "one\ntwo\n")
+        assert target.handle.exec(["cat"], timeout=10, stdin=b"") == (0, "")
+
     def test_url_of_a_published_port_and_of_another(self, target: Target) -> None:
         url = target.handle.url(target.port, "/health")
         assert url.startswith("http://")
@@ -146,6 +151,7 @@ class TestFakeHandle(ContainerHandleContract):
         config = load_config(config_dir / "audit.yaml")
         runtime = FakeRuntime(config, tmp_path / "volume")
         runtime.start()
+        runtime.container.programs["cat"] = lambda _argv, stdin: (0, (stdin or b"").decode())
         yield Target(runtime.container, config.database.path, config.volume.mount, 8080)
         runtime.close()
 
