@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import shlex
 import time
-from collections.abc import Callable
 
 from persistaudit.canary import (
     PROBLEM_EXCERPT,
     RESPONSE_EXCERPT,
     Canary,
+    Perform,
     ReadBack,
     StepOutcome,
     fill,
@@ -71,9 +71,7 @@ class ExecCanary:
     def __init__(self, spec: CanarySpec) -> None:
         self.spec = spec
 
-    def _perform(
-        self, container: ContainerHandle
-    ) -> Callable[[CanaryStep, dict[str, str]], StepOutcome]:
+    def _perform(self, container: ContainerHandle) -> Perform:
         def perform(step: CanaryStep, variables: dict[str, str]) -> StepOutcome:
             if not isinstance(step, ExecStep):
                 raise TypeError(f"the exec canary driver was given a {step.KIND} step")

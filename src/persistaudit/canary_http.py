@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Callable
 
 from persistaudit.canary import (
     PROBLEM_EXCERPT,
     RESPONSE_EXCERPT,
     Canary,
+    Perform,
     ReadBack,
     StepOutcome,
     fill,
@@ -78,7 +78,7 @@ class HttpCanary:
     def __init__(self, spec: CanarySpec) -> None:
         self.spec = spec
 
-    def _perform(self, endpoints: Endpoints) -> Callable[[CanaryStep, dict[str, str]], StepOutcome]:
+    def _perform(self, endpoints: Endpoints) -> Perform:
         def perform(step: CanaryStep, variables: dict[str, str]) -> StepOutcome:
             if not isinstance(step, HttpStep):
                 raise TypeError(f"the HTTP canary driver was given a {step.KIND} step")

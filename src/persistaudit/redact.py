@@ -178,7 +178,8 @@ class Redactor:
     @classmethod
     def for_target(cls, config: TargetConfig) -> Redactor:
         """The secrets of a target config: its environment, redact: list and canary steps."""
-        from persistaudit.config import HttpStep  # loaded already: config is one
+        # Imported here: at the top, config is imported for type checking only.
+        from persistaudit.config import HttpStep
 
         steps = [
             (s.path, dict(s.headers))

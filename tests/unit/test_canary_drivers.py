@@ -13,7 +13,6 @@ from typing import Any, cast
 
 import pytest
 
-from persistaudit.audit import TargetAudit
 from persistaudit.canary import Canary
 from persistaudit.canary_drivers import DRIVERS, driver_for
 from persistaudit.canary_exec import ExecCanary
@@ -22,6 +21,7 @@ from persistaudit.config import TargetConfig, load_config
 from persistaudit.exceptions import CanaryError
 from tests.helpers import GOOD_CONFIG
 from tests.unit.fakes import FakeHandle, FakeRuntime
+from tests.unit.test_audit_on_fake import make_audit
 
 SECRET_STDIN = "token=s3cr3t-canary-credential"
 
@@ -237,9 +237,3 @@ def test_a_refused_exec_write_blocks_the_cycle_with_request_and_response_evidenc
     evidence = {e.title: e.content for e in cycle.evidence}
     assert evidence["Canary write request"].startswith("$ items add - < (standard input: ")
     assert evidence["Response"] == "exit 75\nrefusing write: memory quota of 0 reached\n"
-
-
-def make_audit(config: TargetConfig, runtime: FakeRuntime, tmp_path: Path) -> TargetAudit:
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    return TargetAudit(config, cast(Any, None), "run1", workdir, lambda _m: None, runtime=runtime)
