@@ -20,6 +20,7 @@ from docker import DockerClient
 from docker.errors import DockerException
 
 from persistaudit import canary, engine, layer_files, retention, schema, signals, stages
+from persistaudit.canary_drivers import driver_for
 from persistaudit.config import DatabaseEntry, TargetConfig
 from persistaudit.exceptions import (
     CanaryError,
@@ -122,6 +123,7 @@ class TargetAudit:
         self.databases = {d.name: d for d in config.declared_databases}
         self._results: dict[str, object] = {}  # stage name -> its result
         self._running: list[str] = []  # stages under way, to refuse one that asks for itself
+        self.canaries = driver_for(config.canary)
         self._snapshots = 0
         self._manifests: dict[str, Manifest] = {}
         first = config.declared_databases[0]
@@ -365,7 +367,7 @@ class TargetAudit:
         self.log(f"{name}: writing {spec.records} canary records through the service")
         start = stages.get(name).canary_start
         try:
-            new = canary.write(self.runtime.container, spec, self.run_id, start)
+            new = self.canaries.write(self.runtime.container, self.run_id, start)
         except CanaryError as exc:
             # Nothing was restarted yet: the cycle was not exercised, so it proves nothing.
             cycle.blocked = f"the {name} cycle could not be exercised: {exc}"
@@ -376,7 +378,7 @@ class TargetAudit:
         cycle.actions.append(
             Evidence(
                 f"Write {len(new)} canary records",
-                f"{spec.write[0].method} {spec.write[0].path} x {len(new)} "
+                f"{self.canaries.describe(new)} "
                 f"(markers {new[0].marker} .. {new[-1].marker}; this cycle's own)",
                 "command",
             )
@@ -404,7 +406,7 @@ class TargetAudit:
             )
         )
         self.log(f"{name}: reading {len(cycle.canaries)} canary records back")
-        cycle.read_back = canary.read(self.runtime.container, spec, self.run_id, cycle.canaries)
+        cycle.read_back = self.canaries.read(self.runtime.container, self.run_id, cycle.canaries)
         cycle.after = self.snapshot(f"after-{name}")
         for db, before in cycle.before.items():
             after = cycle.after[db]

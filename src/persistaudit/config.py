@@ -10,7 +10,7 @@ import os
 import re
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -114,8 +114,21 @@ class ReadinessSpec(_Model):
         return self
 
 
+def _unknown_placeholder(*values: Any) -> None:
+    """Raise for a {name} that is not a canary variable, in any string inside values."""
+    for text in _strings(*values):
+        for name in _PLACEHOLDER.findall(text):
+            if name not in CANARY_VARS:
+                raise ValueError(
+                    f"unknown placeholder {{{name}}}; use one of "
+                    + ", ".join("{" + v + "}" for v in CANARY_VARS)
+                )
+
+
 class HttpStep(_Model):
     """One HTTP request of a canary write or read; {i}, {marker} and {run} are filled in."""
+
+    KIND: ClassVar[str] = "http"
 
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
     path: str
@@ -128,22 +141,77 @@ class HttpStep(_Model):
 
     @model_validator(mode="after")
     def _known_placeholders(self) -> HttpStep:
-        for text in _strings(self.path, self.json_body, self.headers, self.expect_body_contains):
-            for name in _PLACEHOLDER.findall(text):
-                if name not in CANARY_VARS:
-                    raise ValueError(
-                        f"unknown placeholder {{{name}}}; use one of "
-                        + ", ".join("{" + v + "}" for v in CANARY_VARS)
-                    )
+        _unknown_placeholder(self.path, self.json_body, self.headers, self.expect_body_contains)
         return self
 
 
+class ExecStep(_Model):
+    """One command run in the container (docker exec) for a canary write or read.
+
+    For services without a port: stdin, when given, is sent on standard input and then
+    closed (a service reading JSON-lines requests). {i}, {marker} and {run} are filled in.
+    """
+
+    KIND: ClassVar[str] = "exec"
+
+    argv: list[str] = Field(alias="exec", min_length=1)
+    stdin: str | None = None
+    expect_exit: int = Field(default=0, ge=0, le=255)
+    expect_output_contains: str | None = None
+    timeout: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> ExecStep:
+        if not self.argv[0]:
+            raise ValueError("exec: the command (its first word) is empty")
+        _unknown_placeholder(self.argv, self.stdin, self.expect_output_contains)
+        return self
+
+
+# Tags of the canary step union; pydantic puts them in error locations, where they are dropped
+# (they are no YAML key: a space cannot start one in a config).
+_STEP_TAGS = {" http", " exec"}
+
+
+def _step_kind(value: Any) -> str:
+    """Which step a YAML mapping is: one with an `exec` key is a command, others HTTP."""
+    if isinstance(value, dict) and "exec" in value:
+        return " exec"
+    if isinstance(value, ExecStep):
+        return " exec"
+    return " http"
+
+
+CanaryStep = Annotated[
+    Annotated[HttpStep, Tag(" http")] | Annotated[ExecStep, Tag(" exec")],
+    Discriminator(_step_kind),
+]
+
+
 class CanarySpec(_Model):
-    """Canary records written through the service before a cycle and read back after it."""
+    """Canary records written through the service before a cycle and read back after it.
+
+    The steps are all of one kind (http or exec): kind names the canary driver.
+    """
 
     records: int = Field(default=20, ge=1, le=100_000)
-    write: list[HttpStep] = Field(min_length=1)
-    read: list[HttpStep] = Field(min_length=1)
+    write: list[CanaryStep] = Field(min_length=1)
+    read: list[CanaryStep] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CanarySpec:
+        kinds = {step.KIND for step in (*self.write, *self.read)}
+        if len(kinds) > 1:
+            raise ValueError(
+                "the write and read steps are all HTTP (path, port) or all exec; "
+                "mixing them is not supported"
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        """The steps' kind, the key of the canary driver that runs them."""
+        return self.write[0].KIND
 
 
 def _container_path(value: str) -> str:
@@ -523,7 +591,9 @@ def validation_message(path: Path, text: str, exc: ValidationError) -> str:
     """One line for the first error, with file, line and dotted field."""
     err = exc.errors()[0]
     loc = tuple(
-        p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "branch-")))
+        p
+        for p in err["loc"]
+        if not (isinstance(p, str) and (p.startswith(("function-", "branch-")) or p in _STEP_TAGS))
     )
     msg = err["msg"].removeprefix("Value error, ")
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""

@@ -178,7 +178,14 @@ class Redactor:
     @classmethod
     def for_target(cls, config: TargetConfig) -> Redactor:
         """The secrets of a target config: its environment, redact: list and canary steps."""
-        steps = [(s.path, dict(s.headers)) for s in (*config.canary.write, *config.canary.read)]
+        # Imported here: at the top, config is imported for type checking only.
+        from persistaudit.config import HttpStep
+
+        steps = [
+            (s.path, dict(s.headers))
+            for s in (*config.canary.write, *config.canary.read)
+            if isinstance(s, HttpStep)  # an exec step's stdin is never shown
+        ]
         return cls(config.env, config.redact, steps=steps)
 
     def text(self, value: str) -> str:

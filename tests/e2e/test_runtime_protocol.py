@@ -21,6 +21,7 @@ from persistaudit.cleanup import list_resources
 from persistaudit.config import load_config
 from persistaudit.engine import LABEL_RUN
 from persistaudit.runtime import ComposeRuntime, DockerContainer, ImageRuntime, runtime_for
+from persistaudit.runtime.attached_exec import MAX_OUTPUT
 from tests.helpers import NOTES_APP, REPO
 from tests.unit.test_protocol_compliance import ContainerHandleContract, Target
 
@@ -171,3 +172,31 @@ def test_compose_recreate_keeps_the_volume_and_close_removes_everything(
     # By its run label: the module's other runtimes belong to this process too.
     assert list_resources(engine, label=f"{LABEL_RUN}={runtime.run_id}") == []
     assert list_resources(engine, prefix=runtime.project) == []
+
+
+def test_attached_exec_ends_at_its_deadline_whatever_the_command_does(
+    notes_app_container: Target,
+) -> None:
+    """A command that never reads its standard input and never ends, or that talks and then
+    hangs, cannot hold the caller: 124 at the deadline, with what it said so far."""
+    handle = notes_app_container.handle
+    started = time.monotonic()
+    code, output = handle.exec(["sleep", "60"], timeout=2, stdin=b"x" * (4 * 1024 * 1024))
+    assert (code, output) == (124, "still running after 2 s")
+    assert time.monotonic() - started < 4
+    started = time.monotonic()
+    code, output = handle.exec(["sh", "-c", "echo started; sleep 60"], timeout=2)
+    assert (code, output) == (124, "still running after 2 s; its output so far:\nstarted\n")
+    assert time.monotonic() - started < 4
+
+
+def test_attached_exec_keeps_a_bounded_part_of_a_large_output(
+    notes_app_container: Target,
+) -> None:
+    handle = notes_app_container.handle
+    code, output = handle.exec(["cat"], timeout=30, stdin=b"y" * (3 * 1024 * 1024))
+    assert code == 0
+    assert output.startswith("y" * MAX_OUTPUT)
+    assert output[MAX_OUTPUT:] == f"\n[{2 * 1024 * 1024:,} more bytes of output not kept]"
+    code, output = handle.exec(["sh", "-c", "echo out; echo err >&2; exit 3"], timeout=10)
+    assert (code, output) == (3, "out\nerr\n")

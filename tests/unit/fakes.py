@@ -3,7 +3,8 @@
 FakeRuntime satisfies runtime.Runtime and hands out a FakeHandle, which satisfies
 runtime.ContainerHandle: a host folder stands for the volume (get_archive returns a real tar
 stream of the files a test or the fake service wrote there), states and logs are scripted,
-and ItemsService is a small HTTP service writing canaries to a real SQLite file in that folder.
+and ItemsService is a small HTTP service writing canaries to a real SQLite file in that folder,
+with a command-line face (`items add|get`) that exec canaries reach through FakeHandle.exec.
 tests/unit/test_protocol_compliance.py proves the fakes keep to the protocol.
 """
 
@@ -21,11 +22,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
 
 from persistaudit.cleanup import Removal
-from persistaudit.config import TargetConfig
+from persistaudit.config import HttpStep, TargetConfig
 from persistaudit.readiness import LOG_TAIL, ContainerState, strategy_for, wait_ready
 from persistaudit.runtime import Mount, Runtime, TargetInfo
 
 ARCHIVE_CHUNK = 4096  # the engine streams an archive in pieces: so does the fake
+
+Program = Callable[[list[str], "bytes | None"], tuple[int, str]]  # exec's (argv, stdin) -> answer
 
 
 class FakeHandle:
@@ -42,7 +45,10 @@ class FakeHandle:
         self.states: list[ContainerState] = []  # scripted: one per state() call, the last stays
         self.lines: list[str] = []  # every log line; those of the current run from run_start
         self.run_start = 0
-        self.commands: dict[tuple[str, ...], tuple[int, str]] = {}  # exec answers
+        self.commands: dict[tuple[str, ...], tuple[int, str]] = {}  # fixed exec answers
+        # argv[0] -> a program run by exec with (argv, stdin): what the container has installed
+        self.programs: dict[str, Program] = {}
+        self.execs: list[tuple[list[str], bytes | None]] = []  # every exec's argv and stdin
         self.ports: dict[int, str] = {}  # container port -> base URL
         self.pauses = 0  # how many times paused() froze the container
         self.is_paused = False
@@ -58,8 +64,15 @@ class FakeHandle:
         lines = self.lines[self.run_start :] if current_run else self.lines
         return lines[-tail:] if tail else []
 
-    def exec(self, command: list[str], timeout: float | None = None) -> tuple[int, str]:
-        return self.commands.get(tuple(command), (127, f"{command[0]}: not found\n"))
+    def exec(
+        self, command: list[str], timeout: float | None = None, stdin: bytes | None = None
+    ) -> tuple[int, str]:
+        self.execs.append((list(command), stdin))
+        if tuple(command) in self.commands:
+            return self.commands[tuple(command)]
+        if command and command[0] in self.programs:
+            return self.programs[command[0]](command, stdin)
+        return 127, f"{command[0] if command else ''}: not found\n"
 
     def url(self, port: int, path: str) -> str:
         if port not in self.ports:
@@ -124,6 +137,7 @@ class ItemsService:
 
     def __init__(self, database: Path) -> None:
         self.database = database
+        self.refuse_adds = ""  # why `items add` refuses writes; "" accepts them
         service = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -171,6 +185,22 @@ class ItemsService:
         finally:
             conn.close()
 
+    def command(self, argv: list[str], stdin: bytes | None) -> tuple[int, str]:
+        """`items add NAME` (NAME `-`: read it from stdin) and `items get NAME`, as exec runs
+        them: exit code and output. `items add` exits 75 once refuse_adds is set."""
+        if len(argv) != 3 or argv[1] not in ("add", "get"):
+            return 64, "usage: items add|get NAME\n"
+        name = (stdin or b"").decode().strip() if argv[2] == "-" else argv[2]
+        if argv[1] == "add":
+            if self.refuse_adds:
+                return 75, f"refusing write: {self.refuse_adds}\n"
+            with self.connect() as conn:
+                conn.execute("INSERT INTO items (name) VALUES (?)", (name,))
+            return 0, json.dumps({"name": name}) + "\n"
+        with self.connect() as conn:
+            rows = conn.execute("SELECT name FROM items WHERE name = ?", (name,)).fetchall()
+        return (0 if rows else 1), "".join(json.dumps({"name": r[0]}) + "\n" for r in rows)
+
     def boot(self) -> None:
         """What the service does on each start: create its schema where it is missing."""
         self.database.parent.mkdir(parents=True, exist_ok=True)
@@ -205,6 +235,7 @@ class FakeRuntime(Runtime):
         self.service = ItemsService(volume.joinpath(*db.parts))
         self.strategy = strategy_for(config.readiness)
         self.hooks: dict[str, Callable[[Path], None]] = {}
+        self.programs: dict[str, Program] = {"items": self.service.command}  # on every handle
         self.calls: list[str] = []  # the lifecycle calls made, in order
         self.gone: list[str] = []  # what missing() reports
         self.generation = 0
@@ -225,16 +256,19 @@ class FakeRuntime(Runtime):
         handle.status, handle.exit_code = "running", 0
         handle.run_start = len(handle.lines)
         handle.lines.append(f"{step}: serving on {self.service.base_url}")
-        handle.ports[self.port] = self.service.base_url
+        if self.port:
+            handle.ports[self.port] = self.service.base_url
         spec = self.config.readiness
         return wait_ready(handle, self.strategy, timeout=spec.timeout, interval=spec.interval)
 
     def _new_handle(self) -> FakeHandle:
         self.generation += 1
         self.volume.mkdir(parents=True, exist_ok=True)
-        return FakeHandle(
+        handle = FakeHandle(
             f"{self.config.name}-{self.generation}", self.volume, self.config.volume.mount
         )
+        handle.programs = self.programs
+        return handle
 
     def start(self) -> float:
         self._container = self._new_handle()
@@ -284,4 +318,5 @@ class FakeRuntime(Runtime):
 
 
 def _canary_port(config: TargetConfig) -> int:
-    return config.canary.write[0].port
+    """The HTTP canary's port; 0 (nothing published) for exec canaries."""
+    return next((s.port for s in config.canary.write if isinstance(s, HttpStep)), 0)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from persistaudit.config import load_config
+from persistaudit.config import ExecStep, load_config
 from persistaudit.exceptions import ConfigError
 from tests.helpers import GOOD_CONFIG
 
@@ -301,3 +301,92 @@ def test_a_healthcheck_override(config_dir: Path, readiness: str, expected: str 
         return
     with pytest.raises(ConfigError, match=expected):
         load_config(path)
+
+
+EXEC_CANARY = """\
+canary:
+  records: 3
+  write:
+    - exec: [memory-cli, remember, "{marker}", "canary {i} of {run}"]
+      stdin: '{"id": {i}, "method": "remember"}'
+      expect_output_contains: "{marker}"
+  read:
+    - exec: [memory-cli, recall, "{marker}"]
+      expect_exit: 0
+      timeout: 3
+"""
+
+
+def with_canary(config_dir: Path, canary: str) -> Path:
+    head, _, rest = GOOD_CONFIG.partition("canary:\n")
+    return write(config_dir, head + canary + rest[rest.index("expect:") :])
+
+
+def test_exec_steps_load_with_their_defaults(config_dir: Path) -> None:
+    config = load_config(with_canary(config_dir, EXEC_CANARY))
+    assert config.canary.kind == "exec"
+    step, read = config.canary.write[0], config.canary.read[0]
+    assert isinstance(step, ExecStep)
+    assert isinstance(read, ExecStep)
+    assert step.argv == ["memory-cli", "remember", "{marker}", "canary {i} of {run}"]
+    assert step.stdin == '{"id": {i}, "method": "remember"}'
+    assert (step.expect_exit, step.timeout, step.expect_output_contains) == (0, 10.0, "{marker}")
+    assert (read.stdin, read.timeout) == (None, 3.0)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            '"canary {i} of {run}"]',
+            '"canary {nonce}"]',
+            r"audit.yaml:14: canary.write.0: unknown placeholder \{nonce\}",
+        ),
+        (
+            'stdin: \'{"id": {i}',
+            'stdin: \'{"id": {id}',
+            r"canary.write.0: unknown placeholder \{id\}",
+        ),
+        (
+            'expect_output_contains: "{marker}"',
+            'expect_output_contains: "{mark}"',
+            r"canary.write.0: unknown placeholder \{mark\}",
+        ),
+        (
+            'exec: [memory-cli, recall, "{marker}"]',
+            "exec: []",
+            r"audit.yaml:18: canary.read.0.exec: List should have at least 1 item",
+        ),
+        (
+            'exec: [memory-cli, recall, "{marker}"]',
+            "exec: ['', x]",
+            r"canary.read.0: exec: the command \(its first word\) is empty",
+        ),
+        (
+            "expect_exit: 0",
+            "expect_exit: 256",
+            r"audit.yaml:19: canary.read.0.expect_exit: Input should be less than or equal to 255",
+        ),
+        (
+            "timeout: 3",
+            "timeout: 0",
+            r"audit.yaml:20: canary.read.0.timeout: Input should be greater",
+        ),
+        ("timeout: 3", "port: 8080", r"audit.yaml:20: canary.read.0.port: Extra inputs"),
+        (
+            '    - exec: [memory-cli, recall, "{marker}"]\n'
+            "      expect_exit: 0\n      timeout: 3\n",
+            "    - {path: /x, port: 1}\n",
+            r"audit.yaml:12: canary: the write and read steps are all HTTP \(path, port\) or all "
+            "exec",
+        ),
+    ],
+)
+def test_exec_step_errors_name_file_line_and_field(
+    config_dir: Path, old: str, new: str, expected: str
+) -> None:
+    assert old in EXEC_CANARY
+    path = with_canary(config_dir, EXEC_CANARY.replace(old, new))
+    with pytest.raises(ConfigError, match=expected) as info:
+        load_config(path)
+    assert "\n" not in str(info.value)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from persistaudit.canary import Endpoints, send
+from persistaudit.canary_http import Endpoints, send
 from persistaudit.config import HttpStep
 from persistaudit.exceptions import TargetBlocked
 from persistaudit.http_deadline import fetch

@@ -112,6 +112,11 @@ class ContainerHandleContract:
         assert code != 0
         assert isinstance(output, str)
 
+    def test_exec_sends_stdin_then_closes_it(self, target: Target) -> None:
+        """`cat` ends only when its standard input is closed: no hang means it was."""
+        assert target.handle.exec(["cat"], timeout=10, stdin=b"one\ntwo\n") == (0, "one\ntwo\n")
+        assert target.handle.exec(["cat"], timeout=10, stdin=b"") == (0, "")
+
     def test_url_of_a_published_port_and_of_another(self, target: Target) -> None:
         url = target.handle.url(target.port, "/health")
         assert url.startswith("http://")
@@ -169,12 +174,13 @@ class TestFakeHandle(ContainerHandleContract):
         runtime = FakeRuntime(config, tmp_path / "volume")
         runtime.start()
         handle = runtime.container
+        handle.programs["cat"] = lambda _argv, stdin: (0, (stdin or b"").decode())
 
         def write(path: str) -> None:
             handle.layer[path] = b"written"
 
         database = config.declared_databases[0].path
-        yield Target(handle, database, config.volume.mount, 8080, write)
+        yield Target(handle, database, config.volume_mount, 8080, write)
         runtime.close()
 
     def test_scripted_states_come_in_order_and_the_last_stays(self, tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import abc
 import contextlib
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +20,7 @@ from docker.models.containers import Container
 from persistaudit.cleanup import Removal
 from persistaudit.exceptions import TargetRemoved
 from persistaudit.readiness import LOG_TAIL, ContainerState, Probeable
+from persistaudit.runtime.attached_exec import exec_attached
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,15 @@ class ContainerHandle(Probeable, Protocol):
 
     @property
     def id(self) -> str: ...
+
+    def exec(
+        self, command: list[str], timeout: float | None = None, stdin: bytes | None = None
+    ) -> tuple[int, str]:
+        """Run command in the container: exit code and output (124 past the timeout).
+
+        stdin, when given, is sent on standard input, which is then closed.
+        """
+        ...
 
     def mounts(self) -> list[Mount]: ...
 
@@ -185,39 +194,25 @@ class DockerContainer:
             lines.append(text)
         return lines
 
-    def exec(self, command: list[str], timeout: float | None = None) -> tuple[int, str]:
+    def exec(
+        self, command: list[str], timeout: float | None = None, stdin: bytes | None = None
+    ) -> tuple[int, str]:
         """Run command in the container: exit code and output.
 
-        With a timeout, the command is started detached and its exit code polled, so a
-        command that never ends cannot hold the caller: past the timeout the answer is 124
-        and no output (the command itself is left to end with the container).
+        With a timeout or stdin, the command runs attached (runtime.attached_exec): stdin is
+        sent and closed, output is bounded, and past the timeout the answer is 124 with what
+        it said so far (the command itself is left to end with the container).
         """
-        if timeout is not None:
-            return self._exec_until(command, timeout)
+        if timeout is not None or stdin is not None:
+            client = self._container.client
+            assert client is not None  # a container from the SDK always has its client
+            return exec_attached(client.api, self.id, command, timeout, stdin)
         try:
             code, output = self._container.exec_run(command, demux=False)
         except docker.errors.APIError as exc:
             return 126, str(exc.explanation)
         data = output if isinstance(output, bytes) else b"".join(output)
         return int(code if code is not None else 1), data.decode("utf-8", "replace")
-
-    def _exec_until(self, command: list[str], timeout: float) -> tuple[int, str]:
-        deadline = time.monotonic() + timeout
-        client = self._container.client
-        assert client is not None  # a container from the SDK always has its client
-        api = client.api
-        try:
-            exec_id = api.exec_create(self.id, command)["Id"]
-            api.exec_start(exec_id, detach=True)
-            while True:
-                info = api.exec_inspect(exec_id)
-                if not info.get("Running") and info.get("ExitCode") is not None:
-                    return int(info["ExitCode"]), ""
-                if time.monotonic() > deadline:
-                    return 124, f"still running after {timeout:g} s"
-                time.sleep(0.05)
-        except docker.errors.APIError as exc:
-            return 126, str(exc.explanation)
 
     def url(self, port: int, path: str) -> str:
         ports = self.attrs.get("NetworkSettings", {}).get("Ports") or {}

@@ -11,7 +11,7 @@ from docker import DockerClient
 from testcontainers.core.container import DockerContainer as TcContainer
 
 from persistaudit import cleanup, engine, signals
-from persistaudit.config import HealthcheckSpec, TargetConfig
+from persistaudit.config import HealthcheckSpec, HttpStep, TargetConfig
 from persistaudit.exceptions import TargetBlocked, TargetRemoved
 from persistaudit.images import ensure_image
 from persistaudit.readiness import strategy_for, wait_ready
@@ -33,7 +33,8 @@ def engine_healthcheck(spec: HealthcheckSpec) -> dict[str, object]:
 
 def published_ports(config: TargetConfig) -> list[int]:
     """Container ports the audit talks to: readiness and canary steps."""
-    ports = {step.port for step in (*config.canary.write, *config.canary.read)}
+    steps = (*config.canary.write, *config.canary.read)
+    ports = {step.port for step in steps if isinstance(step, HttpStep)}
     if config.readiness.http is not None:
         ports.add(config.readiness.http.port)
     return sorted(ports)
