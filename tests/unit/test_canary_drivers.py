@@ -199,7 +199,8 @@ def test_an_exec_canary_audit_retains_every_record_across_a_restart(
     assert len(cycle.read_back.found) == 3
     assert cycle.retention["main"].complete
     assert cycle.actions[0].content.startswith(
-        "$ items add - < (standard input) x 3 (markers pa-run1-100001 .. pa-run1-100003; this cycle's own)"
+        "$ items add - < (standard input) x 3 "
+        "(markers pa-run1-100001 .. pa-run1-100003; this cycle's own)"
     )
 
 
