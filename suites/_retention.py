@@ -10,11 +10,23 @@ from persistaudit.diff import diff
 from persistaudit.plugin import CheckRecorder
 
 
-def reports_canaries(audit: TargetAudit, database: DatabaseEntry) -> bool:
-    """Whether this database's result reports the cycle's canary read-back: the canaries
-    belong to the cycle, so one result says it, the first database that must persist's."""
+def reports_canaries(audit: TargetAudit, database: DatabaseEntry, cycle: Cycle) -> bool:
+    """Whether this database's result reports the cycle's canary read-back.
+
+    The canaries belong to the cycle, so one result says it: when canaries were lost, that of
+    the first database that must persist and lost rows (where they went); otherwise the first
+    database that must persist. A database that kept every row is never blamed for them.
+    """
     declared = audit.config.declared_databases
-    first = next((d for d in declared if d.persist), declared[0])
+    persisting = [d for d in declared if d.persist] or declared[:1]
+
+    def lost_rows(entry: DatabaseEntry) -> bool:
+        ret = cycle.retention.get(entry.name)
+        return ret is not None and (bool(ret.missing_tables) or ret.rows_retained < ret.rows_before)
+
+    losers = [d for d in persisting if lost_rows(d)]
+    missing = cycle.read_back is not None and cycle.read_back.missing
+    first = losers[0] if missing and losers else persisting[0]
     return database.name == first.name
 
 
@@ -62,7 +74,7 @@ def judge(
             else:
                 found.append((f"snapshot {state.label}: {state.error}", label == "after"))
     rb = cycle.read_back
-    canaries = reports_canaries(audit, database)
+    canaries = reports_canaries(audit, database, cycle)
     if canaries:
         first = f"\nfirst missing: {rb.missing[0].marker}: {rb.first_failure}" if rb.missing else ""
         check.add(
