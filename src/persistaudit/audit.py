@@ -109,7 +109,7 @@ class TargetAudit:
     def __init__(
         self,
         config: TargetConfig,
-        client: DockerClient,
+        client: DockerClient | None,
         run_id: str,
         workdir: Path,
         log: Callable[[str], None],
@@ -119,7 +119,11 @@ class TargetAudit:
         self.run_id = run_id
         self.workdir = workdir
         self.log = log
-        self.runtime = runtime or runtime_for(config, client, run_id, log)
+        if runtime is None:
+            if client is None:
+                raise TypeError("TargetAudit needs an engine client or a runtime")
+            runtime = runtime_for(config, client, run_id, log)
+        self.runtime = runtime
         self.databases = {d.name: d for d in config.declared_databases}
         self._results: dict[str, object] = {}  # stage name -> its result
         self._running: list[str] = []  # stages under way, to refuse one that asks for itself

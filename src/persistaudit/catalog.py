@@ -162,6 +162,11 @@ def is_gate(check_id: str) -> bool:
     return entry is not None and entry.gate
 
 
+def gates() -> list[str]:
+    """The checks whose BLOCKED says the target did not start (where a blocked check points)."""
+    return [c.id for c in checks() if c.gate]
+
+
 def known(check_id: str) -> bool:
     """Whether a (possibly parametrized) id is well formed and names a catalog check."""
     return bool(_ID.match(check_id)) and lookup(check_id) is not None

@@ -199,6 +199,11 @@ def _run_suites(config: Path, out: Path, select: str | None) -> int:
     help="Manifest to write [default: stdout]. An existing one keeps its annotations.",
 )
 @click.option("--name", help="Name recorded in the manifest.")
+@click.option(
+    "--database",
+    metavar="NAME",
+    help="With a config listing several databases: the one whose manifest to write.",
+)
 @one_line_errors
 def snapshot(
     source: Path | None,
@@ -206,6 +211,7 @@ def snapshot(
     from_sqlalchemy: str | None,
     output: Path | None,
     name: str | None,
+    database: str | None,
 ) -> None:
     """Write an expected-schema manifest from SOURCE (a database file or a target config).
 
@@ -214,14 +220,17 @@ def snapshot(
     given = [x for x in (source, from_sql, from_sqlalchemy) if x is not None]
     if len(given) != 1:
         fail("give exactly one of SOURCE, --from-sql or --from-sqlalchemy")
+    is_config = source is not None and source.suffix in (".yaml", ".yml")
+    if database is not None and not is_config:
+        fail("--database goes with a target config (SOURCE ending in .yaml)")
     if from_sql is not None:
         manifest = schema.from_sql(from_sql, name)
     elif from_sqlalchemy is not None:
         manifest = schema.from_sqlalchemy(from_sqlalchemy, name)
     else:
         assert source is not None
-        if source.suffix in (".yaml", ".yml"):
-            manifest = _snapshot_target(source, name)
+        if is_config:
+            manifest = _snapshot_target(source, name, database)
         else:
             manifest = schema.from_file(source, name)
     if output is not None and output.is_file():
@@ -241,9 +250,17 @@ def snapshot(
         )
 
 
-def _snapshot_target(path: Path, name: str | None) -> Manifest:
+def _snapshot_target(path: Path, name: str | None, database: str | None) -> Manifest:
     """Start the target on a fresh volume, wait until ready, snapshot, clean up."""
     config = load_config(path, require_manifest=False)
+    names = [d.name for d in config.declared_databases]
+    if database is None and len(names) > 1:
+        fail(
+            f"{path} lists {len(names)} databases: choose one with --database ({', '.join(names)})"
+        )
+    if database is not None and database not in names:
+        fail(f"{path} has no database {database!r}; its databases: {', '.join(names)}")
+    chosen = database or names[0]
     client = engine.connect()
     redactor = Redactor.for_target(config)
     progress = Progress(redactor)
@@ -258,9 +275,11 @@ def _snapshot_target(path: Path, name: str | None) -> Manifest:
             raise TargetBlocked(
                 f"{path}: {fresh.blocked}", reason=fresh.blocked.reason, evidence={}
             )
-        if fresh.database.schema is None:
-            raise SnapshotError(fresh.database.error)
-        return fresh.database.schema.model_copy(update={"name": name or config.name})
+        state = fresh.databases[chosen]
+        if state.schema is None:
+            raise SnapshotError(state.error)
+        default = config.name if len(names) == 1 else f"{config.name}-{chosen}"
+        return state.schema.model_copy(update={"name": name or default})
     finally:
         if audit is not None:
             audit.close()

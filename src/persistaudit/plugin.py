@@ -408,7 +408,6 @@ def persistaudit_started(
     if fresh.blocked is not None and fresh.blocked.reason == "removed":
         raise persistaudit_check.blocked(str(fresh.blocked))
     if fresh.blocked is not None:
-        raise persistaudit_check.blocked(
-            f"target did not start ({fresh.blocked.reason}); see fresh_install.startup"
-        )
+        see = "; see " + " and ".join(catalog.gates()) if catalog.gates() else ""
+        raise persistaudit_check.blocked(f"target did not start ({fresh.blocked.reason}){see}")
     return persistaudit_audit

@@ -102,6 +102,21 @@ def test_snapshot_of_a_live_target_matches_the_committed_manifest(
     assert "missing table api_tokens" in proc.stdout
 
 
+def test_snapshot_of_a_target_with_several_databases_writes_the_one_chosen(
+    engine: object, tmp_path: Path
+) -> None:
+    config = REPO / "fixtures" / "targets" / "agent-memory" / "audit.yaml"
+    proc = persistaudit("snapshot", str(config))
+    assert proc.returncode == 2
+    assert "lists 2 databases: choose one with --database (main, vectors)" in proc.stderr
+    out = tmp_path / "vectors.yaml"
+    proc = persistaudit("snapshot", str(config), "--database", "vectors", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    # The live vector store has the schema its DDL declares (the committed manifest).
+    proc = persistaudit("diff", str(REPO / "expected" / "agent-memory-vectors.yaml"), str(out))
+    assert proc.returncode == 0, proc.stdout
+
+
 def test_suites_run_through_plain_pytest(engine: object, tmp_path: Path) -> None:
     """Service teams run the same suites with pytest and the plugin's options."""
     import subprocess

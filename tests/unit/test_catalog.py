@@ -276,3 +276,7 @@ def test_the_readme_documents_every_check_and_its_catalog_example_runs() -> None
     finally:
         catalog.unregister("team.seed_rows")
     assert catalog.suite("team") is None
+
+
+def test_the_start_gate_is_where_a_blocked_check_points() -> None:
+    assert catalog.gates() == ["fresh_install.startup"]

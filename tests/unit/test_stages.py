@@ -21,8 +21,7 @@ def audit(config_dir: Path, tmp_path: Path) -> Iterator[TargetAudit]:
     runtime = FakeRuntime(config, tmp_path / "volume")
     workdir = tmp_path / "work"
     workdir.mkdir()
-    client = cast(Any, None)
-    yield TargetAudit(config, client, "run1", workdir, lambda _msg: None, runtime=runtime)
+    yield TargetAudit(config, None, "run1", workdir, lambda _msg: None, runtime=runtime)
     runtime.close()
 
 
