@@ -52,9 +52,9 @@ def test_the_good_service_passes_every_check_through_exec_canaries(
     assert audit.code == 0, audit.stderr
     assert audit.results["verdict"] == "PASS"
     assert failing(audit) == {}
-    assert len(audit.statuses()) == 9
+    assert len(audit.statuses()) == 10  # with volume.undeclared_databases
     recreate = audit.check("recreate.retention")
-    assert "20 canary records read back" in recreate["summary"]
+    assert "10 canary records read back" in recreate["summary"]  # this cycle's own
     written = next(e for e in recreate["evidence"] if e["title"] == "Write 10 canary records")
     assert written["content"].startswith("$ memory-cli stdio < (standard input) x 10 (markers pa-")
     assert '"method"' not in audit.report  # the standard input is never shown
@@ -91,14 +91,16 @@ def test_a_refused_exec_write_blocks_the_cycles_with_the_command_and_its_answer(
     assert audit.code == 3, audit.stderr
     assert failing(audit) == {"restart.retention": "blocked", "recreate.retention": "blocked"}
     assert "docker restart" not in audit.stderr  # nothing was restarted: no cycle to judge
-    restart = audit.check("restart.retention")
-    assert restart["summary"].startswith(
-        "the restart cycle could not be exercised: writing canary pa-"
+    # The cycle that ran first wrote five records before the quota refused the sixth.
+    first = next(
+        audit.check(c)
+        for c in ("recreate.retention", "restart.retention")
+        if "failed after 5 of 10 were written" in audit.check(c)["summary"]
     )
-    assert (
-        "failed after 5 of 10 were written: memory-cli stdio exited 1, expected 0"
-        in (restart["summary"])
-    )
+    assert first["summary"].startswith("the ")
+    assert "cycle could not be exercised: writing canary pa-" in first["summary"]
+    assert "memory-cli stdio exited 1, expected 0" in first["summary"]
+    restart = first
     evidence = {e["title"]: e["content"] for e in restart["evidence"]}
     request = evidence["Canary write request"]
     assert request.startswith("$ memory-cli stdio < (standard input: ")
@@ -114,10 +116,16 @@ def test_a_vector_store_off_the_volume_loses_every_recall_on_recreate(
 ) -> None:
     audit = run_audit(variant(tmp_path, "second-db-off-volume", "second-db-off-volume"))
     assert audit.code == 1, audit.stderr
-    # The main database is on the volume and keeps every row; only the canaries, read
-    # through the vector store's file, show what the re-create lost.
-    assert failing(audit) == {"recreate.retention": "failed"}
-    assert audit.check("recreate.retention")["summary"] == "20 of 20 canary records lost"
+    # The main database is on the volume and keeps every row; the canaries, read through
+    # the vector store's file, show what the re-create lost, and the layer check finds the
+    # file this config does not declare.
+    assert failing(audit) == {
+        "recreate.retention": "failed",
+        "volume.undeclared_databases": "failed",
+    }
+    assert audit.check("recreate.retention")["summary"] == "10 of 10 canary records lost"
+    undeclared = audit.check("volume.undeclared_databases")["summary"]
+    assert "/app/vectors/index.sqlite3" in undeclared
 
 
 def test_missing_tables_are_named_against_the_manifest_made_from_the_models(
