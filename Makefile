@@ -4,13 +4,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= reports/out
 
-.PHONY: setup audit audit-defects test test-unit lint bench clean
+.PHONY: setup audit audit-defects audit-compose audit-agent-memory test test-unit lint bench clean
 
 setup:
 	@bash scripts/setup.sh all
 
 audit: setup
 	$(BIN)/persistaudit run fixtures/targets/notes-app/audit.yaml --out $(OUT)/notes-app
+
+# The demo service through its compose file, and the demo without a port (good, then variants).
+audit-compose: setup
+	$(BIN)/persistaudit run fixtures/targets/notes-app-compose/audit.yaml --out $(OUT)/notes-app-compose
+
+audit-agent-memory: setup
+	@$(BIN)/persistaudit run fixtures/targets/agent-memory/audit.yaml --out $(OUT)/agent-memory; \
+	  echo "agent-memory: exit $$?"
+	@for f in fixtures/targets/agent-memory/defects/*.yaml; do \
+	  n=$$(basename $$f .yaml); $(BIN)/persistaudit run $$f --out $(OUT)/agent-memory-$$n; \
+	  echo "$$n: exit $$?"; done
 
 # Every planted-defect variant; each is expected to FAIL or be BLOCKED.
 audit-defects: setup
