@@ -49,6 +49,7 @@ def judge(
     __tracebackhide__ = True
     if audit.config.per_database_ids:
         metric = f"{metric} [{database.name}]"
+
     check.extend(cycle.actions)
     if cycle.blocked:
         check.extend(cycle.evidence)
@@ -84,6 +85,19 @@ def judge(
         )
         if rb.missing:
             found.append((f"{len(rb.missing)} of {len(cycle.canaries)} canary records lost", True))
+    fresh = audit.fresh.databases.get(database.name)
+    if fresh is not None and fresh.missing:
+        # No file at the path from the start: the rows cannot be compared (one root-cause
+        # finding, fresh_install.database), but lost canaries are still lost.
+        root = audit.config.check_id("fresh_install.database", database.name)
+        why = f"rows not compared: no database at {database.path} (see {root})"
+        if canaries and rb.missing:
+            check.metric(metric, "100%", f"{rb.percent:.1f}% of canaries", False)
+            check.summary = f"{len(rb.missing)} of {len(cycle.canaries)} canary records lost; {why}"
+            pytest.fail(check.summary, pytrace=False)
+        check.metric(metric, "100%", "not measured", False)
+        read = f"; {len(rb.found)} canary records read back" if canaries else ""
+        raise check.blocked(why + read)
     ret = cycle.retention.get(database.name)
     if ret is not None:
         check.add(

@@ -14,6 +14,7 @@ from persistaudit.diff import diff, diff_tables, rows
 from persistaudit.display import printable
 from persistaudit.exceptions import LimitExceeded
 from persistaudit.inspect import DatabaseFacts
+from persistaudit.layer_files import LayerScan
 from persistaudit.manifest import dump_manifest
 from persistaudit.plugin import CheckRecorder
 
@@ -36,6 +37,17 @@ def fresh_state(audit: TargetAudit, database: DatabaseEntry) -> DatabaseState:
     return audit.fresh.databases[database.name]
 
 
+def not_evaluated_without_the_file(
+    audit: TargetAudit, check: CheckRecorder, database: DatabaseEntry
+) -> None:
+    """BLOCKED when there is no file at the database's path: that is one finding, the root
+    cause's (fresh_install.database), not one failure per check with the same text."""
+    __tracebackhide__ = True
+    if fresh_state(audit, database).missing:
+        root = audit.config.check_id("fresh_install.database", database.name)
+        raise check.blocked(f"not evaluated: no database at {database.path} (see {root})")
+
+
 def fresh_facts(
     audit: TargetAudit,
     check: CheckRecorder,
@@ -49,6 +61,7 @@ def fresh_facts(
     database from being copied or read: that is no finding about the database.
     """
     __tracebackhide__ = True
+    not_evaluated_without_the_file(audit, check, database)
     state = fresh_state(audit, database)
     if state.snapshot is not None and show_copy:
         files = ", ".join(f"{name} ({size} bytes)" for name, size in state.snapshot.files.items())
@@ -105,6 +118,50 @@ def test_startup(persistaudit_audit: TargetAudit, persistaudit_check: CheckRecor
         raise persistaudit_check.blocked(str(fresh.blocked))
     persistaudit_check.metric("Container start", "ready", f"ready in {fresh.ready_s:.1f} s", True)
     persistaudit_check.summary = f"ready on an empty volume in {fresh.ready_s:.1f} s"
+
+
+@pytest.mark.check("fresh_install.database")
+def test_database(
+    persistaudit_started: TargetAudit,
+    persistaudit_check: CheckRecorder,
+    persistaudit_database: DatabaseEntry,
+) -> None:
+    """Passes when a SQLite database is at the configured path after the fresh install."""
+    audit, check, database = persistaudit_started, persistaudit_check, persistaudit_database
+    state = fresh_state(audit, database)
+    if state.missing:
+        layer = audit.fresh.layer
+        written = layer.databases if isinstance(layer, LayerScan) else []
+        check.add(
+            "SQLite files the service wrote in the container layer (docker diff + header)",
+            "\n".join(written) if written else (layer if isinstance(layer, str) else "(none)"),
+            "command",
+        )
+        elsewhere = (
+            f"; the service wrote SQLite files at {', '.join(written)} (in the container "
+            "layer: lost when the container is re-created)"
+            if written
+            else "; no SQLite file was written in the container layer either (look on the "
+            "mounts, or at the service's path setting)"
+        )
+        check.metric("Database file at the configured path", "present", "absent", False)
+        check.summary = f"no database at {database.path}{elsewhere}"
+        pytest.fail(check.summary, pytrace=False)
+    if state.snapshot is None:
+        if state.blocked:
+            raise check.blocked(f"the database could not be copied: {state.error}")
+        check.metric("Database file at the configured path", "present", "unreadable", False)
+        check.summary = f"{database.path} could not be copied out: {state.error}"
+        pytest.fail(check.summary, pytrace=False)
+    files = ", ".join(f"{name} ({size} bytes)" for name, size in state.snapshot.files.items())
+    if state.facts is None and state.blocked:
+        raise check.blocked(f"the database could not be examined: {state.error}")
+    if state.facts is None:
+        check.metric("Database file at the configured path", "SQLite", "not SQLite", False)
+        check.summary = f"{database.path} is not a readable SQLite database: {state.error}"
+        pytest.fail(check.summary, pytrace=False)
+    check.metric("Database file at the configured path", "present", "present", True)
+    check.summary = f"{database.path} is a SQLite database: {files}"
 
 
 @pytest.mark.check("fresh_install.schema")

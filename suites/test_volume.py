@@ -21,6 +21,15 @@ def test_mount(
     persistaudit_database: DatabaseEntry,
 ) -> None:
     fresh = persistaudit_audit.fresh
+    state = fresh.databases.get(persistaudit_database.name)
+    if state is not None and state.missing:
+        # Never a pass for a file that does not exist: where it would be mounted proves nothing.
+        root = persistaudit_audit.config.check_id(
+            "fresh_install.database", persistaudit_database.name
+        )
+        raise persistaudit_check.blocked(
+            f"not evaluated: no database at {persistaudit_database.path} (see {root})"
+        )
     # What the compose model declares (none for an image: persistaudit chose the volume).
     declared = persistaudit_audit.runtime.declared_mounts()
     try:

@@ -24,6 +24,7 @@ from persistaudit.canary_drivers import driver_for
 from persistaudit.config import DatabaseEntry, TargetConfig
 from persistaudit.exceptions import (
     CanaryError,
+    DatabaseMissing,
     LimitExceeded,
     PersistauditError,
     StageError,
@@ -51,6 +52,9 @@ class DatabaseState:
     # The error is a limit (size, time): the checks that need this state could not run, so
     # they are BLOCKED rather than failed.
     blocked: bool = False
+    # No file at the configured path: one root-cause finding (fresh_install.database); the
+    # checks that need the file could not be evaluated.
+    missing: bool = False
 
 
 @dataclass
@@ -247,6 +251,8 @@ class TargetAudit:
             raise
         except LimitExceeded as exc:
             state.error, state.blocked = str(exc), True
+        except DatabaseMissing as exc:
+            state.error, state.missing = str(exc), True
         except PersistauditError as exc:
             state.error = str(exc)
         return state

@@ -200,8 +200,19 @@ for _entry in (
         gate=True,
     ),
     Check(
-        "fresh_install.schema",
+        "fresh_install.database",
         1,
+        "A SQLite database exists at the configured path after a fresh install.",
+        "The service keeps its data somewhere other than the audited path (or nowhere): what "
+        "it writes is not where the deployment keeps, backs up or mounts its data.",
+        "CRITICAL",
+        "Make the service write its database at the path its deployment declares (and mounts).",
+        "Find where the service really writes its database and make the configured path (and "
+        "its volume) match: {summary}",
+    ),
+    Check(
+        "fresh_install.schema",
+        2,
         "The fresh database has the manifest's schema.",
         "Fresh installs lack tables the release needs: features fail at first use.",
         "CRITICAL",
@@ -213,7 +224,7 @@ for _entry in (
     ),
     Check(
         "fresh_install.constraints",
-        2,
+        3,
         "The manifest's constraints, views and JSON columns hold on the fresh database.",
         "The database accepts rows its constraints should refuse: invalid data is stored "
         "silently and breaks the features that rely on it.",
@@ -224,7 +235,7 @@ for _entry in (
     ),
     Check(
         "fresh_install.integrity",
-        3,
+        4,
         "PRAGMA integrity_check finds the fresh database sound.",
         "The database file is corrupt.",
         "CRITICAL",
@@ -233,7 +244,7 @@ for _entry in (
     ),
     Check(
         "fresh_install.foreign_keys",
-        4,
+        5,
         "PRAGMA foreign_key_check finds no orphaned rows.",
         "Rows point at missing parents: silent data inconsistency.",
         "HIGH",
@@ -242,7 +253,7 @@ for _entry in (
     ),
     Check(
         "fresh_install.journal_mode",
-        5,
+        6,
         "The database uses the promised journal mode.",
         "The journal mode is not the promised one: concurrency and crash behaviour differ.",
         "MEDIUM",

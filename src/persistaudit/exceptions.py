@@ -44,6 +44,10 @@ class SnapshotError(PersistauditError):
     """The database could not be copied out of the container or opened on the host."""
 
 
+class DatabaseMissing(SnapshotError):
+    """No file at the configured database path: the root cause of every check that needs it."""
+
+
 class LimitExceeded(PersistauditError):
     """Examining the target's database needed more time or space than persistaudit allows.
 

@@ -27,6 +27,7 @@ from typing import IO
 
 from persistaudit.config import format_size
 from persistaudit.exceptions import (
+    DatabaseMissing,
     DatabaseTooLarge,
     PersistauditError,
     SnapshotError,
@@ -135,7 +136,7 @@ def _copy_all(
     was copied."""
     size = _copy_file(container, db_path, dest / name, budget)
     if size is None:
-        raise SnapshotError(
+        raise DatabaseMissing(
             f"database file {db_path} does not exist in container {container.name}. "
             "Hint: check database.path in the config against where the service writes."
         )

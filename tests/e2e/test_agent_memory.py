@@ -52,7 +52,7 @@ def test_the_good_service_passes_every_check_through_exec_canaries(
     assert audit.code == 0, audit.stderr
     assert audit.results["verdict"] == "PASS"
     assert failing(audit) == {}
-    assert len(audit.statuses()) == 10  # with volume.undeclared_databases
+    assert len(audit.statuses()) == 11  # with fresh_install.database and the layer check
     recreate = audit.check("recreate.retention")
     assert "10 canary records read back" in recreate["summary"]  # this cycle's own
     written = next(e for e in recreate["evidence"] if e["title"] == "Write 10 canary records")

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.docker
 
 AGENT_MEMORY = REPO / "fixtures" / "targets" / "agent-memory"
 PER_DATABASE = [
+    "fresh_install.database",
     "fresh_install.schema",
     "fresh_install.constraints",
     "fresh_install.integrity",

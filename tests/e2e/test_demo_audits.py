@@ -13,6 +13,7 @@ pytestmark = pytest.mark.docker
 
 ALL_CHECKS = {
     "fresh_install.startup",
+    "fresh_install.database",
     "fresh_install.schema",
     "fresh_install.constraints",
     "fresh_install.integrity",
@@ -80,6 +81,34 @@ def test_ephemeral_db_fails_mount_and_recreate(run_audit: Callable[..., Audit]) 
     recreate = audit.check("recreate.retention")["summary"]
     assert "20 of 20 canary records lost" in recreate
     assert "(0.0%)" in recreate
+
+
+def test_a_database_written_elsewhere_is_one_root_cause_finding_first(
+    run_audit: Callable[..., Audit],
+) -> None:
+    """The config says /data/notes.db, the service writes /app/state/notes.db: one finding
+    names both paths; the checks that need the file are not evaluated (never seven failures
+    with the same text, never a volume.mount pass for a file that does not exist)."""
+    audit = run_audit(defect("db-elsewhere"))
+    assert audit.code == 1
+    statuses = audit.statuses()
+    failed = [k for k, v in statuses.items() if v == "failed"]
+    assert failed == [
+        "fresh_install.database",
+        "volume.undeclared_databases",
+        "recreate.retention",
+    ]
+    root = audit.check("fresh_install.database")["summary"]
+    assert root.startswith("no database at /data/notes.db; the service wrote SQLite files at")
+    assert "/app/state/notes.db" in root
+    for check in ("fresh_install.schema", "fresh_install.integrity", "volume.mount"):
+        assert statuses[check] == "blocked"
+        assert audit.check(check)["summary"] == (
+            "not evaluated: no database at /data/notes.db (see fresh_install.database)"
+        )
+    recreate = audit.check("recreate.retention")["summary"]
+    assert recreate.startswith("20 of 20 canary records lost; rows not compared")
+    assert "0.0%" not in audit.check("restart.retention")["summary"]
 
 
 def test_license_blocker_is_blocked_and_quotes_its_log(run_audit: Callable[..., Audit]) -> None:

@@ -197,7 +197,7 @@ def test_a_waiver_for_an_unknown_check_is_a_config_error(config_dir: Path, check
         load_config(waiver_config(config_dir, check_id))
     message = str(info.value)
     assert f"audit.yaml:20: waivers.0.check: unknown check '{check_id}'" in message
-    assert "fresh_install.startup, fresh_install.schema, " in message
+    assert "fresh_install.startup, fresh_install.database, fresh_install.schema, " in message
     assert "restart.retention, recreate.retention (suite.check, or suite.check[name]" in message
 
 
