@@ -179,6 +179,11 @@ def _run_suites(config: Path, out: Path, select: str | None) -> int:
         "no:terminal",
         "-p",
         "no:cacheprovider",
+        # A signal that lands in a garbage collector's finalizer (an engine connection pool
+        # closing) is swallowed there; signals.py remembers it, and pytest's own report of it
+        # would only be a traceback on the user's terminal.
+        "-p",
+        "no:unraisableexception",
         f"--rootdir={bundled('suites')}",
         "-c",
         "/dev/null",

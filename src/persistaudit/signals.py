@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
@@ -39,10 +40,25 @@ def _handler(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """An interrupt that a finalizer swallowed (a connection pool closing when the signal came)
+    is no error to print: the signal is remembered and stops the run at its next check."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) and _received is not None:
+        return
+    _previous_unraisable(unraisable)
+
+
+_previous_unraisable = sys.unraisablehook
+
+
 def install() -> dict[int, object]:
     """Handle the three signals from now on (main thread only); returns the previous handlers."""
+    global _previous_unraisable
     if threading.current_thread() is not threading.main_thread():
         return {}
+    if sys.unraisablehook is not _unraisable:
+        _previous_unraisable = sys.unraisablehook
+        sys.unraisablehook = _unraisable
     return {sig: signal.signal(sig, _handler) for sig in HANDLED}
 
 

@@ -101,3 +101,28 @@ def test_an_interrupted_command_exits_128_plus_n_not_click_aborted(
     assert result.exit_code == 130, result.output
     assert result.output.strip().splitlines()[-1].startswith("persistaudit: interrupted by SIGINT")
     assert "Aborted" not in result.output
+
+
+def test_an_interrupt_swallowed_by_a_finalizer_is_not_printed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A signal landing in a garbage collector's finalizer is remembered, not a traceback."""
+    seen: list[BaseException | None] = []
+    monkeypatch.setattr(signals, "_previous_unraisable", lambda args: seen.append(args.exc_value))
+    monkeypatch.setattr(signals, "_received", None)
+
+    class Args:
+        exc_type = KeyboardInterrupt
+        exc_value: BaseException | None = KeyboardInterrupt()
+        exc_traceback = None
+        err_msg = None
+        object = None
+
+    signals._unraisable(Args())  # type: ignore[arg-type]
+    assert len(seen) == 1  # no signal came: not ours to hide
+    monkeypatch.setattr(signals, "_received", 15)
+    signals._unraisable(Args())  # type: ignore[arg-type]
+    other = Args()
+    other.exc_value = ValueError("a real bug in a finalizer")
+    signals._unraisable(other)  # type: ignore[arg-type]
+    assert [type(e) for e in seen] == [KeyboardInterrupt, ValueError]
