@@ -41,12 +41,11 @@ def lookup(document: Any, parts: tuple[str | int, ...]) -> Any:
     """The value at parts in document, or MISSING."""
     value = document
     for part in parts:
-        if isinstance(part, int) and isinstance(value, list) and part < len(value):
-            value = value[part]
-        elif isinstance(part, str) and isinstance(value, dict) and part in value:
-            value = value[part]
-        else:
+        in_list = isinstance(part, int) and isinstance(value, list) and part < len(value)
+        in_object = isinstance(part, str) and isinstance(value, dict) and part in value
+        if not (in_list or in_object):
             return MISSING
+        value = value[part]
     return value
 
 
