@@ -187,7 +187,12 @@ def attached(
     conn = open_copy(after, limits)
     try:
         location = urllib.parse.quote(str(before.resolve()))
-        conn.execute(f"ATTACH DATABASE 'file:{location}?mode=rw' AS {BEFORE}")
+        try:
+            conn.execute(f"ATTACH DATABASE 'file:{location}?mode=rw' AS {BEFORE}")
+        except sqlite3.DatabaseError as exc:
+            raise SnapshotError(
+                f"attaching the copy {before.name}: {sqlite_message(exc)}"
+            ) from None
         yield conn
     finally:
         conn.close()
