@@ -9,7 +9,7 @@ from persistaudit.canary import ReadBack
 from persistaudit.config import DatabaseEntry
 from persistaudit.diff import diff
 from persistaudit.plugin import CheckRecorder
-from persistaudit.retention import Retention
+from persistaudit.retention import ROWS, Retention
 
 
 def reports_canaries(audit: TargetAudit, database: DatabaseEntry, cycle: Cycle) -> bool:
@@ -170,23 +170,30 @@ def judge(
 
 
 def rows_table(ret: Retention) -> str:
-    """The evidence table: per table, its identity, counts and sample keys of lost rows."""
-    header = (
-        f"{'table':<24} {'identity':<20} {'before':>7} {'after':>7} {'lost':>6} "
-        f"{'changed':>7} {'added':>6}  sample lost keys"
-    )
-    lines = [
-        f"{t.name:<24} {'(table gone)' if t.gone else t.identity:<20} {t.rows_before:>7} "
-        f"{t.rows_after:>7} {t.lost:>6} {t.changed:>7} {t.added:>6}  "
-        + (
-            "; ".join(t.lost_keys) + (" ..." if t.lost > len(t.lost_keys) else "")
-            if t.lost_keys
-            else ""
-        )
-        + (f"  [{t.kind.replace('_', '-')}]" if t.kind != "rows" else "")
-        for t in ret.tables
+    """The evidence table: per table, its identity, counts and sample keys of lost rows.
+
+    A table declared append_only or immutable has its kind after its name.
+    """
+    if not ret.tables:
+        return "(no tables compared)"
+    names = [
+        t.name + (f" [{t.kind.replace('_', '-')}]" if t.kind != ROWS else "") for t in ret.tables
     ]
-    return "\n".join([header, *lines]) if lines else "(no tables compared)"
+    identities = ["(table gone)" if t.gone else t.identity for t in ret.tables]
+    wn = max(len("table"), *map(len, names))
+    wi = max(len("identity"), *map(len, identities))
+    lines = [
+        f"{'table':<{wn}}  {'identity':<{wi}}  {'before':>7} {'after':>7} {'lost':>7} "
+        f"{'changed':>7} {'added':>7}  sample lost keys"
+    ]
+    for t, name, identity in zip(ret.tables, names, identities, strict=True):
+        more = " ..." if t.lost > len(t.lost_keys) else ""
+        keys = "; ".join(t.lost_keys) + more if t.lost_keys else ""
+        lines.append(
+            f"{name:<{wn}}  {identity:<{wi}}  {t.rows_before:>7} {t.rows_after:>7} "
+            f"{t.lost:>7} {t.changed:>7} {t.added:>7}  {keys}".rstrip()
+        )
+    return "\n".join(lines)
 
 
 def measured(read_back: ReadBack | None, ret: Retention | None) -> str:
