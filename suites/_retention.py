@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 
 from persistaudit.audit import Cycle, TargetAudit
-from persistaudit.canary import ReadBack
 from persistaudit.config import DatabaseEntry
 from persistaudit.diff import diff
 from persistaudit.plugin import CheckRecorder
-from persistaudit.retention import ROWS, Retention
+from persistaudit.retention import ROWS, Retention, measured
 
 
 def reports_canaries(audit: TargetAudit, database: DatabaseEntry, cycle: Cycle) -> bool:
@@ -146,7 +145,7 @@ def judge(
             f"{cycle.name}: " + "; ".join(lost),
         )
     ok = not problems and not unverified
-    check.metric(metric, "100%", measured(rb if canaries else None, ret), ok)
+    check.metric(metric, "100%", measured(rb.percent if canaries else None, ret), ok)
     if problems:
         check.summary = "; ".join(problems)
         pytest.fail(check.summary, pytrace=False)
@@ -194,13 +193,3 @@ def rows_table(ret: Retention) -> str:
             f"{t.lost:>7} {t.changed:>7} {t.added:>7}  {keys}".rstrip()
         )
     return "\n".join(lines)
-
-
-def measured(read_back: ReadBack | None, ret: Retention | None) -> str:
-    """The metric: the canaries read back when this result reports them (the headline), else
-    the rows kept; "not measured" when there is nothing to measure it from (no snapshot)."""
-    if read_back is not None:
-        return f"{read_back.percent:.1f}%"
-    if ret is None:
-        return "not measured"
-    return f"{ret.percent:.1f}% of rows kept"

@@ -148,6 +148,17 @@ class Retention:
         return not self.findings()
 
 
+def measured(canaries_percent: float | None, retention: Retention | None) -> str:
+    """A retention check's metric: the canaries read back where the check reports them (the
+    headline), else the rows kept; "not measured" without a snapshot to measure from, never
+    0.0% (the canaries may all have been read back)."""
+    if canaries_percent is not None:
+        return f"{canaries_percent:.1f}%"
+    if retention is None:
+        return "not measured"
+    return f"{retention.percent:.1f}% of rows kept"
+
+
 def compare(
     before: DatabaseFacts,
     after: DatabaseFacts,

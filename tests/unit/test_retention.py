@@ -5,7 +5,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from persistaudit.inspect import inspect_database
-from persistaudit.retention import Retention, TableKinds, TableRetention, compare, compare_copies
+from persistaudit.retention import (
+    Retention,
+    TableKinds,
+    TableRetention,
+    compare,
+    compare_copies,
+    measured,
+)
 from persistaudit.sqlite_guard import Limits
 
 SCHEMA = """
@@ -251,3 +258,14 @@ def test_a_limit_leaves_the_table_unverified(make_db: Callable[..., Path]) -> No
     assert result.tables == []  # neither kept nor lost
     assert len(result.unverified) == 1
     assert result.unverified[0].startswith("comparing rows of table t: timed out")
+
+
+def test_the_metric_is_the_canaries_and_never_zero_without_a_snapshot(
+    make_db: Callable[..., Path],
+) -> None:
+    """Every canary read back but no snapshot after the cycle: the metric said 0.0%."""
+    assert measured(100.0, None) == "100.0%"
+    assert measured(None, None) == "not measured"
+    lost = by_rows(make_db, "DELETE FROM notes WHERE id = 6;")
+    assert measured(95.0, lost) == "95.0%"  # the canaries are the headline
+    assert measured(None, lost) == "90.0% of rows kept"  # 9 of 10: a database without them
