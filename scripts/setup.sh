@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for persistaudit: a .venv with the package, a Docker engine, Compose v2,
 # and the demo service's base image. Each step is skipped quickly when already done.
-# Usage: scripts/setup.sh [venv|engine|compose|base-image|all]   (default: all)
+# Usage: scripts/setup.sh [venv|engine|compose|base-image|wheelhouse|all]   (default: all)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -196,11 +196,44 @@ setup_base_image() {
   say "built $BASE_TAG"
 }
 
+setup_wheelhouse() {
+  # The third-party example (fixtures/targets/prefect) installs offline in its image: containers
+  # here cannot reach the package index, so its wheels are fetched on the host, once.
+  local dir="$ROOT/fixtures/targets/prefect" lock wheels pip_wheel=pip==26.3
+  lock="$dir/requirements.lock"
+  wheels="$dir/wheels"
+  [ -f "$lock" ] || return 0
+  local want have
+  want=$(grep -cE '^[A-Za-z0-9]' "$lock")
+  have=0
+  [ -d "$wheels" ] && have=$(find "$wheels" -name '*.whl' | wc -l)
+  # One more than the lock: pip's own wheel, which the image runs pip from.
+  if [ "$have" -gt "$want" ] && [ -f "$wheels/.complete" ] && [ "$wheels/.complete" -nt "$lock" ]; then
+    return 0
+  fi
+  say "downloading the Prefect example's $want wheels into $wheels (once per checkout)"
+  mkdir -p "$wheels"
+  local log
+  log=$(mktemp /tmp/persistaudit-wheelhouse.XXXXXX.log)
+  # pip's warnings go to a log that is shown only when the download fails.
+  if ! "$VENV/bin/python" -m pip download -q --no-deps --only-binary=:all: \
+      --disable-pip-version-check -d "$wheels" -r "$lock" "$pip_wheel" >"$log" 2>&1; then
+    grep -v '^WARNING: Location' "$log" | tail -n 5 >&2 || true
+    rm -f "$log"
+    die "could not download the wheels in $lock; check that pip reaches a package index (pip config list)"
+  fi
+  rm -f "$log"
+  # The image's build cache keys on file modes: one 600 wheel would re-install everything.
+  chmod 644 "$wheels"/*.whl
+  touch "$wheels/.complete"
+}
+
 case "${1:-all}" in
   venv) setup_venv ;;
   engine) setup_engine ;;
   compose) setup_venv; setup_compose ;;
   base-image) setup_engine; setup_base_image ;;
-  all) setup_venv; setup_engine; setup_compose; setup_base_image ;;
-  *) die "unknown step '$1' (venv, engine, compose, base-image, all)" ;;
+  wheelhouse) setup_venv; setup_wheelhouse ;;
+  all) setup_venv; setup_engine; setup_compose; setup_base_image; setup_wheelhouse ;;
+  *) die "unknown step '$1' (venv, engine, compose, base-image, wheelhouse, all)" ;;
 esac

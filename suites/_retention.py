@@ -8,6 +8,7 @@ from persistaudit.audit import Cycle, TargetAudit
 from persistaudit.config import DatabaseEntry
 from persistaudit.diff import diff
 from persistaudit.plugin import CheckRecorder
+from persistaudit.retention import ROWS, Retention, measured
 
 
 def reports_canaries(audit: TargetAudit, database: DatabaseEntry, cycle: Cycle) -> bool:
@@ -22,7 +23,7 @@ def reports_canaries(audit: TargetAudit, database: DatabaseEntry, cycle: Cycle) 
 
     def lost_rows(entry: DatabaseEntry) -> bool:
         ret = cycle.retention.get(entry.name)
-        return ret is not None and (bool(ret.missing_tables) or ret.rows_retained < ret.rows_before)
+        return ret is not None and (bool(ret.missing_tables) or ret.rows_lost > 0)
 
     losers = [d for d in persisting if lost_rows(d)]
     missing = cycle.read_back is not None and cycle.read_back.missing
@@ -37,8 +38,8 @@ def judge(
     audit: TargetAudit,
     database: DatabaseEntry,
 ) -> None:
-    """Record a cycle's evidence and metric for one database; fail unless 100% retained and
-    integrity ok.
+    """Record a cycle's evidence and metric for one database; fail if a canary or a row was
+    lost (or changed where the table's kind forbids it) or integrity is not ok.
 
     A cycle that could not be exercised or judged (a canary write refused before it, the
     target removed by something else) is BLOCKED: it proves neither loss nor retention.
@@ -101,15 +102,19 @@ def judge(
     ret = cycle.retention.get(database.name)
     if ret is not None:
         check.add(
-            "Rows per table before and after (content digest sha256)",
-            "\n".join(
-                f"{t.name:<24} {t.rows_before:>7} -> {t.rows_after:<7} retained {t.retained:<7} "
-                f"digest {'equal' if t.digest_equal else 'CHANGED'}"
-                for t in ret.tables
-            )
-            or "(no tables compared by content)",
+            "Rows per table before and after, matched by identity",
+            rows_table(ret),
             "table",
         )
+        if ret.by_digest:
+            check.add(
+                "Tables compared by row digests (no identity to match rows by)",
+                "\n".join(
+                    f"{t.name}: {t.note or 'compared by content digest'}; a changed row counts "
+                    "as one lost and one added"
+                    for t in ret.by_digest
+                ),
+            )
         if database.volatile:
             check.add(
                 "Volatile tables, compared by presence (not content or row count)",
@@ -127,17 +132,7 @@ def judge(
                 "table",
             )
         unverified += ret.unverified
-        if not ret.complete:
-            changed = [t.name for t in ret.tables if not t.digest_equal]
-            gone = [t for t in ret.missing_tables if t in database.volatile]
-            found.append(
-                (
-                    f"{ret.rows_retained} of {ret.rows_before} rows retained ({ret.percent:.1f}%)"
-                    + (f"; changed tables: {', '.join(changed)}" if changed else "")
-                    + (f"; volatile tables gone: {', '.join(gone)}" if gone else ""),
-                    True,
-                )
-            )
+        found += [(text, True) for text in ret.findings()]
     facts = after.facts
     if facts is not None:
         check.add(
@@ -163,9 +158,8 @@ def judge(
             f"{database.path} ({database.name}) is a cache the service may lose; across the "
             f"{cycle.name}: " + "; ".join(lost),
         )
-    percent = min(rb.percent if canaries else 100.0, ret.percent if ret else 0.0)
     ok = not problems and not unverified
-    check.metric(metric, "100%", f"{percent:.1f}%", ok)
+    check.metric(metric, "100%", measured(rb.percent if canaries else None, ret), ok)
     if problems:
         check.summary = "; ".join(problems)
         pytest.fail(check.summary, pytrace=False)
@@ -180,7 +174,36 @@ def judge(
         raise RuntimeError(f"the {cycle.name} cycle passed without a retention comparison")
     volatile = f", {len(ret.by_presence)} volatile present" if ret.by_presence else ""
     read_back = f"{len(rb.found)} canary records read back, " if canaries else ""
+    changed = sum(t.changed for t in ret.tables)
+    added = sum(t.added for t in ret.tables)
     check.summary = (
-        f"100% retained: {read_back}{ret.rows_before} rows in {len(ret.tables)} tables with "
-        f"equal counts and digests{volatile}, integrity ok"
+        f"{read_back}no row lost: {ret.rows_before} rows in {len(ret.tables)} tables matched "
+        f"({changed} changed, {added} added){volatile}, integrity ok"
     )
+
+
+def rows_table(ret: Retention) -> str:
+    """The evidence table: per table, its identity, counts and sample keys of lost rows.
+
+    A table declared append_only or immutable has its kind after its name.
+    """
+    if not ret.tables:
+        return "(no tables compared)"
+    names = [
+        t.name + (f" [{t.kind.replace('_', '-')}]" if t.kind != ROWS else "") for t in ret.tables
+    ]
+    identities = ["(table gone)" if t.gone else t.identity for t in ret.tables]
+    wn = max(len("table"), *map(len, names))
+    wi = max(len("identity"), *map(len, identities))
+    lines = [
+        f"{'table':<{wn}}  {'identity':<{wi}}  {'before':>7} {'after':>7} {'lost':>7} "
+        f"{'changed':>7} {'added':>7}  sample lost keys"
+    ]
+    for t, name, identity in zip(ret.tables, names, identities, strict=True):
+        more = " ..." if t.lost > len(t.lost_keys) else ""
+        keys = "; ".join(t.lost_keys) + more if t.lost_keys else ""
+        lines.append(
+            f"{name:<{wn}}  {identity:<{wi}}  {t.rows_before:>7} {t.rows_after:>7} "
+            f"{t.lost:>7} {t.changed:>7} {t.added:>7}  {keys}".rstrip()
+        )
+    return "\n".join(lines)

@@ -420,9 +420,15 @@ class TargetAudit:
         cycle.after = self.snapshot(f"after-{name}")
         for db, before in cycle.before.items():
             after = cycle.after[db]
-            if before.facts and after.facts:
-                cycle.retention[db] = retention.compare(
-                    before.facts, after.facts, volatile=self.databases[db].volatile
+            if before.facts and after.facts and before.snapshot and after.snapshot:
+                entry = self.databases[db]
+                cycle.retention[db] = retention.compare_copies(
+                    before.snapshot.path,
+                    after.snapshot.path,
+                    before.facts,
+                    after.facts,
+                    retention.TableKinds(entry.volatile, entry.append_only, entry.immutable),
+                    self.limits_of(db),
                 )
 
     def _settled_logs(self, tail: int) -> list[str]:

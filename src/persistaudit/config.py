@@ -286,6 +286,27 @@ class DatabaseEntry(DatabaseSpec):
         default_factory=list,
         description="tables written on every start: compared by presence, not content",
     )
+    append_only: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="tables whose rows are only added: a changed or lost row is a finding",
+    )
+    immutable: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="tables that never change: any changed, lost or added row is a finding",
+    )
+
+    @model_validator(mode="after")
+    def _one_kind_per_table(self) -> DatabaseEntry:
+        seen: dict[str, str] = {}
+        for kind in ("volatile", "append_only", "immutable"):
+            for table in getattr(self, kind):
+                if table in seen and seen[table] != kind:
+                    raise ValueError(
+                        f"table {clip_value(table)} is listed under both {seen[table]} and "
+                        f"{kind}: give each table one kind"
+                    )
+                seen[table] = kind
+        return self
 
 
 # The name of the one database of the `database:` + `expect:` shorthand.

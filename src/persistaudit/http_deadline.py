@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 import http.client
+import http.cookiejar
 import io
 import socket
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from typing import Any
 
 MAX_BODY = 16 * 1024**2  # read of a response body; the rest is never read
@@ -69,6 +71,19 @@ class _Handler(urllib.request.HTTPHandler):
         return self.do_open(functools.partial(_Connection, deadline=self._deadline), req)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP answer: status, headers (as sent, repeats kept) and the body's first bytes."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """The first value of a header, by case-insensitive name."""
+        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
+
+
 def fetch(
     request: urllib.request.Request | str, *, timeout: float, max_body: int = MAX_BODY
 ) -> tuple[int, bytes]:
@@ -77,15 +92,32 @@ def fetch(
     An HTTP error status is an answer, returned like any other. Raises TimeoutError when the
     deadline passes, OSError when there is no valid answer, ValueError for a bad URL.
     """
+    answer = exchange(request, timeout=timeout, max_body=max_body)
+    return answer.status, answer.body
+
+
+def exchange(
+    request: urllib.request.Request | str,
+    *,
+    timeout: float,
+    max_body: int = MAX_BODY,
+    cookies: http.cookiejar.CookieJar | None = None,
+) -> Answer:
+    """fetch(), with the answer's headers, and cookies kept in (and sent from) a jar."""
     deadline = time.monotonic() + timeout
-    opener = urllib.request.build_opener(_Handler(deadline))
+    handlers: list[urllib.request.BaseHandler] = [_Handler(deadline)]
+    if cookies is not None:
+        handlers.append(urllib.request.HTTPCookieProcessor(cookies))
+    opener = urllib.request.build_opener(*handlers)
     try:
         try:
             with opener.open(request, timeout=timeout) as response:
-                return int(response.status), response.read(max_body)
+                return Answer(
+                    int(response.status), list(response.headers.items()), response.read(max_body)
+                )
         except urllib.error.HTTPError as exc:
             with exc:
-                return int(exc.code), exc.read(max_body)
+                return Answer(int(exc.code), list(exc.headers.items()), exc.read(max_body))
     except (TimeoutError, urllib.error.URLError) as exc:
         if isinstance(exc, TimeoutError) or isinstance(exc.reason, TimeoutError):
             raise TimeoutError(f"no complete answer within {timeout:g} s") from None

@@ -157,6 +157,15 @@ def test_a_databases_list_loads_with_manifests_resolved(config_dir: Path) -> Non
     assert config.check_id("volume.mount", "vectors") == "volume.mount[vectors]"
 
 
+def test_table_kinds_load_and_default_to_none(config_dir: Path) -> None:
+    [shorthand] = load_config(config_dir / "audit.yaml").declared_databases
+    assert (shorthand.append_only, shorthand.immutable) == ([], [])
+    kinds = "    append_only: [audit_log, events]\n    immutable: [plans]\n"
+    main, vectors = load_config(write(config_dir, several(DATABASES + kinds))).declared_databases
+    assert (vectors.append_only, vectors.immutable) == (["audit_log", "events"], ["plans"])
+    assert (main.volatile, main.append_only, main.immutable) == ([], [], [])
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -177,6 +186,11 @@ def test_a_databases_list_loads_with_manifests_resolved(config_dir: Path) -> Non
             several(DATABASES.replace("manifest: manifest.yaml}", "manifest: nowhere.yaml}")),
             r"databases\.0\.manifest: file .*nowhere\.yaml not found",
         ),
+        (
+            several(DATABASES + "    immutable: [licence_usage]\n"),
+            r"databases\.1: .*table 'licence_usage' is listed under both volatile and immutable",
+        ),
+        (several(DATABASES + "    append_only: ['']\n"), r"databases\.1\.append_only\.0"),
     ],
 )
 def test_bad_databases_lists_name_the_problem(config_dir: Path, text: str, message: str) -> None:
