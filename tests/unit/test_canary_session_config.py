@@ -27,7 +27,7 @@ canary:
   read:
     - path: /notes/{capture.id}
       port: 8080
-      expect_json: {title: "{marker}", "tags[0]": "{capture.id}"}
+      expect_json: {title: "{marker}", id: "{capture.id}"}
 """
 
 
@@ -67,7 +67,7 @@ def test_a_session_canary_loads(config_dir: Path) -> None:
         ),
         (
             "path: /csrf-token, port: 8080,",
-            "path: \"/csrf/{capture.token}\", port: 8080,",
+            'path: "/csrf/{capture.token}", port: 8080,',
             r"canary: setup\[1\].path: \{capture.token\} is not captured by an earlier step "
             r"\(captured before it: none\)",
         ),
@@ -93,7 +93,7 @@ def test_a_session_canary_loads(config_dir: Path) -> None:
         ),
         (
             'form: {user: admin, password: "${PW:-pw}"}',
-            'form: {user: admin}, json: {a: 1}',
+            "form: {user: admin}, json: {a: 1}",
             r"canary.setup.0: give json or form as the body, not both",
         ),
         (
