@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import re
+import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
@@ -33,6 +34,9 @@ from persistaudit.exceptions import CanaryError
 from persistaudit.http_deadline import Answer, exchange
 from persistaudit.redact import MARKER, MIN_LENGTH
 from persistaudit.runtime.base import ContainerHandle
+
+RETRY_STATUS = 503  # Service Unavailable: the request was not processed, try again
+RETRY_PAUSES_S = (0.5, 1.0, 2.0)  # between the attempts of a step answered RETRY_STATUS
 
 
 class Endpoints:
@@ -170,6 +174,14 @@ class HttpCanary:
                 raise TypeError(f"the HTTP canary driver was given a {step.KIND} step")
             variables = {**session.captured, **variables}
             answer = exchange_step(endpoints, step, variables, session.jar)
+            for pause in RETRY_PAUSES_S:
+                # 503 is "busy, try again" (Prefect answers it for SQLITE_BUSY, and its own
+                # clients retry): a client that gave up at once would report a busy service as
+                # one that lost data. A service that stays unavailable still fails the step.
+                if isinstance(answer, str) or answer.status != RETRY_STATUS:
+                    break
+                time.sleep(pause)
+                answer = exchange_step(endpoints, step, variables, session.jar)
             status, body = (
                 (0, answer)
                 if isinstance(answer, str)

@@ -277,3 +277,28 @@ def test_a_setup_that_fails_after_the_cycle_makes_every_record_missing_with_why(
     assert back.first_failure.startswith(
         "opening the session to read: setup step 1 failed: POST /login answered 401"
     )
+
+
+def test_a_step_answered_503_is_retried_and_one_that_stays_503_fails(
+    config_dir: Path, service: tuple[Service, ContainerHandle], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from persistaudit import canary_http
+
+    monkeypatch.setattr(canary_http, "RETRY_PAUSES_S", (0.01, 0.01))
+    state, container = service
+    busy = {"left": 2}
+    original = _Handler.do_POST
+
+    def sometimes_busy(self: _Handler) -> None:
+        if self.path == "/notes" and busy["left"] > 0:
+            busy["left"] -= 1
+            self._body()
+            return self._answer(503, {"exception_message": "Service Unavailable"})
+        return original(self)
+
+    monkeypatch.setattr(_Handler, "do_POST", sometimes_busy)
+    written = driver(config_dir).write(container, "r1", 1)
+    assert len(written) == len(state.notes) == 2
+    busy["left"] = 3  # more than the retries
+    with pytest.raises(CanaryError, match="POST /notes answered 503, expected 201"):
+        driver(config_dir).write(container, "r2", 1)
