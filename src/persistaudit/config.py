@@ -297,6 +297,14 @@ class CanarySpec(_Model):
             )
         if self.setup and self.kind != HttpStep.KIND:
             raise ValueError("setup opens an HTTP session: it needs HTTP write and read steps")
+        for n, step in enumerate(self.setup):
+            for field_name, value in step.placeholder_fields().items():
+                used = {m for t in _strings(value) for m in _PLACEHOLDER.findall(t)}
+                if used & {"i", "marker"}:
+                    raise ValueError(
+                        f"setup[{n}].{field_name}: setup runs once per session, not per "
+                        "record: it has {run} and earlier captures, not {i} or {marker}"
+                    )
         return self
 
     @model_validator(mode="after")

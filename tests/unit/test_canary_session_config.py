@@ -77,6 +77,11 @@ def test_a_session_canary_loads(config_dir: Path) -> None:
             r"canary: read\[0\].expect_json: \{capture.title\} is not captured",
         ),
         (
+            "path: /csrf-token, port: 8080,",
+            'path: "/csrf-token?for={marker}", port: 8080,',
+            r"canary: setup\[1\].path: setup runs once per session, not per record",
+        ),
+        (
             "{token: {json: csrf}}",
             "{token: {json: csrf, regex: x}}",
             r"canary.setup.1.capture.token: give exactly one of json, regex, header or cookie",
