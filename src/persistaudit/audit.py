@@ -96,6 +96,13 @@ class Cycle:
 
 
 _T = TypeVar("_T")
+READ_ONLY_WRITES = "Not a proof of retention: the canary writes change nothing"
+READ_ONLY_EXPLAINED = (
+    "Every canary write step is a GET or HEAD: no record was written through the service, so "
+    "reading it back proves nothing about user data, and neither does this check's verdict. "
+    "Give the canary write steps that create data (POST, PUT, PATCH), with a setup that logs "
+    "in when the API needs it."
+)
 REMOVAL_SETTLE_S = 2.0  # how long a removal may take to show, after a step failed
 LOG_SETTLE_S = 1.5  # at most, how long to let the log tail catch up with a refused request
 
@@ -393,6 +400,8 @@ class TargetAudit:
                 "command",
             )
         )
+        if spec.changes_nothing:
+            cycle.actions.append(Evidence(READ_ONLY_WRITES, READ_ONLY_EXPLAINED))
         cycle.before = self.snapshot(f"before-{name}")
         if scan_layer:
             cycle.layer = self.scan_layer(f"before the {name}")

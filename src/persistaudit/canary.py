@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from persistaudit.config import CANARY_VARS, CanarySpec, CanaryStep
@@ -19,16 +19,18 @@ from persistaudit.runtime.base import ContainerHandle
 
 RESPONSE_EXCERPT = 500  # characters of a response kept as evidence
 PROBLEM_EXCERPT = 200  # characters of a response quoted in a one-line problem
-_PLACEHOLDER = re.compile(r"\{(" + "|".join(CANARY_VARS) + r")\}")
+_PLACEHOLDER = re.compile(r"\{(" + "|".join(CANARY_VARS) + r"|capture\.\w+)\}")
 
 
 @dataclass(frozen=True)
 class Canary:
     i: int
     marker: str
+    # What its write steps captured ({capture.NAME} -> value), for the reads after the cycle.
+    captures: tuple[tuple[str, str], ...] = ()
 
     def vars(self, run: str) -> dict[str, str]:
-        return {"i": str(self.i), "marker": self.marker, "run": run}
+        return {"i": str(self.i), "marker": self.marker, "run": run, **dict(self.captures)}
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class StepOutcome:
     problem: str | None
     request: str  # no headers, bodies or standard input: they may hold credentials
     response: str
+    captured: dict[str, str] = field(default_factory=dict)  # "capture.NAME" -> value
 
 
 class CanaryDriver(Protocol):
@@ -71,9 +74,13 @@ class CanaryDriver(Protocol):
 
 
 def fill(value: Any, variables: dict[str, str]) -> Any:
-    """Substitute {i}, {marker} and {run} in every string inside value."""
+    """Substitute {i}, {marker}, {run} and {capture.NAME} in every string inside value.
+
+    A placeholder without a value is left as written (the config's validation makes sure
+    that every {capture.NAME} is captured by an earlier step).
+    """
     if isinstance(value, str):
-        return _PLACEHOLDER.sub(lambda m: variables[m.group(1)], value)
+        return _PLACEHOLDER.sub(lambda m: variables.get(m.group(1), m.group()), value)
     if isinstance(value, dict):
         return {fill(k, variables): fill(v, variables) for k, v in value.items()}
     if isinstance(value, list):
@@ -91,6 +98,7 @@ def write_records(spec: CanarySpec, run: str, start: int, perform: Perform) -> l
     for i in range(start, start + spec.records):
         canary = Canary(i, f"pa-{run}-{i:06d}")
         variables = canary.vars(run)
+        captured: dict[str, str] = {}
         for step in spec.write:
             outcome = perform(step, variables)
             if outcome.problem:
@@ -100,7 +108,9 @@ def write_records(spec: CanarySpec, run: str, start: int, perform: Perform) -> l
                     request=outcome.request,
                     response=outcome.response,
                 )
-        written.append(canary)
+            captured |= outcome.captured
+            variables |= outcome.captured
+        written.append(Canary(i, canary.marker, tuple(captured.items())))
     return written
 
 
@@ -113,9 +123,11 @@ def read_records(spec: CanarySpec, run: str, canaries: list[Canary], perform: Pe
         variables = canary.vars(run)
         problem = None
         for step in spec.read:
-            problem = perform(step, variables).problem
+            outcome = perform(step, variables)
+            problem = outcome.problem
             if problem:
                 break
+            variables |= outcome.captured
         if problem is None:
             found.append(canary)
         else:

@@ -25,11 +25,12 @@ from pydantic import (
     model_validator,
 )
 
-from persistaudit import catalog
+from persistaudit import catalog, jsonpath
 from persistaudit.exceptions import ConfigError, clip_value
 
 CANARY_VARS = ("i", "marker", "run")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
+CAPTURE_PLACEHOLDER = re.compile(r"\{capture\.(\w+)\}")
 _ENV_REF = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 
 
@@ -115,34 +116,118 @@ class ReadinessSpec(_Model):
 
 
 def _unknown_placeholder(*values: Any) -> None:
-    """Raise for a {name} that is not a canary variable, in any string inside values."""
+    """Raise for a {name} that is not a canary variable, in any string inside values
+    ({capture.NAME} is checked by the canary spec, which knows the order of the steps)."""
     for text in _strings(*values):
-        for name in _PLACEHOLDER.findall(text):
+        for name in _PLACEHOLDER.findall(CAPTURE_PLACEHOLDER.sub("", text)):
             if name not in CANARY_VARS:
                 raise ValueError(
                     f"unknown placeholder {{{name}}}; use one of "
                     + ", ".join("{" + v + "}" for v in CANARY_VARS)
+                    + " or {capture.NAME}"
                 )
 
 
+class Capture(_Model):
+    """A value taken from a step's response for later steps ({capture.NAME}): exactly one of
+    json (a JSON path in the body), regex (group 1, or the whole match, in the body), header
+    or cookie (by name, from the session's cookie jar).
+
+    secret: captured values are redacted from every message and evidence unless false (an id
+    an auditor wants to see in a request path); session tokens never should be shown.
+    """
+
+    json_path: str | None = Field(default=None, alias="json")
+    regex: str | None = None
+    header: str | None = None
+    cookie: str | None = None
+    secret: bool = True
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Capture:
+        kinds = ("json", "regex", "header", "cookie")
+        chosen = [k for k, v in zip(kinds, self.sources, strict=True) if v is not None]
+        if len(chosen) != 1:
+            raise ValueError("give exactly one of json, regex, header or cookie")
+        if self.json_path is not None:
+            jsonpath.parse(self.json_path)
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"regex is not a valid regex: {exc}") from None
+        return self
+
+    @property
+    def sources(self) -> tuple[str | None, ...]:
+        return (self.json_path, self.regex, self.header, self.cookie)
+
+    def describe(self) -> str:
+        """Where the value comes from, for a problem message (never the value)."""
+        kinds = ("JSON path", "regex", "header", "cookie")
+        return next(f"{k} {v!r}" for k, v in zip(kinds, self.sources, strict=True) if v)
+
+
 class HttpStep(_Model):
-    """One HTTP request of a canary write or read; {i}, {marker} and {run} are filled in."""
+    """One HTTP request of a canary write or read; {i}, {marker}, {run} and {capture.NAME}
+    (a value an earlier step captured) are filled in.
+
+    A session (a cookie jar) spans a canary spec's setup and the steps that follow it.
+    form: a form-encoded body (exclusive with json). expect_json: values that JSON paths of
+    the response body must have.
+    """
 
     KIND: ClassVar[str] = "http"
 
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] = "GET"
     path: str
     port: int
     json_body: Any = Field(default=None, alias="json")
+    form: dict[str, str] | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     expect_status: int = 200
     expect_body_contains: str | None = None
+    expect_json: dict[str, Any] = Field(default_factory=dict)
+    capture: dict[str, Capture] = Field(default_factory=dict)
     timeout: float = Field(default=10.0, gt=0)
 
     @model_validator(mode="after")
     def _known_placeholders(self) -> HttpStep:
-        _unknown_placeholder(self.path, self.json_body, self.headers, self.expect_body_contains)
+        if self.form is not None and self.json_body is not None:
+            raise ValueError("give json or form as the body, not both")
+        for path in self.expect_json:
+            try:
+                jsonpath.parse(path)
+            except ValueError as exc:
+                raise ValueError(f"expect_json: {exc}") from None
+        for name in self.capture:
+            if not re.fullmatch(r"\w+", name):
+                raise ValueError(f"capture: name {name!r} may hold letters, digits and _ only")
+        _unknown_placeholder(
+            self.path,
+            self.json_body,
+            self.form,
+            self.headers,
+            self.expect_body_contains,
+            self.expect_json,
+        )
         return self
+
+    def placeholder_fields(self) -> dict[str, Any]:
+        """The fields whose strings are filled in, by name (for validation messages)."""
+        return {
+            "path": self.path,
+            "json": self.json_body,
+            "form": self.form,
+            "headers": self.headers,
+            "expect_body_contains": self.expect_body_contains,
+            "expect_json": self.expect_json,
+        }
+
+    @property
+    def changes_nothing(self) -> bool:
+        """A GET or HEAD: a write step of this method proves nothing about user data."""
+        return self.method in ("GET", "HEAD")
 
 
 class ExecStep(_Model):
@@ -191,10 +276,14 @@ CanaryStep = Annotated[
 class CanarySpec(_Model):
     """Canary records written through the service before a cycle and read back after it.
 
-    The steps are all of one kind (http or exec): kind names the canary driver.
+    The steps are all of one kind (http or exec): kind names the canary driver. setup (HTTP
+    only) opens a session: it runs with a fresh cookie jar before a cycle's writes and again
+    before the reads after it (a restart logs everyone out). A value captured in setup is the
+    session's; one captured by a write step is kept with its record, for the reads.
     """
 
     records: int = Field(default=20, ge=1, le=100_000)
+    setup: list[HttpStep] = Field(default_factory=list)
     write: list[CanaryStep] = Field(min_length=1)
     read: list[CanaryStep] = Field(min_length=1)
 
@@ -206,12 +295,56 @@ class CanarySpec(_Model):
                 "the write and read steps are all HTTP (path, port) or all exec; "
                 "mixing them is not supported"
             )
+        if self.setup and self.kind != HttpStep.KIND:
+            raise ValueError("setup opens an HTTP session: it needs HTTP write and read steps")
+        for n, step in enumerate(self.setup):
+            for field_name, value in step.placeholder_fields().items():
+                used = {m for t in _strings(value) for m in _PLACEHOLDER.findall(t)}
+                if used & {"i", "marker"}:
+                    raise ValueError(
+                        f"setup[{n}].{field_name}: setup runs once per session, not per "
+                        "record: it has {run} and earlier captures, not {i} or {marker}"
+                    )
+        return self
+
+    @model_validator(mode="after")
+    def _captured_before_use(self) -> CanarySpec:
+        """Every {capture.NAME} names a value an earlier step of the session captured."""
+        setup = _check_captures("setup", self.setup, set())
+        written = _check_captures("write", self.write, setup)
+        _check_captures("read", self.read, written)
         return self
 
     @property
     def kind(self) -> str:
         """The steps' kind, the key of the canary driver that runs them."""
         return self.write[0].KIND
+
+    @property
+    def changes_nothing(self) -> bool:
+        """Whether every write step only reads (GET/HEAD): then a record "read back" was never
+        written, and the retention checks prove nothing about user data."""
+        return all(isinstance(s, HttpStep) and s.changes_nothing for s in self.write)
+
+
+def _check_captures(block: str, steps: list[Any], known: set[str]) -> set[str]:
+    """The names captured after steps, given those known before; ValueError naming the step
+    and field of a {capture.NAME} that no earlier step captured."""
+    known = set(known)
+    for n, step in enumerate(steps):
+        if not isinstance(step, HttpStep):
+            continue
+        for field_name, value in step.placeholder_fields().items():
+            for text in _strings(value):
+                for name in CAPTURE_PLACEHOLDER.findall(text):
+                    if name not in known:
+                        earlier = ", ".join(sorted(known)) or "none"
+                        raise ValueError(
+                            f"{block}[{n}].{field_name}: {{capture.{name}}} is not captured "
+                            f"by an earlier step (captured before it: {earlier})"
+                        )
+        known |= set(step.capture)
+    return known
 
 
 def _container_path(value: str) -> str:

@@ -181,9 +181,10 @@ class Redactor:
         # Imported here: at the top, config is imported for type checking only.
         from persistaudit.config import HttpStep
 
+        # A form field is named like a header (password=...): its value is found the same way.
         steps = [
-            (s.path, dict(s.headers))
-            for s in (*config.canary.write, *config.canary.read)
+            (s.path, {**(s.form or {}), **s.headers})
+            for s in (*config.canary.setup, *config.canary.write, *config.canary.read)
             if isinstance(s, HttpStep)  # an exec step's stdin is never shown
         ]
         return cls(config.env, config.redact, steps=steps)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from persistaudit.audit import TargetAudit
+from persistaudit.audit import READ_ONLY_WRITES, TargetAudit
 from persistaudit.config import TargetConfig, load_config
 from persistaudit.exceptions import SnapshotError
 from persistaudit.readiness import ContainerState
@@ -242,3 +242,39 @@ def test_take_snapshot_of_a_missing_database_says_so(runtime: FakeRuntime, tmp_p
     runtime.start()
     with pytest.raises(SnapshotError, match=r"nothing\.db"):
         take_snapshot(runtime.container, "/data/nothing.db", tmp_path / "copy", max_size=10**8)
+
+
+def test_a_canary_whose_writes_only_read_is_flagged_in_the_cycle_evidence(
+    config_dir: Path, runtime: FakeRuntime, tmp_path: Path
+) -> None:
+    text = (config_dir / "audit.yaml").read_text()
+    write = (
+        '    - {method: POST, path: /items, port: 8080, json: {name: "{marker}"}, '
+        "expect_status: 201}"
+    )
+    assert write in text
+    gets = text.replace(write, "    - {path: /health, port: 8080}")
+    gets = gets.replace(
+        '"/items?name={marker}", port: 8080, expect_body_contains: "{marker}"',
+        "/health, port: 8080",
+    )
+    (config_dir / "gets.yaml").write_text(gets)
+    config = load_config(config_dir / "gets.yaml")
+    assert config.canary.changes_nothing
+    audit = make_audit(config, runtime, tmp_path)
+    assert audit.fresh.blocked is None
+    flagged = audit.restart_cycle
+    assert not flagged.blocked
+    note = [e for e in flagged.actions if e.title == READ_ONLY_WRITES]
+    assert len(note) == 1
+    assert "proves nothing about user data" in note[0].content
+
+
+def test_a_canary_that_writes_is_not_flagged(
+    config: TargetConfig, runtime: FakeRuntime, tmp_path: Path
+) -> None:
+    audit = make_audit(config, runtime, tmp_path)
+    assert audit.fresh.blocked is None
+    cycle = audit.restart_cycle
+    assert cycle.canaries
+    assert READ_ONLY_WRITES not in [e.title for e in cycle.actions]

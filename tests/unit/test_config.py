@@ -27,7 +27,12 @@ def test_good_config_loads_with_paths_resolved(config_dir: Path) -> None:
 def test_bundled_configs_load() -> None:
     from tests.helpers import NOTES_APP
 
-    for path in [NOTES_APP / "audit.yaml", *sorted((NOTES_APP / "defects").glob("*.yaml"))]:
+    variants = sorted((NOTES_APP / "variants").glob("*.yaml"))
+    for path in [
+        NOTES_APP / "audit.yaml",
+        *sorted((NOTES_APP / "defects").glob("*.yaml")),
+        *variants,
+    ]:
         config = load_config(path)
         assert config.build is not None
         assert config.build.context == NOTES_APP

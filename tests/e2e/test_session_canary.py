@@ -1,0 +1,51 @@
+"""A service whose API needs a login, a session cookie and a CSRF token is audited through it.
+
+notes-app with NOTES_LOGIN=session logs everyone out on a restart: the canary's setup logs in
+again before the reads, so every record is read back by the id its write returned. Without
+the setup, the writes are refused and the cycles cannot be exercised: BLOCKED with the 401.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from tests.e2e.conftest import Audit
+from tests.e2e.test_demo_audits import ALL_CHECKS
+from tests.helpers import NOTES_APP
+
+pytestmark = pytest.mark.docker
+
+VARIANTS = NOTES_APP / "variants"
+PASSWORD = "canary-admin-passphrase"  # the config's default for NOTES_ADMIN_PASSWORD
+
+
+def test_a_session_canary_passes_every_check(run_audit: Callable[..., Audit]) -> None:
+    audit = run_audit(VARIANTS / "session.yaml")
+    assert audit.code == 0, audit.stderr
+    assert audit.results["verdict"] == "PASS"
+    assert audit.statuses() == dict.fromkeys(ALL_CHECKS, "passed")
+    for check in ("restart.retention", "recreate.retention"):
+        assert "20 canary records read back" in audit.check(check)["summary"]
+        written = audit.check(check)["evidence"][0]["content"]
+        assert written.startswith("POST /notes x 20, each cycle in a session")
+        assert "opened by 2 setup steps" in written
+    # The password and the session's CSRF tokens and cookies never reach an output.
+    everything = json.dumps(audit.results) + audit.report + audit.stderr
+    assert PASSWORD not in everything
+
+
+def test_without_the_login_the_cycles_are_blocked_with_the_401(
+    run_audit: Callable[..., Audit],
+) -> None:
+    audit = run_audit(VARIANTS / "session-no-login.yaml")
+    assert audit.code == 3, audit.stderr
+    assert audit.results["verdict"] == "BLOCKED"
+    for check in ("restart.retention", "recreate.retention"):
+        result = audit.check(check)
+        assert result["status"] == "blocked"
+        assert "POST /notes answered 401, expected 201" in result["summary"]
+        response = next(e for e in result["evidence"] if e["title"] == "Response")
+        assert response["content"].startswith('status 401\n{"error": "login required"}')
