@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import docker.errors
+from docker import DockerClient
 from docker.models.containers import Container
 
 from persistaudit.cleanup import Removal
+from persistaudit.config import TargetConfig
 from persistaudit.exceptions import TargetRemoved
-from persistaudit.readiness import LOG_TAIL, ContainerState, Probeable
+from persistaudit.readiness import LOG_TAIL, ContainerState, Probeable, WaitStrategy, wait_ready
 from persistaudit.runtime.attached_exec import exec_attached
 
 
@@ -355,3 +358,35 @@ class Runtime(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+STOP_TIMEOUT = 10  # seconds a graceful stop (restart, re-create, down) may take
+
+
+class EngineRuntime(Runtime):
+    """What the drivers whose containers run on a Docker engine share: waiting until the
+    service is ready, and stopping or killing its container."""
+
+    config: TargetConfig
+    client: DockerClient
+    log: Callable[[str], None]
+    strategy: WaitStrategy
+
+    def _wait(self, restarts_before: int) -> float:
+        spec = self.config.readiness
+        return wait_ready(
+            self.container,
+            self.strategy,
+            timeout=spec.timeout,
+            interval=spec.interval,
+            restarts_before=restarts_before,
+        )
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        self.log(f"docker stop --time {timeout:g} {self.container.name}")
+        # The engine takes whole seconds; rounding up never cuts a graceful stop short.
+        self.client.api.stop(self.container.id, timeout=math.ceil(timeout))
+
+    def kill(self, signal: str = "SIGKILL") -> None:
+        self.log(f"docker kill --signal {signal} {self.container.name}")
+        self.client.api.kill(self.container.id, signal=signal)

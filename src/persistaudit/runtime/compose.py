@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -38,12 +37,17 @@ from persistaudit.exceptions import (
     TargetRemoved,
 )
 from persistaudit.hostfs import host_fs_type, is_network
-from persistaudit.readiness import strategy_for, wait_ready
-from persistaudit.runtime.base import DeclaredMount, DockerContainer, Runtime, TargetInfo
+from persistaudit.readiness import strategy_for
+from persistaudit.runtime.base import (
+    STOP_TIMEOUT,
+    DeclaredMount,
+    DockerContainer,
+    EngineRuntime,
+    TargetInfo,
+)
 from persistaudit.runtime.compose_model import Rewritten, has_healthcheck, image_tag, rewrite
 from persistaudit.runtime.image import published_ports
 
-STOP_TIMEOUT = 10
 STDERR_TAIL = 15  # lines of compose's stderr kept as evidence
 # Seconds each compose command may take, at most.
 TIMEOUTS = {"config": 60.0, "build": 900.0, "up": 180.0, "restart": 90.0, "down": 120.0}
@@ -288,7 +292,7 @@ def prepare(
     return Prepared(model, built, local)
 
 
-class ComposeRuntime(Runtime):
+class ComposeRuntime(EngineRuntime):
     """One service of a compose file, run in a project of this run's own (see module doc)."""
 
     NAME = "compose"
@@ -402,16 +406,6 @@ class ComposeRuntime(Runtime):
             ) from None
         return DockerContainer(raw, "127.0.0.1" if self.local else _engine_host())
 
-    def _wait(self, restarts_before: int) -> float:
-        spec = self.config.readiness
-        return wait_ready(
-            self.container,
-            self.strategy,
-            timeout=spec.timeout,
-            interval=spec.interval,
-            restarts_before=restarts_before,
-        )
-
     def restart(self) -> float:
         before = self.container.state().restart_count
         self.log(f"docker compose -p {self.project} restart {self.spec.service}")
@@ -473,14 +467,6 @@ class ComposeRuntime(Runtime):
             if labels.get(engine.LABEL_RUN) != self.run_id:
                 gone.append(f"volume {name}")
         return gone
-
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        self.log(f"docker stop --time {timeout:g} {self.container.name}")
-        self.client.api.stop(self.container.id, timeout=math.ceil(timeout))
-
-    def kill(self, signal: str = "SIGKILL") -> None:
-        self.log(f"docker kill --signal {signal} {self.container.name}")
-        self.client.api.kill(self.container.id, signal=signal)
 
     def missing(self) -> list[str]:
         gone: list[str] = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable
 
 import docker.errors
@@ -14,10 +13,8 @@ from persistaudit import cleanup, engine, signals
 from persistaudit.config import HealthcheckSpec, HttpStep, TargetConfig
 from persistaudit.exceptions import TargetBlocked, TargetRemoved
 from persistaudit.images import ensure_image
-from persistaudit.readiness import strategy_for, wait_ready
-from persistaudit.runtime.base import DockerContainer, Runtime, TargetInfo
-
-STOP_TIMEOUT = 10
+from persistaudit.readiness import strategy_for
+from persistaudit.runtime.base import STOP_TIMEOUT, DockerContainer, EngineRuntime, TargetInfo
 
 
 def engine_healthcheck(spec: HealthcheckSpec) -> dict[str, object]:
@@ -40,7 +37,7 @@ def published_ports(config: TargetConfig) -> list[int]:
     return sorted(ports)
 
 
-class ImageRuntime(Runtime):
+class ImageRuntime(EngineRuntime):
     """One container from the config's image (or build) on a fresh named volume."""
 
     NAME = "image"
@@ -131,16 +128,6 @@ class ImageRuntime(Runtime):
         self._container = DockerContainer(tc.get_wrapped_container(), host)
         return self._wait(restarts_before=0)
 
-    def _wait(self, restarts_before: int) -> float:
-        spec = self.config.readiness
-        return wait_ready(
-            self.container,
-            self.strategy,
-            timeout=spec.timeout,
-            interval=spec.interval,
-            restarts_before=restarts_before,
-        )
-
     def restart(self) -> float:
         before = self.container.state().restart_count
         self.log(f"docker restart {self.container.name}")
@@ -159,15 +146,6 @@ class ImageRuntime(Runtime):
             raise TargetRemoved(f"volume {self.volume_name} was removed by something else")
         self.log("starting a new container from the same image on the same volume")
         return self._run()
-
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        self.log(f"docker stop --time {timeout:g} {self.container.name}")
-        # The engine takes whole seconds; rounding up never cuts a graceful stop short.
-        self.client.api.stop(self.container.id, timeout=math.ceil(timeout))
-
-    def kill(self, signal: str = "SIGKILL") -> None:
-        self.log(f"docker kill --signal {signal} {self.container.name}")
-        self.client.api.kill(self.container.id, signal=signal)
 
     def _volume_is_ours(self) -> bool:
         """The run's volume exists and is the one it created (same run label)."""
