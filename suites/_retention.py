@@ -176,9 +176,16 @@ def judge(
     read_back = f"{len(rb.found)} canary records read back, " if canaries else ""
     changed = sum(t.changed for t in ret.tables)
     added = sum(t.added for t in ret.tables)
+    # A canary that writes nothing is said where the verdict is read, not only in evidence.
+    hollow = (
+        "the canary writes change nothing (GET/HEAD only): this proves nothing about user "
+        "data; "
+        if canaries and audit.config.canary.changes_nothing
+        else ""
+    )
     check.summary = (
-        f"{read_back}no row lost: {ret.rows_before} rows in {len(ret.tables)} tables matched "
-        f"({changed} changed, {added} added){volatile}, integrity ok"
+        f"{hollow}{read_back}no row lost: {ret.rows_before} rows in {len(ret.tables)} tables "
+        f"matched ({changed} changed, {added} added){volatile}, integrity ok"
     )
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.e2e.conftest import Audit
 from tests.e2e.test_demo_audits import ALL_CHECKS
-from tests.helpers import NOTES_APP
+from tests.helpers import NOTES_APP, REPO
 
 pytestmark = pytest.mark.docker
 
@@ -53,3 +55,20 @@ def test_without_the_login_the_cycles_are_blocked_with_the_401(
         assert "POST /notes answered 401, expected 201" in result["summary"]
         response = next(e for e in result["evidence"] if e["title"] == "Response")
         assert response["content"].startswith('status 401\n{"error": "login required"}')
+
+
+def test_a_canary_that_writes_nothing_says_so_in_the_verdict(
+    run_audit: Callable[..., Audit], tmp_path: Path
+) -> None:
+    """A GET-only canary "reads back" what it never wrote: the PASS must say it proves nothing."""
+    config = yaml.safe_load((NOTES_APP / "audit.yaml").read_text())
+    config["build"]["context"] = str(NOTES_APP)
+    config["expect"]["manifest"] = str(REPO / "expected" / "notes-app.yaml")
+    config["canary"]["write"] = [{"method": "GET", "path": "/health", "port": 8080}]
+    config["canary"]["read"] = [{"method": "GET", "path": "/health", "port": 8080}]
+    path = tmp_path / "hollow.yaml"
+    path.write_text(yaml.safe_dump(config))
+    audit = run_audit(path)
+    for check in ("restart.retention", "recreate.retention"):
+        summary = audit.check(check)["summary"]
+        assert summary.startswith("the canary writes change nothing (GET/HEAD only)"), summary
