@@ -19,6 +19,14 @@ LICENCE_STEP = (
     "without one. The log says: {line}"
 )
 BLOCKED_STEP = "Resolve the blocker, then re-run the audit."
+# A database already under a mount that still lost rows: "keep it under the volume" would
+# contradict the finding, so the next step is to find what resets it.
+ON_VOLUME_LOSS_STEP = (
+    "{database} is already on the mounted volume ({mount}), yet rows were lost across the "
+    "{cycle}: find what resets or replaces it when the service starts (an init that recreates "
+    "the file, a migration that rebuilds tables, a second copy the service really uses). "
+    "Found: {summary}"
+)
 RERUN_STEP = "Re-run this audit for every release and compare results with `persistaudit compare`."
 # Statuses after which a suite's checks have tested what they cover (for residual risks).
 TESTED = frozenset({"passed", "failed", "waived"})
@@ -63,6 +71,15 @@ def recommendation(check: dict[str, Any], target: dict[str, Any]) -> str:
     name = cid[len(catalog.base_id(cid)) + 1 : -1] if cid.endswith("]") else ""
     if name in paths:  # one database of several: its own path
         database = str(paths[name])
+    mount = str(target.get("mount", "?"))
+    cycle = catalog.base_id(cid).split(".")[0]
+    if cycle in ("restart", "recreate") and check["status"] == "failed" and _under(database, mount):
+        return ON_VOLUME_LOSS_STEP.format(
+            database=database,
+            mount=mount,
+            cycle="re-create" if cycle == "recreate" else "restart",
+            summary=summary,
+        )
     return entry.advice(
         {
             "summary": summary,
@@ -72,6 +89,12 @@ def recommendation(check: dict[str, Any], target: dict[str, Any]) -> str:
             "journal_mode": str(target.get("expect", {}).get("journal_mode", "wal")),
         }
     )
+
+
+def _under(path: str, mounts: str) -> bool:
+    """Whether path lies under one of the mount points (a compose target lists several)."""
+    points = [m.strip().rstrip("/") for m in mounts.split(",") if m.strip() not in ("", "?")]
+    return any(path.startswith(p + "/") for p in points)
 
 
 def tested_suites(checks: list[dict[str, Any]]) -> set[str]:
