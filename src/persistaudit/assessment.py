@@ -19,6 +19,12 @@ LICENCE_STEP = (
     "without one. The log says: {line}"
 )
 BLOCKED_STEP = "Resolve the blocker, then re-run the audit."
+# No file at the configured path: the retention checks' canaries were lost with a database
+# kept elsewhere; the next step is the root cause's.
+MISSING_DATABASE_STEP = (
+    "The service does not keep its database at {database} (see {root}): make it write there, "
+    "on the volume, and its records will survive with it. Found: {summary}"
+)
 # A database already under a mount that still lost rows: "keep it under the volume" would
 # contradict the finding, so the next step is to find what resets it.
 ON_VOLUME_LOSS_STEP = (
@@ -73,6 +79,10 @@ def recommendation(check: dict[str, Any], target: dict[str, Any]) -> str:
         database = str(paths[name])
     mount = str(target.get("mount", "?"))
     cycle = catalog.base_id(cid).split(".")[0]
+    missing = f"no database at {database} (see "
+    if cycle in ("restart", "recreate") and missing in summary:
+        root = summary.split(missing, 1)[1].split(")", 1)[0]
+        return MISSING_DATABASE_STEP.format(database=database, root=root, summary=summary)
     if cycle in ("restart", "recreate") and check["status"] == "failed" and _under(database, mount):
         return ON_VOLUME_LOSS_STEP.format(
             database=database,

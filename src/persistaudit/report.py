@@ -192,6 +192,13 @@ def report_context(
         "blocked_by_startup": [
             c["id"] for c in problems if c["status"] == "blocked" and not catalog.is_gate(c["id"])
         ],
+        # Only a blocked start gate means "the target did not start"; other checks are blocked
+        # by what their own summaries say (a missing database file, a limit).
+        "blocked_step": (
+            "Once the target starts, re-run the audit"
+            if any(c["status"] == "blocked" and catalog.is_gate(c["id"]) for c in checks)
+            else "Once what blocked them is resolved (each says why), re-run the audit"
+        ),
         "passing_recommendations": passing_recommendations(checks),
         "validated": [c for c in checks if c["status"] == "passed"],
         "failed": [c for c in checks if c["status"] == "failed"],

@@ -37,3 +37,16 @@ def test_a_prefix_that_is_no_folder_is_not_under_it() -> None:
     target = {"database": "/data2/app.db", "mount": "/data"}
     advice = recommendation(failed("recreate.retention", "lost"), target)
     assert advice.startswith("Keep the database under the mounted volume (/data)")
+
+
+def test_canaries_lost_with_a_database_kept_elsewhere_point_at_the_root_cause() -> None:
+    target = {"database": "/data/notes.db", "mount": "/data"}
+    summary = (
+        "20 of 20 canary records lost; rows not compared: no database at /data/notes.db "
+        "(see fresh_install.database)"
+    )
+    advice = recommendation(failed("recreate.retention", summary), target)
+    assert advice.startswith(
+        "The service does not keep its database at /data/notes.db (see fresh_install.database)"
+    )
+    assert "already on the mounted volume" not in advice

@@ -153,3 +153,22 @@ def test_per_database_results_are_grouped_and_the_risk_names_the_database() -> N
     )
     assert "the service keeps it at /var/lib/notes/cache.db" in text  # its own path
     assert "### `restart.retention`: PASS" in text  # a plain id as before
+
+
+def test_checks_blocked_by_a_missing_database_are_not_said_to_wait_for_a_start() -> None:
+    doc = results(verdict="FAIL")
+    doc["checks"].append(
+        {
+            "id": "fresh_install.schema",
+            "suite": "fresh_install",
+            "status": "blocked",
+            "summary": "not evaluated: no database at /data/app.db (see fresh_install.database)",
+            "evidence": [],
+            "duration_s": 0,
+        }
+    )
+    text = render_markdown(doc)
+    assert "Once the target starts" not in text  # it did start: fresh_install.startup passed
+    assert "Once what blocked them is resolved (each says why), re-run the audit:" in text
+    doc["checks"][0].update(status="blocked", summary="restarts in a loop")
+    assert "Once the target starts, re-run the audit:" in render_markdown(doc)
