@@ -178,8 +178,7 @@ def judge(
     added = sum(t.added for t in ret.tables)
     # A canary that writes nothing is said where the verdict is read, not only in evidence.
     hollow = (
-        "the canary writes change nothing (GET/HEAD only): this proves nothing about user "
-        "data; "
+        "the canary writes change nothing (GET/HEAD only): this proves nothing about user data; "
         if canaries and audit.config.canary.changes_nothing
         else ""
     )
