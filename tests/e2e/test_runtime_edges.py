@@ -47,7 +47,7 @@ def test_log_and_command_readiness_survive_restart(
     assert ran == {"fresh_install.startup": "passed", "restart.retention": "passed"}
     skipped = audit.check("recreate.retention")
     assert skipped["summary"] == "not selected for this run"  # a subset says what it left out
-    assert "Not tested: `fresh_install.schema`" in audit.report
+    assert "Not tested: `fresh_install.database`, `fresh_install.schema`" in audit.report
 
 
 def test_readiness_timeout_is_blocked_with_logs(
