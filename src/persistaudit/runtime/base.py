@@ -371,6 +371,22 @@ class EngineRuntime(Runtime):
     client: DockerClient
     log: Callable[[str], None]
     strategy: WaitStrategy
+    _container: DockerContainer | None
+
+    def _container_gone(self) -> list[str]:
+        """["container NAME"] when something else removed (or is removing) the run's
+        container; [] when it is there, or when the engine cannot tell."""
+        if self._container is None:
+            return []
+        try:
+            state = self.client.api.inspect_container(self._container.id).get("State", {})
+        except docker.errors.NotFound:
+            return [f"container {self._container.name}"]
+        except docker.errors.DockerException:
+            return []  # the engine cannot tell: no evidence of a removal
+        if state.get("Status") in ("removing", "dead"):
+            return [f"container {self._container.name}"]
+        return []
 
     def _wait(self, restarts_before: int) -> float:
         spec = self.config.readiness

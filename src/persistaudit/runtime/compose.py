@@ -469,16 +469,7 @@ class ComposeRuntime(EngineRuntime):
         return gone
 
     def missing(self) -> list[str]:
-        gone: list[str] = []
-        if self._container is not None:
-            try:
-                state = self.client.api.inspect_container(self._container.id).get("State", {})
-                if state.get("Status") in ("removing", "dead"):
-                    gone.append(f"container {self._container.name}")
-            except docker.errors.NotFound:
-                gone.append(f"container {self._container.name}")
-            except docker.errors.DockerException:
-                pass
+        gone = self._container_gone()
         if self._compose is not None:
             gone += self._volumes_gone()
         return gone

@@ -156,16 +156,7 @@ class ImageRuntime(EngineRuntime):
         return bool(labels.get(engine.LABEL_RUN) == self.run_id)
 
     def missing(self) -> list[str]:
-        gone: list[str] = []
-        if self._container is not None:
-            try:
-                state = self.client.api.inspect_container(self._container.id).get("State", {})
-                if state.get("Status") in ("removing", "dead"):
-                    gone.append(f"container {self._container.name}")
-            except docker.errors.NotFound:
-                gone.append(f"container {self._container.name}")
-            except docker.errors.DockerException:
-                pass  # the engine cannot tell: no evidence of a removal
+        gone = self._container_gone()
         if self._volume_created:
             try:
                 if not self._volume_is_ours():
