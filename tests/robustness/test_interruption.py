@@ -49,6 +49,8 @@ RUN_POINTS = [
     ("removed container", 0.0, 0.05),  # the outputs are being written
     ("verdict PASS", 0.0, 0.0),  # after the verdict line, before the outputs are moved in
 ]
+# Markers after which a run may already be past its point of no return when the signal lands.
+LATE_MARKERS = ("removed container", "verdict PASS")
 SNAPSHOT_POINTS = [("", 0.3, 0.8), ("created volume", 0.0, 0.2), ("ready in", 0.0, 0.1)]
 PYTEST_POINTS = [("created volume", 0.0, 0.3), ("restart: writing", 0.0, 0.3)]
 SIGNAL_SETS = [
@@ -213,9 +215,11 @@ def test_interrupts_at_random_points_leave_nothing_and_no_verdict(
         assert sorted(p.name for p in where.iterdir()) == sorted(
             ["tmp", *(["out"] if out.exists() else [])]
         ), f"staging folders left beside --out: {why}"
-        if step.code == 0 and step.marker == "verdict PASS":
+        if step.code == 0 and step.marker in LATE_MARKERS:
             # The signal came after the point of no return, or after the end: the run ended
-            # with its verdict and its outputs whole. Possible only right after the verdict.
+            # with its verdict and its outputs whole. Possible only at the last markers: the
+            # outputs are written within a few milliseconds of the removal, so a signal sent
+            # then may land either side of the point of no return (both outcomes are sound).
             assert step.lines[-1].startswith("PASS: "), why
             assert sorted(files(out)) == sorted(previous_files), why
             late += 1
