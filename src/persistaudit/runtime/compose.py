@@ -292,6 +292,19 @@ def prepare(
     return Prepared(model, built, local)
 
 
+def _blocked(what: str, reason: str, exc: ComposeError) -> TargetBlocked:
+    """BLOCKED by a compose command that failed: what it was, and compose's stderr as evidence."""
+    return TargetBlocked(
+        f"{what}: {exc}",
+        reason=reason,
+        evidence={
+            "reason": reason,
+            "engine_error": exc.stderr or str(exc),
+            "logs": exc.stderr.splitlines(),
+        },
+    )
+
+
 class ComposeRuntime(EngineRuntime):
     """One service of a compose file, run in a project of this run's own (see module doc)."""
 
@@ -376,14 +389,8 @@ class ComposeRuntime(EngineRuntime):
             with signals.shielded(resume=True):
                 self.compose.run("up", "--detach", "--no-build")
         except ComposeError as exc:
-            raise TargetBlocked(
-                f"compose project {self.project} could not start: {exc}",
-                reason="start-failed",
-                evidence={
-                    "reason": "start-failed",
-                    "engine_error": exc.stderr or str(exc),
-                    "logs": exc.stderr.splitlines(),
-                },
+            raise _blocked(
+                f"compose project {self.project} could not start", "start-failed", exc
             ) from None
         self._container = self._find()
         self.image_id = str(self.container.attrs.get("Image", ""))
@@ -432,14 +439,8 @@ class ComposeRuntime(EngineRuntime):
         try:
             self.compose.run(*args)
         except ComposeError as exc:
-            raise TargetBlocked(
-                f"compose {args[0]} of project {self.project} failed: {exc}",
-                reason="compose-failed",
-                evidence={
-                    "reason": "compose-failed",
-                    "engine_error": exc.stderr or str(exc),
-                    "logs": exc.stderr.splitlines(),
-                },
+            raise _blocked(
+                f"compose {args[0]} of project {self.project} failed", "compose-failed", exc
             ) from None
 
     def _anonymous_volumes(self) -> list[str]:
