@@ -93,6 +93,9 @@ class Cycle:
     actions: list[Evidence] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)  # why it was blocked
     layer: layer_files.LayerScan | str = "not scanned"  # the layer just before the cycle
+    # Why the canary writes proved nothing ("" when they did): only GET/HEAD, or nothing new
+    # in any database after them. The read-back then cannot vouch for user data.
+    hollow: str = ""
 
 
 _T = TypeVar("_T")
@@ -103,6 +106,8 @@ READ_ONLY_EXPLAINED = (
     "Give the canary write steps that create data (POST, PUT, PATCH), with a setup that logs "
     "in when the API needs it."
 )
+NOTHING_NEW = "Not a proof of retention: nothing new in the database after the canary writes"
+WRITE_SETTLE_S = 2.0  # a service may commit just after it answers: look once more, this late
 REMOVAL_SETTLE_S = 2.0  # how long a removal may take to show, after a step failed
 LOG_SETTLE_S = 1.5  # at most, how long to let the log tail catch up with a refused request
 
@@ -140,6 +145,7 @@ class TargetAudit:
         self._running: list[str] = []  # stages under way, to refuse one that asks for itself
         self.canaries = driver_for(config.canary)
         self._snapshots = 0
+        self._latest: dict[str, DatabaseState] = {}  # each database's last snapshot
         self._manifests: dict[str, Manifest] = {}
         first = config.declared_databases[0]
         self.limits = self.limits_of(first.name)  # the first database's (a `database:` config)
@@ -239,9 +245,11 @@ class TargetAudit:
             self.runtime.container,
             [Wanted(d.path, folder / d.name, d.max_size) for d in entries],
         )
-        return {
+        states = {
             d.name: self._inspect(label, d, copy) for d, copy in zip(entries, copies, strict=True)
         }
+        self._latest.update(states)
+        return states
 
     def _inspect(
         self, label: str, database: DatabaseEntry, copy: Snapshot | PersistauditError
@@ -383,6 +391,7 @@ class TargetAudit:
         spec = self.config.canary
         self.log(f"{name}: writing {spec.records} canary records through the service")
         start = stages.get(name).canary_start
+        baseline = dict(self._latest)  # what the databases held before this cycle's writes
         try:
             new = self.canaries.write(self.runtime.container, self.run_id, start)
         except CanaryError as exc:
@@ -401,8 +410,14 @@ class TargetAudit:
             )
         )
         if spec.changes_nothing:
+            cycle.hollow = "the canary writes change nothing (GET/HEAD only)"
             cycle.actions.append(Evidence(READ_ONLY_WRITES, READ_ONLY_EXPLAINED))
         cycle.before = self.snapshot(f"before-{name}")
+        if not spec.changes_nothing and unchanged(baseline, cycle.before):
+            time.sleep(WRITE_SETTLE_S)
+            cycle.before = self.snapshot(f"before-{name}-again")
+            if unchanged(baseline, cycle.before):
+                self._note_nothing_new(cycle, baseline)
         if scan_layer:
             cycle.layer = self.scan_layer(f"before the {name}")
         container_name = self.runtime.container.name
@@ -440,6 +455,26 @@ class TargetAudit:
                     self.limits_of(db),
                 )
 
+    def _note_nothing_new(self, cycle: Cycle, baseline: dict[str, DatabaseState]) -> None:
+        where = ", ".join(f"{self.databases[db].path} ({db})" for db in cycle.before)
+        cycle.hollow = (
+            f"nothing new was found in the database after the {len(cycle.canaries)} canary "
+            f"writes ({where})"
+        )
+        labels = sorted({s.label for s in baseline.values()})
+        cycle.actions.append(
+            Evidence(
+                NOTHING_NEW,
+                f"Every table of {where} held the same rows after the writes (and again "
+                f"{WRITE_SETTLE_S:g} s later) as at the snapshot '{', '.join(labels)}' before "
+                "them: the writes did not reach the audited database. They went elsewhere (an "
+                "endpoint that stores nothing, another database) or are held in memory, so "
+                "reading them back proves nothing about the database's data. Give the canary "
+                "write steps that create records in it.",
+            )
+        )
+        self.log(f"{cycle.name}: {cycle.hollow}")
+
     def _settled_logs(self, tail: int) -> list[str]:
         """The log tail once it stops growing (briefly): the engine collects logs a little late,
         and the lines that explain a refused request come just before the answer."""
@@ -462,6 +497,26 @@ class TargetAudit:
             Evidence("Response", exc.response, "output"),
             Evidence(f"Last {len(logs)} log lines", "\n".join(logs) or "(no output)", "log"),
         ]
+
+
+def _content(state: DatabaseState) -> object | None:
+    """What a database holds (its tables and their rows' digests); None when unknown."""
+    facts = state.facts
+    if facts is None or state.error or any(t.error for t in facts.data.values()):
+        return None
+    return facts.tables, {name: (t.rows, t.digest) for name, t in facts.data.items()}
+
+
+def unchanged(before: dict[str, DatabaseState], after: dict[str, DatabaseState]) -> bool:
+    """Whether every database is known to hold exactly what it held before (never a guess:
+    any database whose content is unknown on either side makes it False)."""
+    if not after or set(before) != set(after):
+        return False
+    for name, state in after.items():
+        old, new = _content(before[name]), _content(state)
+        if old is None or new is None or old != new:
+            return False
+    return True
 
 
 def _went_wrong(cycle: Cycle) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 import docker.errors
 import pytest
 
-from persistaudit import __version__, signals
+from persistaudit import __version__, reproduce, signals
 from persistaudit.audit import TargetAudit
 from persistaudit.config import TargetConfig
 from persistaudit.exceptions import PersistauditError, summarize
@@ -106,6 +106,10 @@ class ResultCollector:
         self.files: dict[str, str] = {}
         self.target_info: dict[str, Any] = {"name": target.name, "image": target.image_ref}
         self.engine_info: dict[str, Any] = {}
+        # The settings of the container the run last used, and its lifecycle steps as commands
+        # (plugin.close_audit); empty when no container was described.
+        self.container_settings: dict[str, Any] = {}
+        self.commands: dict[str, str] = {}
 
     def record(
         self,
@@ -226,10 +230,22 @@ class ResultCollector:
             "docker_engine": self.engine_info,
             "config_sha256": digest,
         }
+        settings = dict(self.container_settings)
+        if settings:
+            settings["env"] = self.redactor.env(settings["env"])
+        reproduce_section = {
+            "container": settings,
+            # A compose service is reproduced by its compose commands, not one docker run.
+            "run_command": reproduce.run_command(settings) if self.target.compose is None else "",
+            "commands": self.commands,
+            "readiness": reproduce.readiness(self.target.readiness),
+            "canary": reproduce.scenario(self.target.canary),
+        }
         position = {c: i for i, c in enumerate(self.order)}
         checks = sorted(self.results.values(), key=lambda c: position.get(c.id, len(position)))
         return results_document(
             target=target,
+            reproduce=reproduce_section,
             checks=checks,
             metrics=self.metrics,
             environment=environment,

@@ -96,6 +96,7 @@ def results_document(
     *,
     target: dict[str, Any],
     checks: list[CheckResult],
+    reproduce: dict[str, Any] | None = None,
     metrics: list[Metric],
     environment: dict[str, Any],
     started_at: str,
@@ -110,4 +111,5 @@ def results_document(
         "environment": environment,
         "checks": [asdict(c) for c in checks],
         "metrics": [asdict(m) for m in metrics],
+        **({"reproduce": reproduce} if reproduce is not None else {}),
     }

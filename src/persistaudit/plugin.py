@@ -162,7 +162,13 @@ class AuditSession:
                 return
             try:
                 if signals.received() is None and self.collector is not None:
-                    self.collector.target_info = dataclasses.asdict(audit.runtime.describe())
+                    runtime = audit.runtime
+                    self.collector.target_info = dataclasses.asdict(runtime.describe())
+                    self.collector.container_settings = runtime.container_settings()
+                    self.collector.commands = {  # each step names the container it ran on
+                        step: runtime.step_command(step).replace("{name}", "CONTAINER")
+                        for step in ("start", "restart", "recreate")
+                    }
             finally:
                 audit.close()
 

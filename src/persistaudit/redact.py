@@ -73,7 +73,7 @@ PROTECTED_FIELDS = frozenset(
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 _URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^\s/?#@\"'<>]+)@")
 _QUERY_PARAM = re.compile(r"(?<=[?&;])([A-Za-z0-9_.\-\[\]]+)=([^&#\s\"'<>]*)")
-_PLACEHOLDER = re.compile(r"\{(?:i|marker|run)\}")
+_PLACEHOLDER = re.compile(r"\{(?:i|marker|run|capture\.\w+)\}")
 
 
 def name_words(name: str) -> list[str]:
@@ -116,6 +116,20 @@ def encoded_forms(secret: str) -> set[str]:
     return {f for f in forms if f}
 
 
+def json_members(value: Any, name: str = "") -> list[tuple[str, str]]:
+    """(member name, string) for every string in a JSON value; a string inside a member
+    (at any depth) is paired with the nearest secret-looking name above it, if any."""
+    if isinstance(value, dict):
+        return [
+            pair
+            for key, v in value.items()
+            for pair in json_members(v, name if is_secret_name(name) else str(key))
+        ]
+    if isinstance(value, list):
+        return [pair for v in value for pair in json_members(v, name)]
+    return [(name, value)] if isinstance(value, str) else []
+
+
 def _literal_parts(value: str) -> list[str]:
     """A canary value, or when it has {marker}-style placeholders, its long literal parts."""
     parts = _PLACEHOLDER.split(value)
@@ -130,7 +144,7 @@ class Redactor:
         env: dict[str, str],
         extra: list[str] | None = None,
         *,
-        steps: Iterable[tuple[str, dict[str, str]]] = (),
+        steps: Iterable[tuple[str, dict[str, str] | list[tuple[str, str]]]] = (),
     ) -> None:
         self.warnings: list[str] = []
         found: dict[str, str] = {}  # value -> where it was found, for the warning
@@ -145,7 +159,7 @@ class Redactor:
                 if is_secret_name(name):
                     for part in _literal_parts(value):
                         found.setdefault(part, f"canary query parameter {name}")
-            for name, value in headers.items():
+            for name, value in headers.items() if isinstance(headers, dict) else headers:
                 if is_secret_name(name):
                     scheme, space, credentials = value.strip().partition(" ")
                     if space and re.fullmatch(r"[A-Za-z-]+", scheme):  # Bearer abc, Basic ...
@@ -181,9 +195,10 @@ class Redactor:
         # Imported here: at the top, config is imported for type checking only.
         from persistaudit.config import HttpStep
 
-        # A form field is named like a header (password=...): its value is found the same way.
-        steps = [
-            (s.path, {**(s.form or {}), **s.headers})
+        # A form field or a JSON body's member is named like a header (password=...): its
+        # value is found the same way.
+        steps: list[tuple[str, dict[str, str] | list[tuple[str, str]]]] = [
+            (s.path, [*(s.form or {}).items(), *s.headers.items(), *json_members(s.json_body)])
             for s in (*config.canary.setup, *config.canary.write, *config.canary.read)
             if isinstance(s, HttpStep)  # an exec step's stdin is never shown
         ]

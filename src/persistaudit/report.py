@@ -7,7 +7,9 @@ results, none from the clock.
 from __future__ import annotations
 
 import functools
+import json
 import re
+import shlex
 from typing import Any
 
 import jinja2
@@ -151,9 +153,26 @@ def environment(inert: bool = False) -> jinja2.Environment:
             cell=functools.partial(md_cell, inert=inert),
             text=functools.partial(md_text, inert=inert),
             fence=fence,
+            argv=lambda words: shlex.join(str(w) for w in words),
         )
         _envs[inert] = env
     return _envs[inert]
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+def step_details(step: dict[str, Any]) -> str:
+    """A canary step's headers, body and standard input, on one line."""
+    parts = [f"{k}: {v}" for k, v in (step.get("headers") or {}).items()]
+    if "form" in step:
+        parts.append("form " + "&".join(f"{k}={v}" for k, v in step["form"].items()))
+    if "json" in step:
+        parts.append("json " + _compact(step["json"]))
+    if "stdin" in step:
+        parts.append("stdin: " + str(step["stdin"]))
+    return "; ".join(parts)
 
 
 def report_context(
@@ -177,8 +196,11 @@ def report_context(
         key=lambda c: ORDER[c["status"]],
     )
     waived = [c for c in checks if c["status"] == "waived"]
+    reproduce = results.get("reproduce") or {}
     return {
         "r": results,
+        "reproduce": reproduce,
+        "steps": [(step, step_details(step)) for step in reproduce.get("canary", [])],
         "mark": STATUS_MARK,
         "suites": [(*_suite_heading(s), gs) for s, gs in suites.items()],
         "key_findings": sorted(checks, key=lambda c: ORDER[c["status"]]),

@@ -72,6 +72,16 @@ def test_the_good_compose_service_passes_every_check_and_leaves_the_bind_folder_
     declared = next(e for e in mount["evidence"] if "compose model declares" in e["title"])
     assert "volume    notes-data -> /data (rw)" in declared["content"]
     assert f"bind      {exports} -> /exports (rw); this run mounted " in declared["content"]
+    # Reproducible: the compose service's container as the engine ran it, and the commands.
+    reproduce = audit.results["reproduce"]
+    assert reproduce["container"]["name"].startswith(target["project"])
+    assert reproduce["container"]["image_id"] == target["image_id"]
+    exports_mount = next(
+        m for m in reproduce["container"]["mounts"] if m["destination"] == "/exports"
+    )
+    assert exports_mount["source"] != str(exports)  # redirected to the run's own folder
+    assert reproduce["run_command"] == ""  # a compose service is reproduced by compose
+    assert reproduce["commands"]["restart"].endswith(" restart notes")
     assert "docker compose -p persistaudit-notes-app-compose-" in audit.stderr
     assert " restart notes" in audit.stderr
     assert "down (volumes kept), then up" in audit.stderr

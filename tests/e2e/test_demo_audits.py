@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shlex
+import subprocess
 from collections.abc import Callable
 
+import docker
 import pytest
 
+from persistaudit import engine
 from tests.e2e.conftest import Audit
 from tests.helpers import NOTES_APP
 
@@ -47,6 +51,56 @@ def test_good_service_passes_every_check(run_audit: Callable[..., Audit]) -> Non
     assert "20 canary records read back" in audit.check("recreate.retention")["summary"]
     assert "| Data retention after re-create | 100% | 100.0% | PASS |" in audit.report
     assert audit.results["target"]["image_id"].startswith("sha256:")
+
+
+def test_the_reports_docker_run_starts_the_audited_service_again(
+    run_audit: Callable[..., Audit],
+) -> None:
+    """Reproducible: the container's settings are the engine's, and the report's command,
+    run by hand on a volume of its own, starts the same service with its database there."""
+    audit = run_audit(NOTES_APP / "audit.yaml")
+    target, reproduce = audit.results["target"], audit.results["reproduce"]
+    box = reproduce["container"]
+    assert box["image_id"] == target["image_id"]
+    assert box["env"] == {"NOTES_DB_PATH": "/data/notes.db"}  # the image's own are named only
+    assert "PATH" in box["image_env"]
+    assert box["command"] == ["python3", "/app/notes_app.py"]  # the image's CMD
+    assert [m["destination"] for m in box["mounts"]] == ["/data"]
+    assert box["mounts"][0]["source"] == target["volume"]
+    assert box["ports"][0].startswith("8080/tcp published on 127.0.0.1:")
+    assert [s["request"] for s in reproduce["canary"]] == [
+        "POST :8080/notes",
+        "GET :8080/notes?title={marker}",
+    ]
+    assert "## Reproducing this audit" in audit.report
+    assert reproduce["run_command"] in audit.report
+
+    words = shlex.split(reproduce["run_command"])
+    volume = f"persistaudit-reproduce-{engine.new_run_id()}"
+    words[words.index(f"{target['volume']}:/data")] = f"{volume}:/data"
+    labels = engine.labels(engine.new_run_id(), "reproduce")
+    flags = [w for k, v in labels.items() for w in ("--label", f"{k}={v}")]
+    client = docker.from_env()
+    client.volumes.create(volume, labels=labels)
+    started = subprocess.run(
+        [*words[:3], *flags, *words[3:]], capture_output=True, text=True, timeout=60
+    )
+    container = started.stdout.strip()
+    try:
+        assert started.returncode == 0, started.stderr
+        probe = (
+            "import time, urllib.request\n"
+            "for _ in range(200):\n"
+            "    try: urllib.request.urlopen('http://127.0.0.1:8080/health'); break\n"
+            "    except OSError: time.sleep(0.1)\n"
+            "import os; print(os.path.exists('/data/notes.db'))"
+        )
+        code, out = client.containers.get(container).exec_run(["python3", "-c", probe])
+        assert (code, out.decode().strip()) == (0, "True")
+    finally:
+        if container:
+            client.containers.get(container).remove(force=True)
+        client.volumes.get(volume).remove(force=True)
 
 
 def test_progress_names_checks_and_elapsed_time(run_audit: Callable[..., Audit]) -> None:

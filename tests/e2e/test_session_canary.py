@@ -57,10 +57,11 @@ def test_without_the_login_the_cycles_are_blocked_with_the_401(
         assert response["content"].startswith('status 401\n{"error": "login required"}')
 
 
-def test_a_canary_that_writes_nothing_says_so_in_the_verdict(
+def test_a_get_only_canary_proves_nothing_so_retention_is_blocked(
     run_audit: Callable[..., Audit], tmp_path: Path
 ) -> None:
-    """A GET-only canary "reads back" what it never wrote: the PASS must say it proves nothing."""
+    """A GET-only canary "reads back" what it never wrote: never a PASS, and the verdict says
+    why."""
     config = yaml.safe_load((NOTES_APP / "audit.yaml").read_text())
     config["build"]["context"] = str(NOTES_APP)
     config["expect"]["manifest"] = str(REPO / "expected" / "notes-app.yaml")
@@ -69,6 +70,37 @@ def test_a_canary_that_writes_nothing_says_so_in_the_verdict(
     path = tmp_path / "hollow.yaml"
     path.write_text(yaml.safe_dump(config))
     audit = run_audit(path)
+    assert audit.code == 3, audit.stderr
+    assert audit.results["verdict"] == "BLOCKED"
     for check in ("restart.retention", "recreate.retention"):
-        summary = audit.check(check)["summary"]
-        assert summary.startswith("the canary writes change nothing (GET/HEAD only)"), summary
+        result = audit.check(check)
+        assert result["status"] == "blocked"
+        assert result["summary"].startswith(
+            "retention not verified: the canary writes change nothing (GET/HEAD only): "
+            "reading them back proves nothing about user data"
+        ), result["summary"]
+    others = {c: s for c, s in audit.statuses().items() if not c.endswith(".retention")}
+    assert set(others.values()) == {"passed"}, others
+
+
+def test_canary_writes_that_store_nothing_are_found_out(run_audit: Callable[..., Audit]) -> None:
+    """Every canary of a preview endpoint "reads back" (200), yet none reached the database:
+    the retention checks are BLOCKED with the database named, the other checks still pass."""
+    audit = run_audit(VARIANTS / "canary-stores-nothing.yaml")
+    assert audit.code == 3, audit.stderr
+    assert audit.results["verdict"] == "BLOCKED"
+    for check in ("restart.retention", "recreate.retention"):
+        result = audit.check(check)
+        assert result["status"] == "blocked", result["summary"]
+        assert result["summary"].startswith(
+            "retention not verified: nothing new was found in the database after the 5 canary "
+            "writes (/data/notes.db (main)): reading them back proves nothing about user data"
+        ), result["summary"]
+        titles = [e["title"] for e in result["evidence"]]
+        assert "Not a proof of retention: nothing new in the database after the canary writes" in (
+            titles
+        )
+    metrics = {m["name"]: m["achieved"] for m in audit.results["metrics"]}
+    assert {v for k, v in metrics.items() if "retention" in k.lower()} == {"not measured"}, metrics
+    others = {c: s for c, s in audit.statuses().items() if not c.endswith(".retention")}
+    assert set(others.values()) == {"passed"}, others

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from persistaudit.audit import READ_ONLY_WRITES, TargetAudit
+from persistaudit.audit import NOTHING_NEW, READ_ONLY_WRITES, TargetAudit
 from persistaudit.config import TargetConfig, load_config
 from persistaudit.exceptions import SnapshotError
 from persistaudit.readiness import ContainerState
@@ -268,6 +268,33 @@ def test_a_canary_whose_writes_only_read_is_flagged_in_the_cycle_evidence(
     note = [e for e in flagged.actions if e.title == READ_ONLY_WRITES]
     assert len(note) == 1
     assert "proves nothing about user data" in note[0].content
+    assert flagged.hollow == "the canary writes change nothing (GET/HEAD only)"
+
+
+def test_canary_writes_that_store_nothing_are_flagged(
+    config_dir: Path, runtime: FakeRuntime, tmp_path: Path
+) -> None:
+    """A POST answered 201 that stores nothing, read back by a step that checks no body."""
+    text = (config_dir / "audit.yaml").read_text()
+    read = '"/items?name={marker}", port: 8080, expect_body_contains: "{marker}"'
+    assert read in text
+    (config_dir / "lax.yaml").write_text(text.replace(read, '"/items?name={marker}", port: 8080'))
+    config = load_config(config_dir / "lax.yaml")
+    assert not config.canary.changes_nothing
+    runtime.service.discard_writes = True
+    audit = make_audit(config, runtime, tmp_path)
+    assert audit.fresh.blocked is None
+
+    cycle = audit.restart_cycle
+
+    assert cycle.read_back is not None
+    assert not cycle.read_back.missing
+    assert cycle.hollow.startswith("nothing new was found in the database after the 3 canary")
+    assert "/data/app.db (main)" in cycle.hollow
+    note = [e for e in cycle.actions if e.title == NOTHING_NEW]
+    assert len(note) == 1
+    assert "'fresh'" in note[0].content
+    assert cycle.before["main"].label == "before-restart-again"  # looked once more, later
 
 
 def test_a_canary_that_writes_is_not_flagged(
@@ -278,3 +305,6 @@ def test_a_canary_that_writes_is_not_flagged(
     cycle = audit.restart_cycle
     assert cycle.canaries
     assert READ_ONLY_WRITES not in [e.title for e in cycle.actions]
+    assert NOTHING_NEW not in [e.title for e in cycle.actions]
+    assert cycle.hollow == ""
+    assert cycle.before["main"].label == "before-restart"  # no second look was needed

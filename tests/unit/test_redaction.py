@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from persistaudit.config import load_config
+from persistaudit.config import TargetConfig, load_config
 from persistaudit.outputs import write_outputs
 from persistaudit.redact import MARKER, MIN_LENGTH, Redactor, is_secret_name
 from tests.helpers import GOOD_CONFIG
@@ -240,3 +240,41 @@ def test_canary_placeholders_are_not_secrets() -> None:
     r = Redactor({}, steps=[("/items?token={marker}", {"X-Session": "{run}-{i}"})])
     assert r.warnings == []
     assert r.text("pa-1-000001 run ab12") == "pa-1-000001 run ab12"
+
+
+def test_canary_json_members_with_secret_names_are_secrets() -> None:
+    config = TargetConfig.model_validate(
+        {
+            "name": "demo",
+            "image": "demo:1",
+            "database": {"path": "/data/app.db"},
+            "volume": {"mount": "/data"},
+            "readiness": {"http": {"path": "/", "port": 80}},
+            "canary": {
+                "setup": [
+                    {
+                        "method": "POST",
+                        "path": "/login",
+                        "port": 80,
+                        "json": {"user": "admin", "credentials": {"password": "pw-login-42"}},
+                        "capture": {"csrf": {"json": "csrf"}},
+                    }
+                ],
+                "write": [
+                    {
+                        "method": "POST",
+                        "path": "/x",
+                        "port": 80,
+                        "headers": {"X-CSRF-Token": "{capture.csrf}"},
+                        "json": {"name": "{marker}", "api_key": "key-{run}-abcdef"},
+                    }
+                ],
+                "read": [{"path": "/x", "port": 80}],
+            },
+            "expect": {"manifest": "m.yaml"},
+        }
+    )
+    r = Redactor.for_target(config)
+    assert r.text("login with pw-login-42") == f"login with {MARKER}"
+    assert r.text("key ab12-abcdef") == f"key ab12{MARKER}"  # the literal part around {run}
+    assert r.text("admin wrote {capture.csrf}") == "admin wrote {capture.csrf}"

@@ -19,6 +19,7 @@ import docker.errors
 from docker import DockerClient
 from docker.models.containers import Container
 
+from persistaudit import reproduce
 from persistaudit.cleanup import Removal
 from persistaudit.config import TargetConfig
 from persistaudit.exceptions import TargetRemoved
@@ -348,6 +349,11 @@ class Runtime(abc.ABC):
             f"{d.image_id or d.image}  # {d.image}"
         )
 
+    def container_settings(self) -> dict[str, Any]:
+        """The exact settings of the container the run last used (reproduce.container_settings),
+        for another auditor to reproduce the audit; {} when there is none to ask about."""
+        return {}
+
     def declared_mounts(self) -> list[DeclaredMount]:
         """The service's mounts as its definition declares them, when the driver has one
         (a compose model); [] when persistaudit itself chose the only mount (image driver)."""
@@ -396,6 +402,18 @@ class EngineRuntime(Runtime):
             timeout=spec.timeout,
             interval=spec.interval,
             restarts_before=restarts_before,
+        )
+
+    def container_settings(self) -> dict[str, Any]:
+        if self._container is None:
+            return {}
+        try:
+            attrs = self._container.attrs
+            image = self.client.images.get(attrs["Image"]).attrs
+        except (docker.errors.DockerException, KeyError):
+            return {}  # removed meanwhile: the report says the settings were not recorded
+        return reproduce.container_settings(
+            attrs, (image.get("Config") or {}).get("Env"), run_env=self.config.env
         )
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
