@@ -477,6 +477,87 @@ class ExpectSpec(_Model):
     journal_mode: JournalMode = "wal"
 
 
+class GracefulStopSpec(_Model):
+    """restart.graceful_stop: on `docker stop` the service exits by itself within timeout."""
+
+    enabled: bool = True
+    timeout: float = Field(
+        default=10.0, gt=0, le=300, description="seconds docker stop waits before SIGKILL"
+    )
+
+
+class IdempotentInitSpec(_Model):
+    """restart.idempotent_init: starts on an initialised volume change nothing and log no
+    new error."""
+
+    enabled: bool = True
+    starts: int = Field(default=2, ge=1, le=10, description="starts on the initialised volume")
+
+
+class CrashSpec(_Model):
+    """crash: SIGKILL in the middle of a write load through the service; every acknowledged
+    write must be there after the restart. Off unless enabled (it takes a while)."""
+
+    enabled: bool = False
+    rounds: int = Field(default=3, ge=1, le=20)
+    writers: int = Field(default=2, ge=1, le=16, description="concurrent writers of the load")
+    kill_after: tuple[float, float] = Field(
+        default=(0.5, 2.0),
+        description="the kill lands at a random point this many seconds into the load",
+    )
+    seed: int | None = Field(default=None, description="fixes the kill points (default: random)")
+
+    @model_validator(mode="after")
+    def _window(self) -> CrashSpec:
+        low, high = self.kill_after
+        if not 0 < low <= high <= 60:
+            raise ValueError("kill_after: give [low, high] seconds with 0 < low <= high <= 60")
+        return self
+
+
+class BackupSpec(_Model):
+    """backup: an online backup of the live database, verified and restored into a fresh
+    volume. Off unless enabled.
+
+    command (run in the container) is the service's own backup; it writes the backup to
+    output. Without it, persistaudit takes the backup with SQLite's backup API from a paused,
+    consistent copy.
+    """
+
+    enabled: bool = False
+    command: list[str] | None = Field(default=None, min_length=1)
+    output: ContainerPath | None = None
+    database: str | None = Field(
+        default=None, description="the declared database the command backs up (default: the first)"
+    )
+    timeout: float = Field(default=120.0, gt=0)
+
+    @model_validator(mode="after")
+    def _command_and_output(self) -> BackupSpec:
+        if (self.command is None) != (self.output is None):
+            raise ValueError("command and output go together: output is where command writes")
+        return self
+
+
+class SuitesSpec(_Model):
+    """Which optional suites run, and how; a suite switched off is listed as not tested."""
+
+    graceful_stop: GracefulStopSpec = Field(default_factory=GracefulStopSpec)
+    idempotent_init: IdempotentInitSpec = Field(default_factory=IdempotentInitSpec)
+    crash: CrashSpec = Field(default_factory=CrashSpec)
+    backup: BackupSpec = Field(default_factory=BackupSpec)
+
+    def enabled(self, check_id: str) -> bool:
+        """Whether the check runs: its suite, or the check itself, is switched on."""
+        base = check_id.split("[", 1)[0]
+        suite, _, check = base.partition(".")
+        if suite in ("crash", "backup"):
+            return bool(getattr(self, suite).enabled)
+        if suite == "restart" and check in ("graceful_stop", "idempotent_init"):
+            return bool(getattr(self, check).enabled)
+        return True
+
+
 def _known_check(value: str) -> str:
     """A check id in the catalog, possibly for one database (`fresh_install.schema[vectors]`)."""
     if not catalog.known(value):
@@ -515,6 +596,7 @@ class TargetConfig(_Model):
     expect: ExpectSpec | None = None
     redact: list[str] = Field(default_factory=list)
     waivers: list[Waiver] = Field(default_factory=list)
+    suites: SuitesSpec = Field(default_factory=SuitesSpec)
     source: Path = Field(default=Path("."), exclude=True)
 
     @model_validator(mode="after")
@@ -544,6 +626,17 @@ class TargetConfig(_Model):
                 if value in seen:
                     raise ValueError(f"databases: two databases have the {key} {value}")
                 seen.add(value)
+        return self
+
+    @model_validator(mode="after")
+    def _backup_database_declared(self) -> TargetConfig:
+        name = self.suites.backup.database
+        known = [d.name for d in self.declared_databases]
+        if name is not None and name not in known:
+            raise ValueError(
+                f"suites.backup.database: no database named {clip_value(name)}; the declared "
+                f"ones are {', '.join(known)}"
+            )
         return self
 
     @property

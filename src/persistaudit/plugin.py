@@ -179,6 +179,13 @@ class AuditSession:
         if not any(_check_id(i) for i in items):
             return  # a run without checks keeps its order
 
+        # A suite the config switches off is not collected: the report lists it as not tested
+        # (a residual risk), as for a suite that does not exist. With a config given by a
+        # fixture, each such check skips itself instead (persistaudit_started).
+        if self.loaded is not None:
+            suites = self.loaded.suites
+            items[:] = [i for i in items if suites.enabled(_check_id(i) or "")]
+
         # The catalog's order (stable): a check it does not know runs after its suite's known
         # ones, a test without a check id last, each in file order.
         items.sort(key=lambda item: catalog.rank(_check_id(item)))
@@ -409,7 +416,12 @@ def persistaudit_database(
 def persistaudit_started(
     persistaudit_audit: TargetAudit, persistaudit_check: CheckRecorder
 ) -> TargetAudit:
-    """The audit, once the target is known to have started; blocks the check otherwise."""
+    """The audit, once the target is known to have started; blocks the check otherwise.
+
+    A check of a suite the config switches off is skipped (not tested), before any start.
+    """
+    if not persistaudit_audit.config.suites.enabled(persistaudit_check.id):
+        pytest.skip(f"not tested: switched off in the config (suites: {persistaudit_check.id})")
     fresh = persistaudit_audit.fresh
     if fresh.blocked is not None and fresh.blocked.reason == "removed":
         raise persistaudit_check.blocked(str(fresh.blocked))
