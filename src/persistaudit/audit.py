@@ -19,7 +19,17 @@ from typing import TypeVar
 from docker import DockerClient
 from docker.errors import DockerException
 
-from persistaudit import canary, engine, layer_files, retention, schema, signals, stages
+from persistaudit import (
+    canary,
+    engine,
+    graceful_stop,
+    idempotent_init,
+    layer_files,
+    retention,
+    schema,
+    signals,
+    stages,
+)
 from persistaudit.canary_drivers import driver_for
 from persistaudit.config import DatabaseEntry, TargetConfig
 from persistaudit.exceptions import (
@@ -533,3 +543,5 @@ def _went_wrong(cycle: Cycle) -> bool:
 stages.register("fresh", TargetAudit.run_fresh)
 stages.register("restart", TargetAudit.run_restart)
 stages.register("recreate", TargetAudit.run_recreate)
+stages.register("graceful_stop", graceful_stop.run)
+stages.register("idempotent_init", idempotent_init.run)

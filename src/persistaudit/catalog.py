@@ -309,6 +309,31 @@ for _entry in (
         "Find why rows written before a restart are lost: commit every write and keep the "
         "database on the volume.",
     ),
+    Check(
+        "restart.graceful_stop",
+        1,
+        "On docker stop, the service exits by itself within the stop timeout, with a clean "
+        "exit code.",
+        "The service ignores SIGTERM: every ordinary restart or deploy kills it after the "
+        "timeout, in the middle of whatever it was writing.",
+        "HIGH",
+        "Handle SIGTERM (finish or abandon the request in flight, close the database, exit); "
+        "run the service as PID 1 with a handler, or under an init (docker run --init, tini).",
+        "Make the service exit on SIGTERM within the stop timeout (a handler that closes the "
+        "database, or an init such as tini): {summary}",
+    ),
+    Check(
+        "restart.idempotent_init",
+        2,
+        "Starting again on an initialised volume changes no schema or data and logs no new error.",
+        "Initialisation is not idempotent: a second start re-runs migrations or seeds, fails "
+        "on what already exists, or alters data.",
+        "HIGH",
+        "Make initialisation check what exists (migration versions, IF NOT EXISTS, seeds "
+        "applied once) before it changes anything.",
+        "Make every start safe on an initialised database (record and consult migration "
+        "versions; seed once): {summary}",
+    ),
     Suite(
         "recreate",
         3,

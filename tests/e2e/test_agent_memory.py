@@ -52,7 +52,8 @@ def test_the_good_service_passes_every_check_through_exec_canaries(
     assert audit.code == 0, audit.stderr
     assert audit.results["verdict"] == "PASS"
     assert failing(audit) == {}
-    assert len(audit.statuses()) == 11  # with fresh_install.database and the layer check
+    # With fresh_install.database, the layer check, and the graceful stop and idempotent start.
+    assert len(audit.statuses()) == 13
     recreate = audit.check("recreate.retention")
     assert "10 canary records read back" in recreate["summary"]  # this cycle's own
     written = next(e for e in recreate["evidence"] if e["title"] == "Write 10 canary records")
@@ -90,7 +91,9 @@ def test_a_refused_exec_write_blocks_the_cycles_with_the_command_and_its_answer(
     audit = run_audit(config)
     assert audit.code == 3, audit.stderr
     assert failing(audit) == {"restart.retention": "blocked", "recreate.retention": "blocked"}
-    assert "docker restart" not in audit.stderr  # nothing was restarted: no cycle to judge
+    # Neither cycle got to its action (only the graceful stop and idempotent starts restart).
+    assert "restart: reading" not in audit.stderr
+    assert "recreate: reading" not in audit.stderr
     # The cycle that ran first wrote five records before the quota refused the sixth.
     first = next(
         audit.check(c)

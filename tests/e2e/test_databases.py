@@ -12,8 +12,13 @@ from tests.helpers import NOTES_APP
 
 pytestmark = pytest.mark.docker
 
-# Every check but these two is about one database.
-NOT_PER_DATABASE = {"fresh_install.startup", "volume.undeclared_databases"}
+# Every check but these is about one database.
+NOT_PER_DATABASE = {
+    "fresh_install.startup",
+    "volume.undeclared_databases",
+    "restart.graceful_stop",
+    "restart.idempotent_init",
+}
 PER_DATABASE = ALL_CHECKS - NOT_PER_DATABASE
 TWO_DATABASES = {
     *NOT_PER_DATABASE,

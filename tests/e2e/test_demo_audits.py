@@ -5,9 +5,11 @@ from __future__ import annotations
 import shlex
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import docker
 import pytest
+import yaml
 
 from persistaudit import engine
 from tests.e2e.conftest import Audit
@@ -26,6 +28,8 @@ ALL_CHECKS = {
     "volume.mount",
     "volume.undeclared_databases",
     "restart.retention",
+    "restart.graceful_stop",
+    "restart.idempotent_init",
     "recreate.retention",
 }
 
@@ -221,3 +225,63 @@ def test_fk_orphans_fails_foreign_keys(run_audit: Callable[..., Audit]) -> None:
     check = audit.check("fresh_install.foreign_keys")
     assert check["summary"] == "1 foreign key violation(s): notebooks -> users"
     assert "notebooks rowid 1 -> users" in check["evidence"][-1]["content"]
+
+
+def test_ignores_sigterm_fails_graceful_stop_only(run_audit: Callable[..., Audit]) -> None:
+    """Every restart still "works" (the engine kills it after the timeout): only the stop
+    itself shows it, with exit 137 after the configured 3 s."""
+    audit = run_audit(defect("ignores-sigterm"))
+    assert audit.code == 1, audit.stderr
+    only_failing(audit, {"restart.graceful_stop"})
+    summary = audit.check("restart.graceful_stop")["summary"]
+    assert summary.startswith("the service ignored SIGTERM: docker stop killed it after the 3 s")
+    assert "(exit 137," in summary
+    metrics = {m["name"]: m for m in audit.results["metrics"]}
+    assert metrics["Exit code on docker stop"]["achieved"] == "137"
+    assert metrics["Exit code on docker stop"]["status"] == "failed"
+
+
+def test_a_good_stop_and_idempotent_starts_pass_with_their_facts(
+    run_audit: Callable[..., Audit],
+) -> None:
+    audit = run_audit(NOTES_APP / "audit.yaml")
+    stop = audit.check("restart.graceful_stop")
+    assert stop["status"] == "passed"
+    assert stop["summary"].startswith("exited by itself ")
+    assert "with code 0 (timeout 10 s)" in stop["summary"]
+    starts = audit.check("restart.idempotent_init")
+    assert starts["status"] == "passed"
+    assert "migration records unchanged (schema_migrations)" in starts["summary"]
+    metrics = {m["name"]: m["achieved"] for m in audit.results["metrics"]}
+    assert metrics["Exit code on docker stop"] == "0"
+    assert metrics["Starts on an initialised volume"] == "2"
+
+
+def test_non_idempotent_init_fails_idempotent_init_only(run_audit: Callable[..., Audit]) -> None:
+    """Each start after the first fails on tables that exist, logs it and carries on: the
+    data survives (restart and re-create pass), but the new error lines are the finding."""
+    audit = run_audit(defect("non-idempotent-init"))
+    assert audit.code == 1, audit.stderr
+    only_failing(audit, {"restart.idempotent_init"})
+    summary = audit.check("restart.idempotent_init")["summary"]
+    assert summary.startswith("start 1 on the initialised volume logged ")
+    assert "ERROR init: migration 1 (users and notebooks) failed, skipped" in summary
+    errors = next(
+        e
+        for e in audit.check("restart.idempotent_init")["evidence"]
+        if e["title"] == "Start 1: error lines the fresh install did not log"
+    )
+    assert "table users already exists" in errors["content"]
+
+
+def test_a_switched_off_check_is_not_run(run_audit: Callable[..., Audit], tmp_path: Path) -> None:
+    config = yaml.safe_load(Path(defect("ignores-sigterm")).read_text())
+    config["build"]["context"] = str(NOTES_APP)
+    config["expect"]["manifest"] = str(NOTES_APP.parent.parent.parent / "expected/notes-app.yaml")
+    config["suites"] = {"graceful_stop": {"enabled": False}, "idempotent_init": {"starts": 1}}
+    path = tmp_path / "off.yaml"
+    path.write_text(yaml.safe_dump(config))
+    audit = run_audit(path)
+    assert audit.code == 0, audit.stderr  # the defect is not looked at: no finding
+    assert "restart.graceful_stop" not in audit.statuses()
+    assert audit.check("restart.idempotent_init")["summary"].startswith("1 start(s)")

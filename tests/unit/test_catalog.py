@@ -51,7 +51,12 @@ def test_suites_run_in_catalog_order() -> None:
         in_file = [i for i in marked_check_ids(REPO / "suites") if i.startswith(path.stem[5:])]
         assert sorted(in_file, key=catalog.rank) == in_file, f"{path.name} is out of order"
     assert [c.suite for c in catalog.checks()][:1] == ["fresh_install"]
-    assert catalog.ids()[-2:] == ["restart.retention", "recreate.retention"]
+    assert catalog.ids()[-4:] == [
+        "restart.retention",
+        "restart.graceful_stop",
+        "restart.idempotent_init",
+        "recreate.retention",
+    ]
     assert catalog.rank("volume.unknown") > catalog.rank("volume.mount")
     assert catalog.rank("volume.unknown") < catalog.rank("restart.retention")
     assert catalog.rank("") > catalog.rank("recreate.retention")  # tests without a check id
@@ -198,7 +203,9 @@ def test_a_waiver_for_an_unknown_check_is_a_config_error(config_dir: Path, check
     message = str(info.value)
     assert f"audit.yaml:20: waivers.0.check: unknown check '{check_id}'" in message
     assert "fresh_install.startup, fresh_install.database, fresh_install.schema, " in message
-    assert "restart.retention, recreate.retention (suite.check, or suite.check[name]" in message
+    assert (
+        "restart.idempotent_init, recreate.retention (suite.check, or suite.check[name]" in message
+    )
 
 
 def test_a_waiver_may_name_a_registered_team_check(config_dir: Path, team_check: Check) -> None:
