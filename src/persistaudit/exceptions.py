@@ -97,6 +97,10 @@ class TargetRemoved(PersistauditError):
     """Something other than this audit removed its container or volume while it ran."""
 
 
+class RestoreUnsupported(PersistauditError):
+    """The runtime's driver cannot start the service on a restored backup."""
+
+
 class DocumentError(PersistauditError):
     """A results.json or signature.json is unreadable, not strict JSON, or of the wrong shape."""
 

@@ -43,7 +43,7 @@ class Stage:
 
 # The bundled stages' places, reserved so that their canary blocks do not depend on whether a
 # team's conftest registered a stage before persistaudit.audit was imported.
-BUNDLED = ("fresh", "restart", "recreate")
+BUNDLED = ("fresh", "restart", "recreate", "backup")
 _stages: dict[str, Stage] = {}
 _next_index = len(BUNDLED)
 
