@@ -72,6 +72,8 @@ def test_backup_integrity(
     if v is None:
         raise RuntimeError("the backup stage made a backup without verifying it")
     if v.error:
+        if v.integrity:
+            check.add("PRAGMA integrity_check (backup)", "\n".join(v.integrity), "command")
         check.summary = f"the backup is not a readable SQLite database: {v.error}"
         pytest.fail(check.summary, pytrace=False)
     if v.blocked:

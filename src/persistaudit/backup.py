@@ -20,7 +20,7 @@ from persistaudit.diff import diff
 from persistaudit.exceptions import LimitExceeded, PersistauditError, SnapshotError, sqlite_message
 from persistaudit.inspect import DatabaseFacts, inspect_database
 from persistaudit.manifest import Manifest
-from persistaudit.sqlite_guard import Limits, open_copy
+from persistaudit.sqlite_guard import Limits, open_copy, reading
 
 BACKUP_PAGES = 256  # pages per step of the backup API: a deadline is checked between steps
 HASH_CHUNK = 1024 * 1024
@@ -42,7 +42,8 @@ class Verification:
     facts: DatabaseFacts | None = None
     schema: Manifest | None = None
     schema_changes: list[str] = field(default_factory=list)  # vs the live database
-    error: str = ""  # it could not be read as a database at all (a finding)
+    integrity: list[str] = field(default_factory=list)  # PRAGMA integrity_check's rows
+    error: str = ""  # it could not be read as a database (a finding)
     blocked: str = ""  # a limit stopped the verification (not judged)
 
     @property
@@ -121,9 +122,20 @@ def verify(
         return result
     except PersistauditError as exc:
         result.error = str(exc)
+        result.integrity = _integrity_alone(path, limits)
         return result
+    result.integrity = result.facts.integrity
     if result.facts.integrity_error:
         result.blocked = result.facts.integrity_error
     if live is not None:
         result.schema_changes = [d.describe() for d in diff(live, result.schema)]
     return result
+
+
+def _integrity_alone(path: Path, limits: Limits | None) -> list[str]:
+    """integrity_check's rows for a file whose other facts could not be read ([] if none)."""
+    try:
+        with reading(path, "the integrity check", limits) as conn:
+            return [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
+    except PersistauditError:
+        return []
