@@ -110,9 +110,10 @@ def test_backup_restore(
     ready = "not measured" if run.restore_ready_s is None else f"{run.restore_ready_s:.1f} s"
     check.metric(_metric(audit, "Restore to ready", database), "ready", ready, bool(run.read_back))
     integrity = audit.config.check_id("backup.integrity", database.name)
-    if result.blocked:
+    v = result.verification
+    if result.blocked or (v is not None and v.blocked):
         raise check.blocked(f"restore not rehearsed: the backup was not verified (see {integrity})")
-    if result.error or run.restore_blocked.startswith("no sound backup"):
+    if result.error or v is None or not v.sound:
         raise check.blocked(f"restore not rehearsed: no sound backup to restore (see {integrity})")
     if run.restore_blocked:
         raise check.blocked(f"restore not rehearsed: {run.restore_blocked}")
@@ -141,6 +142,11 @@ def test_backup_restore(
             f"{len(rb.found)} of {len(run.canaries)} found{first}",
             "command",
         )
+        if audit.config.canary.changes_nothing:
+            unverified.append(
+                "the canary writes change nothing (GET/HEAD only): reading them back from the "
+                "restore proves nothing about user data"
+            )
         if rb.missing:
             found.insert(
                 0,

@@ -23,7 +23,6 @@ from persistaudit.exceptions import (
     CanaryError,
     LimitExceeded,
     PersistauditError,
-    RestoreUnsupported,
     TargetBlocked,
     TargetRemoved,
 )
@@ -229,8 +228,11 @@ def _restore(audit: TargetAudit, run: BackupRun, entries: list[DatabaseEntry]) -
         for e in entries
         if (v := run.backups[e.name].verification) is not None and v.sound
     }
-    if len(sound) != len(entries):
-        run.restore_blocked = "no sound backup of every backed-up database to restore"
+    unsound = [e.name for e in entries if e.name not in sound]
+    if unsound:
+        run.restore_blocked = (
+            f"no sound backup of database {', '.join(unsound)} to restore with the others"
+        )
         return
     files = {}
     for entry in entries:
@@ -243,12 +245,15 @@ def _restore(audit: TargetAudit, run: BackupRun, entries: list[DatabaseEntry]) -
     try:
         try:
             restored = audit.runtime.restore(files, scratch)
-        except RestoreUnsupported as exc:
-            run.restore_blocked = str(exc)
-            return
         except TargetBlocked as exc:
             run.restore_failure = f"the service did not start on the restored backup: {exc}"
             run.restore_logs = list(exc.evidence.get("logs", []))  # type: ignore[call-overload]
+            return
+        except TargetRemoved:
+            raise
+        except PersistauditError as exc:  # RestoreUnsupported, RestoreError: not rehearsed
+            run.restore_blocked = str(exc)
+            audit.log(f"BLOCKED: {exc}")
             return
         assert restored.container is not None
         run.restore_ready_s = restored.ready_s

@@ -147,3 +147,39 @@ def test_a_backup_past_its_deadline_stops_and_leaves_no_file(tmp_path: Path) -> 
 def test_a_driver_without_a_restore_says_so() -> None:
     with pytest.raises(RestoreUnsupported, match="cannot restore a backup"):
         FakeRuntime.__new__(FakeRuntime).restore({}, Path("."))
+
+
+def test_the_stage_backs_up_on_a_fake_target_and_says_why_it_cannot_restore(
+    config_dir: Path, tmp_path: Path
+) -> None:
+    """The backup stage on the Docker-free runtime: a sound API backup of the served file,
+    recorded by its digest; the fake driver has no restore, so the restore is not rehearsed
+    (BLOCKED with the driver's one line), never passed or failed."""
+    from persistaudit import backup_stage
+    from persistaudit.audit import TargetAudit
+    from persistaudit.config import load_config
+
+    config = load_config(config_dir / "audit.yaml")
+    runtime = FakeRuntime(config, tmp_path / "volume")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    audit = TargetAudit(config, None, "run1", workdir, lambda _msg: None, runtime=runtime)
+    try:
+        assert audit.fresh.blocked is None
+        run = audit.stage("backup")
+        assert isinstance(run, backup_stage.BackupRun)
+        assert run.route == "api"
+        assert not run.blocked
+        assert len(run.canaries) == config.canary.records
+        (result,) = run.backups.values()
+        assert result.verification is not None
+        assert result.verification.sound
+        assert result.digest is not None
+        assert result.snapshot is not None
+        assert backup.digest_of(result.snapshot.path) == result.digest
+        assert result.missed is not None
+        assert result.missed.rows_lost == 0
+        assert "fake driver cannot restore a backup" in run.restore_blocked
+        assert run.read_back is None
+    finally:
+        runtime.close()

@@ -21,7 +21,7 @@ from docker import DockerClient
 
 from persistaudit import engine, signals
 from persistaudit.config import HealthcheckSpec, TargetConfig
-from persistaudit.exceptions import TargetBlocked
+from persistaudit.exceptions import RestoreError
 from persistaudit.readiness import strategy_for, wait_ready
 from persistaudit.runtime.base import DockerContainer
 
@@ -86,7 +86,8 @@ def restore_image(
     ports: list[int],
 ) -> Restored:
     """Start image_id as the config says, on a fresh volume holding files, and wait until
-    ready (TargetBlocked otherwise). Whatever happens, nothing is left unless returned."""
+    ready: TargetBlocked when the service does not become ready on them (a finding),
+    RestoreError when the engine refused a step. Nothing is left unless returned."""
     name = f"{prefix}-restore"
     with signals.shielded(resume=True):
         client.volumes.create(name=name, labels=labels)
@@ -121,10 +122,10 @@ def restore_image(
                 tar_path.unlink(missing_ok=True)
             created.start()
         except docker.errors.APIError as exc:
-            raise TargetBlocked(
-                f"the restored service could not start: {exc.explanation}",
-                reason="start-failed",
-                evidence={"reason": "start-failed", "engine_error": str(exc.explanation)},
+            # The engine's refusal (a port, a path it cannot copy to), not the backup's fault:
+            # the restore could not be rehearsed.
+            raise RestoreError(
+                f"the restore could not be prepared: the engine said {exc.explanation}"
             ) from None
         spec = config.readiness
         restored.ready_s = wait_ready(
