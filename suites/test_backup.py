@@ -107,6 +107,7 @@ def test_backup_restore(
     row written before the backup."""
     audit, check, database = persistaudit_started, persistaudit_check, persistaudit_database
     run, result = _run(audit, check, database)
+    check.extend(run.restore_actions)
     ready = "not measured" if run.restore_ready_s is None else f"{run.restore_ready_s:.1f} s"
     check.metric(_metric(audit, "Restore to ready", database), "ready", ready, bool(run.read_back))
     integrity = audit.config.check_id("backup.integrity", database.name)

@@ -68,7 +68,8 @@ class BackupRun:
     restore_blocked: str = ""  # the restore could not be rehearsed: no finding
     restore_logs: list[str] = field(default_factory=list)
     blocked: str = ""  # the stage could not be exercised at all
-    actions: list[Evidence] = field(default_factory=list)
+    actions: list[Evidence] = field(default_factory=list)  # up to the backup
+    restore_actions: list[Evidence] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
 
 
@@ -258,7 +259,7 @@ def _restore(audit: TargetAudit, run: BackupRun, entries: list[DatabaseEntry]) -
         assert restored.container is not None
         run.restore_ready_s = restored.ready_s
         run.restore_container = restored.name
-        run.actions.append(
+        run.restore_actions.append(
             Evidence(
                 "Restore into a fresh volume",
                 f"docker volume create {restored.volume}\n"
