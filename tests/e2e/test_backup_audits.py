@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.e2e.conftest import Audit
 from tests.e2e.test_demo_audits import ALL_CHECKS, BACKUP_CHECKS
-from tests.helpers import NOTES_APP
+from tests.helpers import NOTES_APP, REPO
 
 pytestmark = pytest.mark.docker
 
@@ -97,3 +99,25 @@ def test_a_backup_without_the_wal_fails_exactly_the_restore(
         r"the backup misses \d+ of \d+ rows the live database held before it$", summary
     )
     assert "| `backup.restore` (FAIL) |" in audit.report
+
+
+def test_a_driver_that_cannot_restore_leaves_the_restore_blocked(
+    run_audit: Callable[..., Audit], tmp_path: Path
+) -> None:
+    """The compose driver has no restore yet: the backup is still taken and verified, and
+    backup.restore is BLOCKED with the driver's one line (never passed, never failed)."""
+    compose_app = REPO / "fixtures" / "targets" / "notes-app-compose"
+    config = yaml.safe_load((compose_app / "audit.yaml").read_text())
+    config["compose"]["file"] = str(compose_app / "compose.yaml")
+    config["expect"]["manifest"] = str(REPO / "expected" / "notes-app.yaml")
+    config["suites"] = {"backup": {"enabled": True}}
+    path = tmp_path / "audit.yaml"
+    path.write_text(yaml.safe_dump(config))
+    audit = run_audit(path, "-k", "startup or backup")
+    assert audit.code == 3, audit.stderr
+    assert audit.check("backup.integrity")["status"] == "passed"
+    restore = audit.check("backup.restore")
+    assert restore["status"] == "blocked"
+    assert restore["summary"].startswith(
+        "restore not rehearsed: the compose driver cannot restore a backup into a fresh volume yet"
+    ), restore["summary"]
