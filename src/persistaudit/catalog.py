@@ -351,6 +351,35 @@ for _entry in (
         "Store the database under the mounted volume path; verify the path the service uses.",
         "Keep the database under the mounted volume ({mount}); the service keeps it at {database}.",
     ),
+    Suite(
+        "backup",
+        5,
+        "Backup and restore",
+        "An online backup of the live database was taken while the service ran, checked for "
+        "integrity and recorded by its SHA-256 and size, restored into a fresh volume, and "
+        "the service was started on it and its canary records read back.",
+    ),
+    Check(
+        "backup.integrity",
+        0,
+        "The online backup is a sound SQLite database with the live schema.",
+        "Backups are unusable: a restore fails when it is needed.",
+        "CRITICAL",
+        "Back up with SQLite's backup API or VACUUM INTO (never a plain copy of the main file "
+        "alone), and verify every backup.",
+        "Make the backup a consistent copy (SQLite's backup API or VACUUM INTO): {summary}",
+    ),
+    Check(
+        "backup.restore",
+        1,
+        "The service starts on the restored backup and every record written before the "
+        "backup is there.",
+        "Backups miss data or do not restore: a restore loses recent writes.",
+        "CRITICAL",
+        "Include the WAL's committed pages in every backup (backup API, VACUUM INTO, or a "
+        "checkpoint first) and rehearse restores.",
+        "Make the backup include every committed write, then rehearse a restore: {summary}",
+    ),
 ):
     register(_entry)
 

@@ -97,6 +97,14 @@ class TargetRemoved(PersistauditError):
     """Something other than this audit removed its container or volume while it ran."""
 
 
+class RestoreUnsupported(PersistauditError):
+    """The runtime's driver cannot start the service on a restored backup."""
+
+
+class RestoreError(PersistauditError):
+    """The engine refused a step of preparing a restore (volume, container, copy, start)."""
+
+
 class DocumentError(PersistauditError):
     """A results.json or signature.json is unreadable, not strict JSON, or of the wrong shape."""
 

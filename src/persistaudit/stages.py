@@ -2,7 +2,7 @@
 
 A suite asks the audit for a stage by name (`audit.stage("restart")`); the stage runs once, on
 first use, and its result is kept on the audit, so checks run in any order or alone. A team
-adds its own in a conftest.py with `register("backup", run)`, where run(audit) returns what its
+adds its own in a conftest.py with `register("upgrade", run)`, where run(audit) returns what its
 checks read.
 
 Each stage owns a fixed block of canary numbers, from its place in the registry: the markers

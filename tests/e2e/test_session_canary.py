@@ -79,7 +79,19 @@ def test_a_get_only_canary_proves_nothing_so_retention_is_blocked(
             "retention not verified: the canary writes change nothing (GET/HEAD only): "
             "reading them back proves nothing about user data"
         ), result["summary"]
-    others = {c: s for c, s in audit.statuses().items() if not c.endswith(".retention")}
+    # Nor does it prove a restore (the backup suite is on in audit.yaml); the backup itself
+    # is still verified.
+    restore = audit.check("backup.restore")
+    assert restore["status"] == "blocked"
+    assert restore["summary"] == (
+        "restore not verified: the canary writes change nothing (GET/HEAD only): reading them "
+        "back from the restore proves nothing about user data"
+    )
+    others = {
+        c: s
+        for c, s in audit.statuses().items()
+        if not c.endswith(".retention") and c != "backup.restore"
+    }
     assert set(others.values()) == {"passed"}, others
 
 

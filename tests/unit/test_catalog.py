@@ -51,15 +51,18 @@ def test_suites_run_in_catalog_order() -> None:
         in_file = [i for i in marked_check_ids(REPO / "suites") if i.startswith(path.stem[5:])]
         assert sorted(in_file, key=catalog.rank) == in_file, f"{path.name} is out of order"
     assert [c.suite for c in catalog.checks()][:1] == ["fresh_install"]
-    assert catalog.ids()[-4:] == [
+    ids = catalog.ids()
+    assert ids[ids.index("restart.retention") : ids.index("recreate.retention") + 1] == [
         "restart.retention",
         "restart.graceful_stop",
         "restart.idempotent_init",
         "recreate.retention",
     ]
+    assert ids.index("recreate.retention") < ids.index("backup.integrity")
+    assert ids.index("backup.integrity") + 1 == ids.index("backup.restore")
     assert catalog.rank("volume.unknown") > catalog.rank("volume.mount")
     assert catalog.rank("volume.unknown") < catalog.rank("restart.retention")
-    assert catalog.rank("") > catalog.rank("recreate.retention")  # tests without a check id
+    assert catalog.rank("") > catalog.rank("backup.restore")  # tests without a check id
     assert catalog.rank("fresh_install.schema[vectors]") == catalog.rank("fresh_install.schema")
 
 
@@ -84,11 +87,10 @@ def test_a_failed_constraints_check_has_its_own_risk() -> None:
 
 @pytest.fixture
 def team_check() -> Iterator[Check]:
-    """A team's own suite and check, registered as a conftest.py would."""
-    catalog.register(Suite("backup", 7, "Backup and restore", "A backup was taken and restored."))
+    """A team's own check in a bundled suite (backup), registered as a conftest.py would."""
     entry = Check(
-        "backup.restore",
-        0,
+        "backup.rehearsal",
+        9,
         "A restored backup has every row.",
         "Restores lose rows: a backup cannot be relied on.",
         "HIGH",
@@ -101,16 +103,16 @@ def team_check() -> Iterator[Check]:
 
 
 def test_a_registered_check_shows_in_the_report_without_editing_it(team_check: Check) -> None:
-    doc = results(verdict="FAIL", checks=[failed("backup.restore", "3 rows lost")])
+    doc = results(verdict="FAIL", checks=[failed("backup.rehearsal", "3 rows lost")])
     text = render_markdown(doc)
     assert "## Backup and restore (`backup`)" in text
-    assert "What was done: A backup was taken and restored." in text
+    assert "What was done: An online backup of the live database was taken" in text
     assert (
-        "| `backup.restore` (FAIL) | Restores lose rows: a backup cannot be relied on. | HIGH "
+        "| `backup.rehearsal` (FAIL) | Restores lose rows: a backup cannot be relied on. | HIGH "
         "| Back up with the SQLite backup API, not a file copy. |"
     ) in text
     assert (
-        "1. `backup.restore` (FAIL): Restore /data/app.db from a backup taken with the backup "
+        "1. `backup.rehearsal` (FAIL): Restore /data/app.db from a backup taken with the backup "
         "API: 3 rows lost"
     ) in text
     # Its suite ran, so backups are no longer a residual risk or an untested area.
@@ -203,13 +205,11 @@ def test_a_waiver_for_an_unknown_check_is_a_config_error(config_dir: Path, check
     message = str(info.value)
     assert f"audit.yaml:20: waivers.0.check: unknown check '{check_id}'" in message
     assert "fresh_install.startup, fresh_install.database, fresh_install.schema, " in message
-    assert (
-        "restart.idempotent_init, recreate.retention (suite.check, or suite.check[name]" in message
-    )
+    assert "recreate.retention, backup.integrity, backup.restore (suite.check, or suite" in message
 
 
 def test_a_waiver_may_name_a_registered_team_check(config_dir: Path, team_check: Check) -> None:
-    assert load_config(waiver_config(config_dir, "backup.restore")).waivers[0].check == (
+    assert load_config(waiver_config(config_dir, "backup.rehearsal")).waivers[0].check == (
         team_check.id
     )
 

@@ -13,16 +13,20 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import docker.errors
 from docker import DockerClient
 from docker.models.containers import Container
 
+if TYPE_CHECKING:
+    from persistaudit.runtime.restore import Restored
+
 from persistaudit import reproduce
 from persistaudit.cleanup import Removal
 from persistaudit.config import TargetConfig
-from persistaudit.exceptions import TargetRemoved
+from persistaudit.exceptions import RestoreUnsupported, TargetRemoved
 from persistaudit.readiness import LOG_TAIL, ContainerState, Probeable, WaitStrategy, wait_ready
 from persistaudit.runtime.attached_exec import exec_attached
 
@@ -333,6 +337,19 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     def close(self) -> Removal:
         """Remove every container, volume and network this runtime created."""
+
+    def restore(self, files: dict[str, Path], scratch: Path) -> Restored:
+        """Start the same service on a fresh, labelled volume holding files (its path in the
+        container -> a host file, e.g. a backup at the database's path) and wait until it is
+        ready; TargetBlocked when it is not. The caller closes what it returns.
+
+        By default the driver cannot: RestoreUnsupported, which a check reports as BLOCKED.
+        """
+        raise RestoreUnsupported(
+            f"the {self.NAME} driver cannot restore a backup into a fresh volume yet, so the "
+            "restore could not be rehearsed. Hint: audit the service's image with the image "
+            "driver (image: or build:) to rehearse its restore"
+        )
 
     def step_command(self, step: str) -> str:
         """A step (start, restart, recreate) as the shell commands it amounts to, for evidence.

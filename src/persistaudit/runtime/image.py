@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from pathlib import Path
 
 import docker.errors
 from docker import DockerClient
@@ -15,6 +16,7 @@ from persistaudit.exceptions import TargetBlocked, TargetRemoved
 from persistaudit.images import ensure_image
 from persistaudit.readiness import strategy_for
 from persistaudit.runtime.base import STOP_TIMEOUT, DockerContainer, EngineRuntime, TargetInfo
+from persistaudit.runtime.restore import Restored, restore_image
 
 
 def engine_healthcheck(spec: HealthcheckSpec) -> dict[str, object]:
@@ -146,6 +148,20 @@ class ImageRuntime(EngineRuntime):
             raise TargetRemoved(f"volume {self.volume_name} was removed by something else")
         self.log("starting a new container from the same image on the same volume")
         return self._run()
+
+    def restore(self, files: dict[str, Path], scratch: Path) -> Restored:
+        """The same image id, env, command and ports, on a fresh volume seeded with files."""
+        self.log(f"restore: starting {self.config.name} on a fresh volume seeded with a backup")
+        return restore_image(
+            self.config,
+            self.client,
+            self.image_id,
+            self.prefix,
+            self.labels,
+            files,
+            scratch,
+            published_ports(self.config),
+        )
 
     def _volume_is_ours(self) -> bool:
         """The run's volume exists and is the one it created (same run label)."""

@@ -1,0 +1,140 @@
+"""A restore rehearsal: the audited image started on a fresh volume seeded with a backup.
+
+The volume and the container carry the run's labels and the run's name prefix, so the run's
+clean-up (and `persistaudit clean`) finds them even when close() never ran. The backup is put
+into a created, not yet started, container (the engine mounts its volume for the copy), so
+the service's first start already finds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tarfile
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import docker.errors
+from docker import DockerClient
+
+from persistaudit import engine, signals
+from persistaudit.config import HealthcheckSpec, TargetConfig
+from persistaudit.exceptions import RestoreError
+from persistaudit.readiness import strategy_for, wait_ready
+from persistaudit.runtime.base import DockerContainer
+
+
+@dataclass
+class Restored:
+    """The service running on a restored backup; close() removes what was made for it."""
+
+    client: DockerClient
+    volume: str
+    name: str
+    container: DockerContainer | None = None
+    ready_s: float | None = None
+    removed: list[str] = field(default_factory=list)
+
+    def close(self) -> list[str]:
+        """Remove the container and the volume (idempotent); what was removed."""
+        with signals.shielded():
+            if self.container is not None:
+                with contextlib.suppress(docker.errors.NotFound):
+                    self.client.api.remove_container(self.container.id, force=True, v=True)
+                    self.removed.append(f"container {self.name}")
+                self.container = None
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.volumes.get(self.volume).remove(force=True)
+                self.removed.append(f"volume {self.volume}")
+        return self.removed
+
+
+def _host_ip() -> str:
+    if engine.is_local():
+        return "127.0.0.1"
+    return urllib.parse.urlsplit(os.environ.get("DOCKER_HOST", "")).hostname or "127.0.0.1"
+
+
+def _archive(files: dict[str, Path], mount: str, scratch: Path) -> tuple[str, Path]:
+    """A tar of the files (container path -> host file), to unpack at the returned folder."""
+    mount_path = PurePosixPath(mount)
+    paths = [PurePosixPath(p) for p in files]
+    under = all(p.is_relative_to(mount_path) for p in paths)
+    root = mount_path if under else PurePosixPath("/")
+    tar_path = scratch / "restore.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        for path, host in files.items():
+            info = tar.gettarinfo(str(host), arcname=str(PurePosixPath(path).relative_to(root)))
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            info.mode = 0o644
+            with host.open("rb") as f:
+                tar.addfile(info, f)
+    return str(root), tar_path
+
+
+def restore_image(
+    config: TargetConfig,
+    client: DockerClient,
+    image_id: str,
+    prefix: str,
+    labels: dict[str, str],
+    files: dict[str, Path],
+    scratch: Path,
+    ports: list[int],
+) -> Restored:
+    """Start image_id as the config says, on a fresh volume holding files, and wait until
+    ready: TargetBlocked when the service does not become ready on them (a finding),
+    RestoreError when the engine refused a step. Nothing is left unless returned."""
+    name = f"{prefix}-restore"
+    with signals.shielded(resume=True):
+        client.volumes.create(name=name, labels=labels)
+    restored = Restored(client, name, name)
+    try:
+        kwargs: dict[str, Any] = {
+            "name": name,
+            "labels": labels,
+            "environment": dict(config.env),
+            "volumes": {name: {"bind": config.volume_mount, "mode": "rw"}},
+            "restart_policy": {"Name": config.restart_policy},
+            "detach": True,
+        }
+        if config.command:
+            kwargs["command"] = list(config.command)
+        healthcheck = config.readiness.healthcheck
+        if isinstance(healthcheck, HealthcheckSpec):
+            from persistaudit.runtime.image import engine_healthcheck
+
+            kwargs["healthcheck"] = engine_healthcheck(healthcheck)
+        binding = ("127.0.0.1", None) if engine.is_local() else None
+        kwargs["ports"] = {f"{port}/tcp": binding for port in ports}
+        try:
+            with signals.shielded(resume=True):
+                created = client.containers.create(image_id, **kwargs)
+            restored.container = DockerContainer(created, _host_ip())
+            folder, tar_path = _archive(files, config.volume_mount, scratch)
+            try:
+                with tar_path.open("rb") as data:
+                    created.put_archive(folder, data)
+            finally:
+                tar_path.unlink(missing_ok=True)
+            created.start()
+        except docker.errors.APIError as exc:
+            # The engine's refusal (a port, a path it cannot copy to), not the backup's fault:
+            # the restore could not be rehearsed.
+            raise RestoreError(
+                f"the restore could not be prepared: the engine said {exc.explanation}"
+            ) from None
+        spec = config.readiness
+        restored.ready_s = wait_ready(
+            restored.container,
+            strategy_for(spec),
+            timeout=spec.timeout,
+            interval=spec.interval,
+        )
+    except BaseException:
+        restored.close()
+        raise
+    return restored

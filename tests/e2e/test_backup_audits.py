@@ -1,0 +1,123 @@
+"""The backup suite on a real engine: an online backup, verified, restored and read back.
+
+Proven both ways: the good notes-app passes with persistaudit's own backup (the backup API)
+and with its own backup command; the bad-backup defect (the command copies notes.db without
+its WAL) fails exactly backup.restore. run_audit asserts that nothing is left on the engine
+(the restore's volume and container included) and nothing in the audit's temp dir.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import Audit
+from tests.e2e.test_demo_audits import ALL_CHECKS, BACKUP_CHECKS
+from tests.helpers import NOTES_APP, REPO
+
+pytestmark = pytest.mark.docker
+
+EVERY_CHECK = ALL_CHECKS | BACKUP_CHECKS
+COMMAND = "python3 /app/notes_app.py backup /data/notes.backup.db"
+
+
+def evidence(audit: Audit, check_id: str) -> dict[str, str]:
+    return {e["title"]: e["content"] for e in audit.check(check_id)["evidence"]}
+
+
+def metrics(audit: Audit) -> dict[str, str]:
+    return {m["name"]: m["achieved"] for m in audit.results["metrics"]}
+
+
+def assert_recorded(audit: Audit) -> str:
+    """The backup's digest and integrity are in the results; returns the SHA-256."""
+    shown = evidence(audit, "backup.integrity")
+    match = re.search(r"SHA-256 ([0-9a-f]{64})\nsize (\d+) bytes", shown["Backup file"])
+    assert match, shown["Backup file"]
+    assert shown["PRAGMA integrity_check (backup)"] == "ok"
+    assert int(match.group(2)) > 0
+    assert match.group(1)[:16] in audit.check("backup.integrity")["summary"]
+    assert match.group(1) in audit.report  # the report names the bytes that were verified
+    return match.group(1)
+
+
+def test_the_api_backup_of_the_good_service_restores_every_record(
+    run_audit: Callable[..., Audit],
+) -> None:
+    audit = run_audit(NOTES_APP / "audit.yaml")
+    assert audit.code == 0, audit.stderr
+    assert audit.statuses() == dict.fromkeys(EVERY_CHECK, "passed")
+    assert_recorded(audit)
+    shown = evidence(audit, "backup.integrity")
+    assert "SQLite online backup API" in shown["Backup method"]
+    restore = audit.check("backup.restore")
+    assert restore["summary"].startswith("restored and ready in ")
+    assert "20 canary records read back" in restore["summary"]
+    found = evidence(audit, "backup.restore")
+    read_back = next(v for k, v in found.items() if k.startswith("Canary records read back"))
+    assert read_back.startswith("20 of 20 found")
+    assert "-restore" in found["Restore into a fresh volume"]
+    got = metrics(audit)
+    assert got["Backup size"].endswith("KiB")
+    assert got["Backup duration"].endswith(" s")
+    assert got["Restore to ready"].endswith(" s")
+    assert int(got["Rows restored"]) > 20
+    # The suite ran: backups are no longer a residual risk of this audit.
+    assert "Backups and restores were not verified." not in audit.report
+
+
+def test_the_services_own_backup_command_passes(run_audit: Callable[..., Audit]) -> None:
+    audit = run_audit(NOTES_APP / "variants" / "backup-command.yaml")
+    assert audit.code == 0, audit.stderr
+    assert audit.statuses() == dict.fromkeys(EVERY_CHECK, "passed")
+    assert_recorded(audit)
+    shown = evidence(audit, "backup.integrity")
+    assert COMMAND in shown["Backup method"]
+    assert "# exit 0 after" in shown["The service's backup command"]
+    assert "20 canary records read back" in audit.check("backup.restore")["summary"]
+
+
+def test_a_backup_without_the_wal_fails_exactly_the_restore(
+    run_audit: Callable[..., Audit],
+) -> None:
+    audit = run_audit(NOTES_APP / "defects" / "bad-backup.yaml")
+    assert audit.code == 1, audit.stderr
+    statuses = audit.statuses()
+    assert {k for k, v in statuses.items() if v != "passed"} == {"backup.restore"}, statuses
+    assert statuses["backup.restore"] == "failed"
+    assert_recorded(audit)  # the main file alone is a sound database
+    summary = audit.check("backup.restore")["summary"]
+    assert summary.startswith(
+        "20 of 20 canary records written before the backup are missing from the restore; "
+        "the backup misses "
+    ), summary
+    assert re.search(
+        r"the backup misses \d+ of \d+ rows the live database held before it$", summary
+    )
+    assert "| `backup.restore` (FAIL) |" in audit.report
+
+
+def test_a_driver_that_cannot_restore_leaves_the_restore_blocked(
+    run_audit: Callable[..., Audit], tmp_path: Path
+) -> None:
+    """The compose driver has no restore yet: the backup is still taken and verified, and
+    backup.restore is BLOCKED with the driver's one line (never passed, never failed)."""
+    compose_app = REPO / "fixtures" / "targets" / "notes-app-compose"
+    config = yaml.safe_load((compose_app / "audit.yaml").read_text())
+    config["compose"]["file"] = str(compose_app / "compose.yaml")
+    config["expect"]["manifest"] = str(REPO / "expected" / "notes-app.yaml")
+    config["suites"] = {"backup": {"enabled": True}}
+    path = tmp_path / "audit.yaml"
+    path.write_text(yaml.safe_dump(config))
+    audit = run_audit(path, "-k", "startup or backup")
+    assert audit.code == 3, audit.stderr
+    assert audit.check("backup.integrity")["status"] == "passed"
+    restore = audit.check("backup.restore")
+    assert restore["status"] == "blocked"
+    assert restore["summary"].startswith(
+        "restore not rehearsed: the compose driver cannot restore a backup into a fresh volume yet"
+    ), restore["summary"]
