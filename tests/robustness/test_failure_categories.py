@@ -136,8 +136,10 @@ def test_a_refused_canary_write_blocks_the_cycle_with_request_response_and_logs(
     )
     stderr = proc.stderr
     assert proc.returncode == 3, stderr
-    assert "docker restart" not in stderr  # nothing was restarted: no cycle to judge
-    assert "docker stop" not in stderr
+    # Neither cycle got to its action (only the graceful stop and idempotent starts restart).
+    assert "restart: reading" not in stderr
+    assert "recreate: reading" not in stderr
+    assert "docker stop + rm" not in stderr  # the re-create never removed its container
     results = results_of(out)
     assert results["verdict"] == "BLOCKED"
     statuses = {c["id"]: c["status"] for c in results["checks"]}
