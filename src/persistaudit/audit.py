@@ -407,7 +407,7 @@ class TargetAudit:
         except CanaryError as exc:
             # Nothing was restarted yet: the cycle was not exercised, so it proves nothing.
             cycle.blocked = f"the {name} cycle could not be exercised: {exc}"
-            cycle.evidence = self._canary_evidence(exc)
+            cycle.evidence = self.canary_evidence(exc)
             self.log(f"BLOCKED: {cycle.blocked}")
             return
         cycle.canaries = new
@@ -499,7 +499,7 @@ class TargetAudit:
             logs = again
         return logs
 
-    def _canary_evidence(self, exc: CanaryError) -> list[Evidence]:
+    def canary_evidence(self, exc: CanaryError) -> list[Evidence]:
         """The failed request, the service's answer and its log, as an auditor quotes them."""
         logs = fold_repeats(self._settled_logs(tail=10 * LOG_TAIL))[-LOG_TAIL:]
         return [

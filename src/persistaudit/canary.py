@@ -68,6 +68,11 @@ class CanaryDriver(Protocol):
         """Read each record back: found or missing (a missing one is not an error)."""
         ...
 
+    def writer(self, container: ContainerHandle, run: str) -> Callable[[int], Canary]:
+        """A function writing record i alone, in a session of its own (one per concurrent
+        writer of a load); CanaryError when the session cannot be opened or a write fails."""
+        ...
+
     def describe(self, records: list[Canary]) -> str:
         """One line for the evidence: how these records were written."""
         ...
@@ -96,22 +101,31 @@ def write_records(spec: CanarySpec, run: str, start: int, perform: Perform) -> l
     raise CanaryError on the first step whose expectations fail."""
     written: list[Canary] = []
     for i in range(start, start + spec.records):
-        canary = Canary(i, f"pa-{run}-{i:06d}")
-        variables = canary.vars(run)
-        captured: dict[str, str] = {}
-        for step in spec.write:
-            outcome = perform(step, variables)
-            if outcome.problem:
-                raise CanaryError(
-                    f"writing canary {canary.marker} failed after {len(written)} of "
-                    f"{spec.records} were written: {outcome.problem}",
-                    request=outcome.request,
-                    response=outcome.response,
-                )
-            captured |= outcome.captured
-            variables |= outcome.captured
-        written.append(Canary(i, canary.marker, tuple(captured.items())))
+        progress = f"after {len(written)} of {spec.records} were written"
+        written.append(write_record(spec, run, i, perform, progress))
     return written
+
+
+def write_record(
+    spec: CanarySpec, run: str, i: int, perform: Perform, progress: str = ""
+) -> Canary:
+    """Write canary i through every write step; CanaryError on the first step that fails
+    (progress, such as "after 3 of 20 were written", goes into its message)."""
+    canary = Canary(i, f"pa-{run}-{i:06d}")
+    variables = canary.vars(run)
+    captured: dict[str, str] = {}
+    for step in spec.write:
+        outcome = perform(step, variables)
+        if outcome.problem:
+            raise CanaryError(
+                f"writing canary {canary.marker} failed{' ' + progress if progress else ''}: "
+                f"{outcome.problem}",
+                request=outcome.request,
+                response=outcome.response,
+            )
+        captured |= outcome.captured
+        variables |= outcome.captured
+    return Canary(i, canary.marker, tuple(captured.items()))
 
 
 def read_records(spec: CanarySpec, run: str, canaries: list[Canary], perform: Perform) -> ReadBack:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 import time
+from collections.abc import Callable
 
 from persistaudit.canary import (
     PROBLEM_EXCERPT,
@@ -19,6 +20,7 @@ from persistaudit.canary import (
     StepOutcome,
     fill,
     read_records,
+    write_record,
     write_records,
 )
 from persistaudit.config import CanarySpec, CanaryStep, ExecStep
@@ -86,6 +88,10 @@ class ExecCanary:
 
     def write(self, container: ContainerHandle, run: str, start: int) -> list[Canary]:
         return write_records(self.spec, run, start, self._perform(container))
+
+    def writer(self, container: ContainerHandle, run: str) -> Callable[[int], Canary]:
+        perform = self._perform(container)
+        return lambda i: write_record(self.spec, run, i, perform)
 
     def read(self, container: ContainerHandle, run: str, canaries: list[Canary]) -> ReadBack:
         return read_records(self.spec, run, canaries, self._perform(container))

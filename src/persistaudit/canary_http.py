@@ -14,6 +14,7 @@ import re
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from persistaudit.canary import (
     StepOutcome,
     fill,
     read_records,
+    write_record,
     write_records,
 )
 from persistaudit.config import CanarySpec, CanaryStep, Capture, HttpStep
@@ -236,7 +238,8 @@ class HttpCanary:
             session.captured |= outcome.captured
         return session, None, outcome
 
-    def write(self, container: ContainerHandle, run: str, start: int) -> list[Canary]:
+    def _opened(self, container: ContainerHandle, run: str) -> Perform:
+        """Steps performed in a fresh session; CanaryError when its setup fails."""
         endpoints = Endpoints(container)
         session, problem, outcome = self._session(endpoints, run)
         if problem:
@@ -245,7 +248,14 @@ class HttpCanary:
                 request=outcome.request,
                 response=outcome.response,
             )
-        return write_records(self.spec, run, start, self._perform(endpoints, session))
+        return self._perform(endpoints, session)
+
+    def write(self, container: ContainerHandle, run: str, start: int) -> list[Canary]:
+        return write_records(self.spec, run, start, self._opened(container, run))
+
+    def writer(self, container: ContainerHandle, run: str) -> Callable[[int], Canary]:
+        perform = self._opened(container, run)
+        return lambda i: write_record(self.spec, run, i, perform)
 
     def read(self, container: ContainerHandle, run: str, canaries: list[Canary]) -> ReadBack:
         endpoints = Endpoints(container)

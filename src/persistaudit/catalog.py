@@ -352,6 +352,37 @@ for _entry in (
         "Keep the database under the mounted volume ({mount}); the service keeps it at {database}.",
     ),
     Suite(
+        "crash",
+        4,
+        "Crash under write load",
+        "A write load was driven through the service's API with every acknowledged write "
+        "recorded; in the middle of it the container was killed (SIGKILL) and started again "
+        "on the same volume, and the database's integrity and every acknowledged write were "
+        "checked, for several rounds at random kill points.",
+    ),
+    Check(
+        "crash.integrity",
+        0,
+        "After a kill in the middle of writes, the database passes PRAGMA integrity_check.",
+        "A crash during writes corrupts the database.",
+        "CRITICAL",
+        "Keep SQLite's durability settings (no synchronous=OFF, no journal_mode=OFF or "
+        "MEMORY) and the database off network filesystems.",
+        "Find what makes a crash corrupt the database (synchronous=OFF, journal off, a network "
+        "filesystem): {summary}",
+    ),
+    Check(
+        "crash.acknowledged_writes",
+        1,
+        "Every write the service acknowledged before a kill is there after the restart.",
+        "The service acknowledges writes before they are durable: a crash loses data users "
+        "were told was saved.",
+        "CRITICAL",
+        "Commit each write before acknowledging it; a write-behind buffer must not answer "
+        "success before its flush.",
+        "Commit every write before the service answers success: {summary}",
+    ),
+    Suite(
         "backup",
         5,
         "Backup and restore",
