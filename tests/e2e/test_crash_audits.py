@@ -16,10 +16,11 @@ from pathlib import Path
 
 import docker
 import pytest
+import yaml
 
 from tests.e2e.conftest import Audit, leftovers, persistaudit
 from tests.e2e.test_demo_audits import ALL_CHECKS, only_failing
-from tests.helpers import NOTES_APP
+from tests.helpers import NOTES_APP, REPO
 
 pytestmark = pytest.mark.docker
 
@@ -127,3 +128,31 @@ def test_the_crash_verdicts_are_stable_over_five_runs(
             assert statuses["crash.acknowledged_writes"] == "failed", (n, statuses)
             assert statuses["crash.integrity"] == "passed", (n, statuses)
             assert int(lost) > 0, (n, lost)
+
+
+def compose_crash_config(tmp_path: Path, defect: str) -> Path:
+    """The compose audit of notes-app with the crash suite on (two rounds) and DEFECT set."""
+    compose_app = NOTES_APP.parent / "notes-app-compose"
+    config = yaml.safe_load((compose_app / "audit.yaml").read_text())
+    (tmp_path / f"{defect}.env").write_text(f"DEFECT={defect}\n")
+    config["name"] = f"notes-app-compose-crash-{defect}"
+    config["compose"]["file"] = str(compose_app / "compose.yaml")
+    config["compose"]["env_files"] = [str(tmp_path / f"{defect}.env")]
+    config["expect"]["manifest"] = str(REPO / "expected" / "notes-app.yaml")
+    config["suites"] = {"crash": {"enabled": True, "rounds": 2}}
+    path = tmp_path / f"{defect}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize(("defect", "status"), [("none", "passed"), ("lost-writes", "failed")])
+def test_the_crash_suite_runs_on_compose_targets_too(
+    tmp_path: Path, engine: docker.DockerClient, defect: str, status: str
+) -> None:
+    audit = crash_only(compose_crash_config(tmp_path, defect), tmp_path, engine, 0)
+    assert audit.results["target"]["driver"] == "compose"
+    statuses = audit.statuses()
+    assert statuses["crash.integrity"] == "passed", statuses
+    assert statuses["crash.acknowledged_writes"] == status, statuses
+    assert int(metrics(audit)["Writes acknowledged before the kills"]) > 0
+    assert " restart notes" in audit.stderr  # started again through compose
