@@ -48,8 +48,7 @@ def judge(
     shown as evidence, not a finding.
     """
     __tracebackhide__ = True
-    if audit.config.per_database_ids:
-        metric = f"{metric} [{database.name}]"
+    metric = audit.config.metric_name(metric, database.name)
 
     check.extend(cycle.actions)
     if cycle.blocked:

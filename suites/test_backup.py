@@ -34,7 +34,7 @@ def _run(
 
 
 def _metric(audit: TargetAudit, name: str, database: DatabaseEntry) -> str:
-    return f"{name} [{database.name}]" if audit.config.per_database_ids else name
+    return audit.config.metric_name(name, database.name)
 
 
 @pytest.mark.check("backup.integrity")

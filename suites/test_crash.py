@@ -52,12 +52,6 @@ def test_crash_integrity(
     audit, check, database = persistaudit_started, persistaudit_check, persistaudit_database
     run = _run(audit, check)
     ready = [r.ready_s for r in run.rounds if r.ready_s is not None]
-    check.metric(
-        "Recovery time to ready after a kill",
-        f"< {audit.config.readiness.timeout:g} s",
-        f"{max(ready):.1f} s" if ready else "not measured",
-        bool(ready) and not any(r.failure for r in run.rounds),
-    )
     problems: list[str] = []
     unverified: list[str] = []
     for crash_round in run.rounds:
@@ -88,7 +82,7 @@ def test_crash_integrity(
             )
     judged = sum(1 for r in run.rounds if database.name in r.after)
     check.metric(
-        "Integrity after a kill during writes",
+        audit.config.metric_name("Integrity after a kill during writes", database.name),
         "ok",
         f"ok in {judged - len(problems)} of {judged} round(s)" if judged else "not measured",
         judged > 0 and not problems,
@@ -129,6 +123,13 @@ def test_crash_acknowledged_writes(
         "Acknowledged writes per round",
         ["Round", "Kill after", "Acknowledged", "Under way at the kill", "Lost", "Ready again"],
         rows,
+    )
+    ready = [r.ready_s for r in run.rounds if r.ready_s is not None]
+    check.metric(
+        "Recovery time to ready after a kill",
+        f"< {audit.config.readiness.timeout:g} s",
+        f"{max(ready):.1f} s" if ready else "not measured",
+        bool(ready) and not any(r.failure for r in run.rounds),
     )
     lost = run.lost
     read = sum(len(r.load.acknowledged) for r in run.rounds if r.read_back is not None)

@@ -667,6 +667,10 @@ class TargetConfig(_Model):
         """The id of check's result for one database: plain with one database."""
         return f"{check}[{database}]" if self.per_database_ids else check
 
+    def metric_name(self, metric: str, database: str) -> str:
+        """A per-database metric's name: "Backup size [cache]"; plain with one database."""
+        return f"{metric} [{database}]" if self.per_database_ids else metric
+
     @property
     def image_ref(self) -> str:
         """The image to run: the given one, the tag persistaudit builds, or the compose service."""
