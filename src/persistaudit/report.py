@@ -191,6 +191,7 @@ def report_context(
             groups[-1][2].append(check)
         else:
             groups.append((base, per_database, [check]))
+    suite_of = {c["id"]: c["suite"] for c in checks}  # a metric's suite, by its check
     problems = sorted(
         (c for c in checks if c["status"] in ("failed", "error", "blocked")),
         key=lambda c: ORDER[c["status"]],
@@ -202,7 +203,14 @@ def report_context(
         "reproduce": reproduce,
         "steps": [(step, step_details(step)) for step in reproduce.get("canary", [])],
         "mark": STATUS_MARK,
-        "suites": [(*_suite_heading(s), gs) for s, gs in suites.items()],
+        "suites": [
+            (
+                *_suite_heading(s),
+                gs,
+                [m for m in results["metrics"] if suite_of.get(m["check"]) == s],
+            )
+            for s, gs in suites.items()
+        ],
         "key_findings": sorted(checks, key=lambda c: ORDER[c["status"]]),
         "risks": [(c, _naming_database(risk(c), c, results["target"])) for c in problems],
         "residual": residual_risks(checks),
