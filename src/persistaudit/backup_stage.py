@@ -105,12 +105,13 @@ def run_backup(audit: TargetAudit) -> BackupRun:
             "command",
         )
     )
-    run.live = audit.snapshot("before-backup")
     folder = audit.workdir / "backup"
     folder.mkdir(exist_ok=True)
     for entry in entries:
         run.backups[entry.name] = DatabaseBackup(entry.name)
     try:
+        # Inside the try: a container removed at this moment is BLOCKED like one removed later.
+        run.live = audit.snapshot("before-backup")
         if spec.command is None:
             for entry in entries:
                 _api_backup(audit, run, entry)

@@ -183,3 +183,39 @@ def test_the_stage_backs_up_on_a_fake_target_and_says_why_it_cannot_restore(
         assert run.read_back is None
     finally:
         runtime.close()
+
+
+def test_a_container_removed_as_the_backup_snapshots_leaves_the_stage_blocked(
+    config_dir: Path, tmp_path: Path
+) -> None:
+    """Something else removes the container just as the stage snapshots the live database:
+    the stage is BLOCKED with what was removed, and the error does not escape the stage."""
+    from persistaudit import backup_stage
+    from persistaudit.audit import TargetAudit
+    from persistaudit.config import load_config
+    from persistaudit.exceptions import TargetRemoved
+
+    config = load_config(config_dir / "audit.yaml")
+    runtime = FakeRuntime(config, tmp_path / "volume")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    audit = TargetAudit(config, None, "run1", workdir, lambda _msg: None, runtime=runtime)
+    try:
+        assert audit.fresh.blocked is None
+        handle = runtime.container
+
+        def vanished(path: str) -> None:
+            runtime.gone.append(f"container {handle.name}")
+            raise TargetRemoved(f"container {handle.name} was removed by something else")
+
+        handle.get_archive = vanished  # type: ignore[assignment,method-assign]
+        run = audit.stage("backup")
+        assert isinstance(run, backup_stage.BackupRun)
+        assert len(run.canaries) == config.canary.records  # written before the removal
+        assert f"container {handle.name} was removed by something else during the backup" in (
+            run.blocked
+        )
+        assert not run.restore_failure
+        assert run.read_back is None
+    finally:
+        runtime.close()
