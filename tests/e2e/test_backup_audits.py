@@ -101,23 +101,63 @@ def test_a_backup_without_the_wal_fails_exactly_the_restore(
     assert "| `backup.restore` (FAIL) |" in audit.report
 
 
-def test_a_driver_that_cannot_restore_leaves_the_restore_blocked(
-    run_audit: Callable[..., Audit], tmp_path: Path
-) -> None:
-    """The compose driver has no restore yet: the backup is still taken and verified, and
-    backup.restore is BLOCKED with the driver's one line (never passed, never failed)."""
-    compose_app = REPO / "fixtures" / "targets" / "notes-app-compose"
-    config = yaml.safe_load((compose_app / "audit.yaml").read_text())
-    config["compose"]["file"] = str(compose_app / "compose.yaml")
+COMPOSE_APP = REPO / "fixtures" / "targets" / "notes-app-compose"
+
+
+def compose_config(tmp_path: Path, defect: str = "", **backup: object) -> Path:
+    """notes-app-compose's config with the backup suite on (DEFECT through an env file)."""
+    config = yaml.safe_load((COMPOSE_APP / "audit.yaml").read_text())
+    config["compose"]["file"] = str(COMPOSE_APP / "compose.yaml")
     config["expect"]["manifest"] = str(REPO / "expected" / "notes-app.yaml")
-    config["suites"] = {"backup": {"enabled": True}}
+    config["suites"] = {"backup": {"enabled": True, **backup}}
+    if defect:
+        env = tmp_path / f"{defect}.env"
+        env.write_text(f"DEFECT={defect}\n")
+        config["name"] = f"notes-app-compose-{defect}"
+        config["compose"]["env_files"] = [str(env)]
     path = tmp_path / "audit.yaml"
     path.write_text(yaml.safe_dump(config))
-    audit = run_audit(path, "-k", "startup or backup")
-    assert audit.code == 3, audit.stderr
+    return path
+
+
+def test_a_compose_target_restores_in_a_project_of_its_own(
+    run_audit: Callable[..., Audit], tmp_path: Path
+) -> None:
+    """The compose driver restores too: the same model in a project of the run's own (fresh
+    volumes, ephemeral ports), seeded with the backup before its first start; every canary
+    is read back. run_audit checks that the restore's project left nothing behind."""
+    audit = run_audit(compose_config(tmp_path), "-k", "startup or backup")
+    assert audit.code == 0, audit.stderr
     assert audit.check("backup.integrity")["status"] == "passed"
     restore = audit.check("backup.restore")
-    assert restore["status"] == "blocked"
+    assert restore["status"] == "passed", restore["summary"]
+    assert restore["summary"].startswith("restored and ready in ")
+    assert "20 canary records read back" in restore["summary"]
+    steps = evidence(audit, "backup.restore")["Restore into a fresh volume"]
+    assert re.search(r"docker compose -p persistaudit-\S+-restore .*up --no-start", steps), steps
+    assert "/data/notes.db" in steps
+
+
+def test_a_compose_backup_without_the_wal_fails_exactly_the_restore(
+    run_audit: Callable[..., Audit], tmp_path: Path
+) -> None:
+    """bad-backup through compose: the service's own backup misses the WAL, and the restore
+    through the compose driver finds the canaries missing (FAIL, not BLOCKED)."""
+    config = compose_config(
+        tmp_path,
+        "bad-backup",
+        command=["python3", "/app/notes_app.py", "backup", "/data/notes.backup.db"],
+        output="/data/notes.backup.db",
+        timeout=60,
+    )
+    # The restart checkpoints the schema into the main file: without it, the main file alone
+    # would lack the tables (backup.integrity's own finding, and no restore to rehearse).
+    audit = run_audit(config, "-k", "startup or restart and retention or backup")
+    assert audit.code == 1, audit.stderr
+    integrity = audit.check("backup.integrity")
+    assert integrity["status"] == "passed", integrity["summary"]
+    restore = audit.check("backup.restore")
+    assert restore["status"] == "failed", restore["summary"]
     assert restore["summary"].startswith(
-        "restore not rehearsed: the compose driver cannot restore a backup into a fresh volume yet"
+        "20 of 20 canary records written before the backup are missing from the restore"
     ), restore["summary"]
