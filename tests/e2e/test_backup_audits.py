@@ -161,3 +161,47 @@ def test_a_compose_backup_without_the_wal_fails_exactly_the_restore(
     assert restore["summary"].startswith(
         "20 of 20 canary records written before the backup are missing from the restore"
     ), restore["summary"]
+
+
+NON_ROOT_DOCKERFILE = """\
+FROM persistaudit/base-python:bookworm
+ENV NOTES_DB_PATH=/data/notes.db NOTES_PORT=8080 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY notes_app.py /app/notes_app.py
+RUN mkdir /data && chown 1000:1000 /data
+USER 1000:1000
+CMD ["python3", "/app/notes_app.py"]
+"""
+
+
+def test_a_service_running_as_a_non_root_user_writes_its_restored_database(
+    run_audit: Callable[..., Audit], tmp_path: Path
+) -> None:
+    """The good notes-app as uid 1000 (its folder is its own): the restored database keeps
+    the live file's owner and mode, so the service writes to it after the restore, as it did
+    before. Root's 0644 would make it fail for a reason that is persistaudit's."""
+    compose = {
+        "services": {
+            "notes": {
+                "build": {"context": str(NOTES_APP), "dockerfile_inline": NON_ROOT_DOCKERFILE},
+                "ports": ["8080:8080"],
+                "volumes": ["notes-data:/data"],
+            }
+        },
+        "volumes": {"notes-data": {}},
+    }
+    (tmp_path / "compose.yaml").write_text(yaml.safe_dump(compose))
+    path = compose_config(tmp_path)
+    config = yaml.safe_load(path.read_text())
+    config["name"] = "notes-app-compose-non-root"
+    config["compose"]["file"] = str(tmp_path / "compose.yaml")
+    # Read back after a write through the restored service: only a writable restore passes.
+    config["canary"]["read"].insert(
+        0, {**config["canary"]["write"][0], "json": {"title": "after-restore-{marker}"}}
+    )
+    path.write_text(yaml.safe_dump(config))
+    audit = run_audit(path, "-k", "startup or backup")
+    assert audit.results, audit.stderr
+    restore = audit.check("backup.restore")
+    assert restore["status"] == "passed", restore["summary"]
+    assert audit.code == 0, audit.stderr

@@ -71,11 +71,11 @@ def test_the_backup_stage_restores_with_the_live_files_owner(
 ) -> None:
     """The stage hands the driver's restore the live database file's owner and mode for
     every restored file (on the fake, the volume's file is the live one)."""
-    from persistaudit import backup_stage
+    from persistaudit import backup_stage, stages
     from persistaudit.audit import TargetAudit
     from persistaudit.config import load_config
 
-    assert backup_stage.run_backup  # registers the stage
+    assert stages.get("backup").run is backup_stage.run_backup  # imported: registered
     config = load_config(config_dir / "audit.yaml")
     volume = tmp_path / "volume"
     runtime = FakeRuntime(config, volume)
