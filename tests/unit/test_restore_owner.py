@@ -15,7 +15,7 @@ from pathlib import Path
 from persistaudit.exceptions import RestoreUnsupported
 from persistaudit.runtime.restore import FileOwner, _archive
 from persistaudit.snapshot import Budget, copy_member
-from tests.unit.fakes import FakeRuntime
+from tests.unit.test_backup import fake_audit
 
 
 def members(tar_path: Path) -> dict[str, tarfile.TarInfo]:
@@ -72,13 +72,10 @@ def test_the_backup_stage_restores_with_the_live_files_owner(
     """The stage hands the driver's restore the live database file's owner and mode for
     every restored file (on the fake, the volume's file is the live one)."""
     from persistaudit import backup_stage, stages
-    from persistaudit.audit import TargetAudit
-    from persistaudit.config import load_config
 
     assert stages.get("backup").run is backup_stage.run_backup  # imported: registered
-    config = load_config(config_dir / "audit.yaml")
-    volume = tmp_path / "volume"
-    runtime = FakeRuntime(config, volume)
+    audit, runtime = fake_audit(config_dir, tmp_path)
+    volume = runtime.volume
     asked: list[dict[str, FileOwner] | None] = []
 
     def restore(
@@ -88,9 +85,6 @@ def test_the_backup_stage_restores_with_the_live_files_owner(
         raise RestoreUnsupported("recorded")
 
     runtime.restore = restore  # type: ignore[assignment,method-assign]
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    audit = TargetAudit(config, None, "run1", workdir, lambda _msg: None, runtime=runtime)
     try:
         assert audit.fresh.blocked is None
         os.chmod(volume / "app.db", 0o600)
