@@ -105,12 +105,13 @@ def run_backup(audit: TargetAudit) -> BackupRun:
             "command",
         )
     )
-    run.live = audit.snapshot("before-backup")
     folder = audit.workdir / "backup"
     folder.mkdir(exist_ok=True)
     for entry in entries:
         run.backups[entry.name] = DatabaseBackup(entry.name)
     try:
+        # Inside the try: a container removed at this moment is BLOCKED like one removed later.
+        run.live = audit.snapshot("before-backup")
         if spec.command is None:
             for entry in entries:
                 _api_backup(audit, run, entry)
@@ -236,16 +237,21 @@ def _restore(audit: TargetAudit, run: BackupRun, entries: list[DatabaseEntry]) -
         )
         return
     files = {}
+    owners = {}  # each restored file gets the live database file's owner and mode
     for entry in entries:
         snap = sound[entry.name].snapshot
         assert snap is not None
+        live = run.live[entry.name].snapshot
         for path in database_files(snap.path):
-            files[entry.path + path.name[len(snap.path.name) :]] = path
+            where = entry.path + path.name[len(snap.path.name) :]
+            files[where] = path
+            if live is not None and live.owner is not None:
+                owners[where] = live.owner
     scratch = audit.workdir / "backup"
     restored: Restored | None = None
     try:
         try:
-            restored = audit.runtime.restore(files, scratch)
+            restored = audit.runtime.restore(files, scratch, owners)
         except TargetBlocked as exc:
             run.restore_failure = f"the service did not start on the restored backup: {exc}"
             run.restore_logs = list(exc.evidence.get("logs", []))  # type: ignore[call-overload]
@@ -262,11 +268,7 @@ def _restore(audit: TargetAudit, run: BackupRun, entries: list[DatabaseEntry]) -
         run.restore_actions.append(
             Evidence(
                 "Restore into a fresh volume",
-                f"docker volume create {restored.volume}\n"
-                f"docker create ... -v {restored.volume}:{audit.config.volume_mount} (same "
-                f"image, env and command); docker cp the backup to "
-                f"{', '.join(sorted(files))}; docker start {restored.name}\n"
-                f"# ready after {restored.ready_s or 0:.1f} s",
+                f"{restored.steps}\n# ready after {restored.ready_s or 0:.1f} s",
                 "command",
             )
         )

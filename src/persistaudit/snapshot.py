@@ -34,6 +34,7 @@ from persistaudit.exceptions import (
     TargetRemoved,
 )
 from persistaudit.runtime.base import ContainerHandle
+from persistaudit.runtime.restore import FileOwner
 from persistaudit.sqlite_files import COMPANIONS, companions, header_of
 
 FREE_SPACE_MARGIN = 256 * 1024**2  # left free on the host's disk by a copy
@@ -47,6 +48,7 @@ class Snapshot:
     files: dict[str, int]  # file name in the container -> bytes copied
     pause_ms: float
     companions: tuple[str, ...] = ()  # those the header called for, copied where they existed
+    owner: FileOwner | None = None  # the main file's owner and mode in the container
 
 
 def take_snapshot(
@@ -114,14 +116,21 @@ def _copy_one(container: ContainerHandle, want: Wanted) -> Snapshot:
     want.dest.mkdir(parents=True, exist_ok=True)
     name = PurePosixPath(want.db_path).name
     files: dict[str, int] = {}
+    owners: dict[str, FileOwner] = {}
     try:
         wanted = _copy_all(
-            container, want.db_path, want.dest, name, Budget(want.dest, want.max_size), files
+            container,
+            want.db_path,
+            want.dest,
+            name,
+            Budget(want.dest, want.max_size),
+            files,
+            owners,
         )
     except BaseException:
         _discard(want)  # no snapshot, rather than half of one
         raise
-    return Snapshot(want.dest / name, want.db_path, files, 0.0, wanted)
+    return Snapshot(want.dest / name, want.db_path, files, 0.0, wanted, owners.get(name))
 
 
 def _copy_all(
@@ -131,10 +140,11 @@ def _copy_all(
     name: str,
     budget: Budget,
     files: dict[str, int],
+    owners: dict[str, FileOwner],
 ) -> tuple[str, ...]:
     """The database, then the companions its header calls for (returned); files gets what
-    was copied."""
-    size = _copy_file(container, db_path, dest / name, budget)
+    was copied, owners the main file's owner and mode."""
+    size = _copy_file(container, db_path, dest / name, budget, owners)
     if size is None:
         raise DatabaseMissing(
             f"database file {db_path} does not exist in container {container.name}. "
@@ -214,21 +224,34 @@ class ChunkReader(io.RawIOBase):
         return n
 
 
-def _copy_file(container: ContainerHandle, path: str, target: Path, budget: Budget) -> int | None:
+def _copy_file(
+    container: ContainerHandle,
+    path: str,
+    target: Path,
+    budget: Budget,
+    owners: dict[str, FileOwner] | None = None,
+) -> int | None:
     """Stream one file out of the container to target; its size, or None if it does not exist."""
     stream = container.get_archive(path)
     if stream is None:
         return None
     where = f"{path} in container {container.name}"
     try:
-        return copy_member(stream, where, target, budget)
+        return copy_member(stream, where, target, budget, owners)
     except BaseException:
         target.unlink(missing_ok=True)
         raise
 
 
-def copy_member(stream: Iterator[bytes], where: str, target: Path, budget: Budget) -> int:
-    """Write the one regular file of a tar stream to target, reading the stream once."""
+def copy_member(
+    stream: Iterator[bytes],
+    where: str,
+    target: Path,
+    budget: Budget,
+    owners: dict[str, FileOwner] | None = None,
+) -> int:
+    """Write the one regular file of a tar stream to target, reading the stream once; owners,
+    when given, gets the file's owner and mode from its header (by target's name)."""
     try:
         with tarfile.open(fileobj=ChunkReader(stream), mode="r|") as tar:
             member = tar.next()
@@ -242,6 +265,8 @@ def copy_member(stream: Iterator[bytes], where: str, target: Path, budget: Budge
             if not member.isfile():
                 raise SnapshotError(f"{where} is not a regular file")
             budget.reserve(where, member.size)
+            if owners is not None:
+                owners[target.name] = FileOwner.of(member)
             source = tar.extractfile(member)
             assert source is not None  # a regular file always has content
             copied = _write(source, target, member.size, where)

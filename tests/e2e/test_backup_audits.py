@@ -101,23 +101,107 @@ def test_a_backup_without_the_wal_fails_exactly_the_restore(
     assert "| `backup.restore` (FAIL) |" in audit.report
 
 
-def test_a_driver_that_cannot_restore_leaves_the_restore_blocked(
-    run_audit: Callable[..., Audit], tmp_path: Path
-) -> None:
-    """The compose driver has no restore yet: the backup is still taken and verified, and
-    backup.restore is BLOCKED with the driver's one line (never passed, never failed)."""
-    compose_app = REPO / "fixtures" / "targets" / "notes-app-compose"
-    config = yaml.safe_load((compose_app / "audit.yaml").read_text())
-    config["compose"]["file"] = str(compose_app / "compose.yaml")
+COMPOSE_APP = REPO / "fixtures" / "targets" / "notes-app-compose"
+
+
+def compose_config(tmp_path: Path, defect: str = "", **backup: object) -> Path:
+    """notes-app-compose's config with the backup suite on (DEFECT through an env file)."""
+    config = yaml.safe_load((COMPOSE_APP / "audit.yaml").read_text())
+    config["compose"]["file"] = str(COMPOSE_APP / "compose.yaml")
     config["expect"]["manifest"] = str(REPO / "expected" / "notes-app.yaml")
-    config["suites"] = {"backup": {"enabled": True}}
+    config["suites"] = {"backup": {"enabled": True, **backup}}
+    if defect:
+        env = tmp_path / f"{defect}.env"
+        env.write_text(f"DEFECT={defect}\n")
+        config["name"] = f"notes-app-compose-{defect}"
+        config["compose"]["env_files"] = [str(env)]
     path = tmp_path / "audit.yaml"
     path.write_text(yaml.safe_dump(config))
-    audit = run_audit(path, "-k", "startup or backup")
-    assert audit.code == 3, audit.stderr
+    return path
+
+
+def test_a_compose_target_restores_in_a_project_of_its_own(
+    run_audit: Callable[..., Audit], tmp_path: Path
+) -> None:
+    """The compose driver restores too: the same model in a project of the run's own (fresh
+    volumes, ephemeral ports), seeded with the backup before its first start; every canary
+    is read back. run_audit checks that the restore's project left nothing behind."""
+    audit = run_audit(compose_config(tmp_path), "-k", "startup or backup")
+    assert audit.code == 0, audit.stderr
     assert audit.check("backup.integrity")["status"] == "passed"
     restore = audit.check("backup.restore")
-    assert restore["status"] == "blocked"
+    assert restore["status"] == "passed", restore["summary"]
+    assert restore["summary"].startswith("restored and ready in ")
+    assert "20 canary records read back" in restore["summary"]
+    steps = evidence(audit, "backup.restore")["Restore into a fresh volume"]
+    assert re.search(r"docker compose -p persistaudit-\S+-restore .*up --no-start", steps), steps
+    assert "/data/notes.db" in steps
+
+
+def test_a_compose_backup_without_the_wal_fails_exactly_the_restore(
+    run_audit: Callable[..., Audit], tmp_path: Path
+) -> None:
+    """bad-backup through compose: the service's own backup misses the WAL, and the restore
+    through the compose driver finds the canaries missing (FAIL, not BLOCKED)."""
+    config = compose_config(
+        tmp_path,
+        "bad-backup",
+        command=["python3", "/app/notes_app.py", "backup", "/data/notes.backup.db"],
+        output="/data/notes.backup.db",
+        timeout=60,
+    )
+    # The restart checkpoints the schema into the main file: without it, the main file alone
+    # would lack the tables (backup.integrity's own finding, and no restore to rehearse).
+    audit = run_audit(config, "-k", "startup or restart and retention or backup")
+    assert audit.code == 1, audit.stderr
+    integrity = audit.check("backup.integrity")
+    assert integrity["status"] == "passed", integrity["summary"]
+    restore = audit.check("backup.restore")
+    assert restore["status"] == "failed", restore["summary"]
     assert restore["summary"].startswith(
-        "restore not rehearsed: the compose driver cannot restore a backup into a fresh volume yet"
+        "20 of 20 canary records written before the backup are missing from the restore"
     ), restore["summary"]
+
+
+NON_ROOT_DOCKERFILE = """\
+FROM persistaudit/base-python:bookworm
+ENV NOTES_DB_PATH=/data/notes.db NOTES_PORT=8080 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY notes_app.py /app/notes_app.py
+RUN mkdir /data && chown 1000:1000 /data
+USER 1000:1000
+CMD ["python3", "/app/notes_app.py"]
+"""
+
+
+def test_a_service_running_as_a_non_root_user_writes_its_restored_database(
+    run_audit: Callable[..., Audit], tmp_path: Path
+) -> None:
+    """The good notes-app as uid 1000 (its folder is its own): the restored database keeps
+    the live file's owner and mode, so the service writes to it after the restore, as it did
+    before. Root's 0644 would make it fail for a reason that is persistaudit's."""
+    compose = {
+        "services": {
+            "notes": {
+                "build": {"context": str(NOTES_APP), "dockerfile_inline": NON_ROOT_DOCKERFILE},
+                "ports": ["8080:8080"],
+                "volumes": ["notes-data:/data"],
+            }
+        },
+        "volumes": {"notes-data": {}},
+    }
+    (tmp_path / "compose.yaml").write_text(yaml.safe_dump(compose))
+    path = compose_config(tmp_path)
+    config = yaml.safe_load(path.read_text())
+    config["name"] = "notes-app-compose-non-root"
+    config["compose"]["file"] = str(tmp_path / "compose.yaml")
+    # Read back after a write through the restored service: only a writable restore passes.
+    config["canary"]["read"].insert(
+        0, {**config["canary"]["write"][0], "json": {"title": "after-restore-{marker}"}}
+    )
+    path.write_text(yaml.safe_dump(config))
+    audit = run_audit(path, "-k", "startup or backup")
+    assert audit.results, audit.stderr
+    restore = audit.check("backup.restore")
+    assert restore["status"] == "passed", restore["summary"]
+    assert audit.code == 0, audit.stderr

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from persistaudit import backup, schema
+from persistaudit.audit import TargetAudit
+from persistaudit.config import load_config
 from persistaudit.exceptions import QueryTimeout, RestoreUnsupported
 from persistaudit.sqlite_files import companion, copy_database
 from persistaudit.sqlite_guard import Limits
@@ -144,6 +146,15 @@ def test_a_backup_past_its_deadline_stops_and_leaves_no_file(tmp_path: Path) -> 
     assert not dest.exists()
 
 
+def fake_audit(config_dir: Path, tmp_path: Path) -> tuple[TargetAudit, FakeRuntime]:
+    """An audit of the good config on the Docker-free runtime (the caller closes it)."""
+    config = load_config(config_dir / "audit.yaml")
+    runtime = FakeRuntime(config, tmp_path / "volume")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    return TargetAudit(config, None, "run1", workdir, lambda _msg: None, runtime=runtime), runtime
+
+
 def test_a_driver_without_a_restore_says_so() -> None:
     with pytest.raises(RestoreUnsupported, match="cannot restore a backup"):
         FakeRuntime.__new__(FakeRuntime).restore({}, Path("."))
@@ -156,14 +167,9 @@ def test_the_stage_backs_up_on_a_fake_target_and_says_why_it_cannot_restore(
     recorded by its digest; the fake driver has no restore, so the restore is not rehearsed
     (BLOCKED with the driver's one line), never passed or failed."""
     from persistaudit import backup_stage
-    from persistaudit.audit import TargetAudit
-    from persistaudit.config import load_config
 
-    config = load_config(config_dir / "audit.yaml")
-    runtime = FakeRuntime(config, tmp_path / "volume")
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    audit = TargetAudit(config, None, "run1", workdir, lambda _msg: None, runtime=runtime)
+    audit, runtime = fake_audit(config_dir, tmp_path)
+    config = audit.config
     try:
         assert audit.fresh.blocked is None
         run = audit.stage("backup")
@@ -180,6 +186,37 @@ def test_the_stage_backs_up_on_a_fake_target_and_says_why_it_cannot_restore(
         assert result.missed is not None
         assert result.missed.rows_lost == 0
         assert "fake driver cannot restore a backup" in run.restore_blocked
+        assert run.read_back is None
+    finally:
+        runtime.close()
+
+
+def test_a_container_removed_as_the_backup_snapshots_leaves_the_stage_blocked(
+    config_dir: Path, tmp_path: Path
+) -> None:
+    """Something else removes the container just as the stage snapshots the live database:
+    the stage is BLOCKED with what was removed, and the error does not escape the stage."""
+    from persistaudit import backup_stage
+    from persistaudit.exceptions import TargetRemoved
+
+    audit, runtime = fake_audit(config_dir, tmp_path)
+    config = audit.config
+    try:
+        assert audit.fresh.blocked is None
+        handle = runtime.container
+
+        def vanished(path: str) -> None:
+            runtime.gone.append(f"container {handle.name}")
+            raise TargetRemoved(f"container {handle.name} was removed by something else")
+
+        handle.get_archive = vanished  # type: ignore[assignment,method-assign]
+        run = audit.stage("backup")
+        assert isinstance(run, backup_stage.BackupRun)
+        assert len(run.canaries) == config.canary.records  # written before the removal
+        assert f"container {handle.name} was removed by something else during the backup" in (
+            run.blocked
+        )
+        assert not run.restore_failure
         assert run.read_back is None
     finally:
         runtime.close()

@@ -21,7 +21,9 @@ from docker import DockerClient
 from docker.models.containers import Container
 
 if TYPE_CHECKING:
-    from persistaudit.runtime.restore import Restored
+    from collections.abc import Mapping
+
+    from persistaudit.runtime.restore import FileOwner, Restored
 
 from persistaudit import reproduce
 from persistaudit.cleanup import Removal
@@ -338,10 +340,16 @@ class Runtime(abc.ABC):
     def close(self) -> Removal:
         """Remove every container, volume and network this runtime created."""
 
-    def restore(self, files: dict[str, Path], scratch: Path) -> Restored:
+    def restore(
+        self,
+        files: dict[str, Path],
+        scratch: Path,
+        owners: Mapping[str, FileOwner] | None = None,
+    ) -> Restored:
         """Start the same service on a fresh, labelled volume holding files (its path in the
         container -> a host file, e.g. a backup at the database's path) and wait until it is
-        ready; TargetBlocked when it is not. The caller closes what it returns.
+        ready; TargetBlocked when it is not. The caller closes what it returns. owners: the
+        owner, group and mode a path gets (the live file's), root's 0644 where none is given.
 
         By default the driver cannot: RestoreUnsupported, which a check reports as BLOCKED.
         """

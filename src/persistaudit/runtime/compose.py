@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,9 @@ from persistaudit.runtime.base import (
     TargetInfo,
 )
 from persistaudit.runtime.compose_model import Rewritten, has_healthcheck, image_tag, rewrite
+from persistaudit.runtime.compose_restore import restore_compose
 from persistaudit.runtime.image import published_ports
+from persistaudit.runtime.restore import FileOwner, Restored
 
 STDERR_TAIL = 15  # lines of compose's stderr kept as evidence
 # Seconds each compose command may take, at most.
@@ -328,6 +330,7 @@ class ComposeRuntime(EngineRuntime):
         self.project = engine.run_prefix(stem, run_id)
         self.local = engine.is_local()
         self.scratch: Path | None = None
+        self.prepared: Prepared | None = None
         self.rewritten: Rewritten | None = None
         self.image_id = ""
         self._container: DockerContainer | None = None
@@ -357,22 +360,8 @@ class ComposeRuntime(EngineRuntime):
         prepared = prepare(self.config, self.client, self.project)
         with signals.shielded(resume=True):  # named by the run: `clean` finds it if killed
             self.scratch = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-compose-"))
-        healthcheck = self.config.readiness.healthcheck
-        self.rewritten = rewrite(
-            prepared.model,
-            service=self.spec.service,
-            project=self.project,
-            labels=self.labels,
-            scratch=self.scratch,
-            bind_mounts=self.spec.bind_mounts,
-            env=self.config.env,
-            ports=published_ports(self.config),
-            healthcheck=healthcheck if isinstance(healthcheck, HealthcheckSpec) else None,
-            built=prepared.built,
-            local_images=prepared.local_images,
-            loopback=self.local,
-            fs_type=host_fs_type if self.local else (lambda _path: ""),
-        )
+        self.prepared = prepared
+        self.rewritten = self._rewrite(self.project, self.scratch)
         for note in self.rewritten.notes:
             self.log(note)
         self.model_file.write_text(json.dumps(self.rewritten.model, indent=1))
@@ -381,6 +370,27 @@ class ComposeRuntime(EngineRuntime):
             f"project {self.project}: fresh volumes {', '.join(self.rewritten.volumes) or '(none)'}"
         )
         return self._up()
+
+    def _rewrite(self, project: str, scratch: Path) -> Rewritten:
+        """The prepared model as project runs it (the run's labels, ephemeral ports)."""
+        if self.prepared is None:
+            raise RuntimeError("the target has not been started")
+        healthcheck = self.config.readiness.healthcheck
+        return rewrite(
+            self.prepared.model,
+            service=self.spec.service,
+            project=project,
+            labels=self.labels,
+            scratch=scratch,
+            bind_mounts=self.spec.bind_mounts,
+            env=self.config.env,
+            ports=published_ports(self.config),
+            healthcheck=healthcheck if isinstance(healthcheck, HealthcheckSpec) else None,
+            built=self.prepared.built,
+            local_images=self.prepared.local_images,
+            loopback=self.local,
+            fs_type=host_fs_type if self.local else (lambda _path: ""),
+        )
 
     def _up(self) -> float:
         try:
@@ -396,13 +406,15 @@ class ComposeRuntime(EngineRuntime):
         self.image_id = str(self.container.attrs.get("Image", ""))
         return self._wait(restarts_before=0)
 
-    def _find(self) -> DockerContainer:
+    def _find(self, compose: Compose | None = None) -> DockerContainer:
+        """The audited service's container in the run's project (or compose's)."""
+        compose = compose or self.compose
         try:
-            found = self.compose.get_container(self.spec.service, include_all=True)
+            found = compose.get_container(self.spec.service, include_all=True)
             raw = self.client.containers.get(str(found.ID))
         except (ComposeError, docker.errors.NotFound) as exc:
             raise TargetRemoved(
-                f"the container of service {self.spec.service} (project {self.project}) is "
+                f"the container of service {self.spec.service} (project {compose.project}) is "
                 f"gone: {exc}"
             ) from None
         except Exception as exc:  # testcontainers' ContainerIsNotRunning: compose made none
@@ -468,6 +480,35 @@ class ComposeRuntime(EngineRuntime):
             if labels.get(engine.LABEL_RUN) != self.run_id:
                 gone.append(f"volume {name}")
         return gone
+
+    def restore(
+        self,
+        files: dict[str, Path],
+        scratch: Path,
+        owners: Mapping[str, FileOwner] | None = None,
+    ) -> Restored:
+        """The same model in a project of its own (PROJECT-restore: the run's labels, fresh
+        volumes, ephemeral ports), files put into the audited service's created container."""
+        if self.scratch is None:
+            raise RuntimeError("the target has not been started")
+        project = f"{self.project}-restore"
+        folder = self.scratch / "restore"  # its binds: fresh folders, apart from the run's
+        folder.mkdir(exist_ok=True)
+        self.log(f"restore: project {project}, fresh volumes seeded with a backup")
+        rewritten = self._rewrite(project, folder)
+        model_file = folder / "compose.json"
+        model_file.write_text(json.dumps(rewritten.model, indent=1))
+        compose = Compose([model_file], project, [], [])
+        return restore_compose(
+            compose,
+            self.client,
+            lambda: self._find(compose),
+            ", ".join(rewritten.volumes),
+            files,
+            scratch,
+            owners,
+            self.config,
+        )
 
     def missing(self) -> list[str]:
         gone = self._container_gone()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import docker.errors
@@ -16,7 +16,7 @@ from persistaudit.exceptions import TargetBlocked, TargetRemoved
 from persistaudit.images import ensure_image
 from persistaudit.readiness import strategy_for
 from persistaudit.runtime.base import STOP_TIMEOUT, DockerContainer, EngineRuntime, TargetInfo
-from persistaudit.runtime.restore import Restored, restore_image
+from persistaudit.runtime.restore import FileOwner, Restored, restore_image
 
 
 def engine_healthcheck(spec: HealthcheckSpec) -> dict[str, object]:
@@ -149,7 +149,12 @@ class ImageRuntime(EngineRuntime):
         self.log("starting a new container from the same image on the same volume")
         return self._run()
 
-    def restore(self, files: dict[str, Path], scratch: Path) -> Restored:
+    def restore(
+        self,
+        files: dict[str, Path],
+        scratch: Path,
+        owners: Mapping[str, FileOwner] | None = None,
+    ) -> Restored:
         """The same image id, env, command and ports, on a fresh volume seeded with files."""
         self.log(f"restore: starting {self.config.name} on a fresh volume seeded with a backup")
         return restore_image(
@@ -161,6 +166,7 @@ class ImageRuntime(EngineRuntime):
             files,
             scratch,
             published_ports(self.config),
+            owners,
         )
 
     def _volume_is_ours(self) -> bool:

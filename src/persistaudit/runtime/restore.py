@@ -12,18 +12,36 @@ import contextlib
 import os
 import tarfile
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import docker.errors
 from docker import DockerClient
+from docker.models.containers import Container
 
 from persistaudit import engine, signals
 from persistaudit.config import HealthcheckSpec, TargetConfig
 from persistaudit.exceptions import RestoreError
 from persistaudit.readiness import strategy_for, wait_ready
 from persistaudit.runtime.base import DockerContainer
+
+
+@dataclass(frozen=True)
+class FileOwner:
+    """A file's owner, group and permission bits, as the engine's archive of it says."""
+
+    uid: int
+    gid: int
+    mode: int  # permission bits only (0o644)
+
+    @classmethod
+    def of(cls, member: tarfile.TarInfo) -> FileOwner:
+        return cls(member.uid, member.gid, member.mode & 0o7777)
+
+
+ROOT_OWNER = FileOwner(0, 0, 0o644)  # what a restored file gets when the live one's is unknown
 
 
 @dataclass
@@ -36,6 +54,7 @@ class Restored:
     container: DockerContainer | None = None
     ready_s: float | None = None
     removed: list[str] = field(default_factory=list)
+    steps: str = ""  # what the restore amounts to as shell commands, for evidence
 
     def close(self) -> list[str]:
         """Remove the container and the volume (idempotent); what was removed."""
@@ -57,8 +76,18 @@ def _host_ip() -> str:
     return urllib.parse.urlsplit(os.environ.get("DOCKER_HOST", "")).hostname or "127.0.0.1"
 
 
-def _archive(files: dict[str, Path], mount: str, scratch: Path) -> tuple[str, Path]:
-    """A tar of the files (container path -> host file), to unpack at the returned folder."""
+def _archive(
+    files: dict[str, Path],
+    mount: str,
+    scratch: Path,
+    owners: Mapping[str, FileOwner] | None = None,
+) -> tuple[str, Path]:
+    """A tar of the files (container path -> host file), to unpack at the returned folder.
+
+    Each file gets the owner, group and mode owners gives for its path (the live file's: a
+    service running as a non-root user must be able to write its restored database), else
+    root's 0644. Names are left out, so the engine applies the numeric ids as they are.
+    """
     mount_path = PurePosixPath(mount)
     paths = [PurePosixPath(p) for p in files]
     under = all(p.is_relative_to(mount_path) for p in paths)
@@ -67,12 +96,29 @@ def _archive(files: dict[str, Path], mount: str, scratch: Path) -> tuple[str, Pa
     with tarfile.open(tar_path, "w") as tar:
         for path, host in files.items():
             info = tar.gettarinfo(str(host), arcname=str(PurePosixPath(path).relative_to(root)))
-            info.uid = info.gid = 0
-            info.uname = info.gname = "root"
-            info.mode = 0o644
+            owner = (owners or {}).get(path, ROOT_OWNER)
+            info.uid, info.gid, info.mode = owner.uid, owner.gid, owner.mode
+            info.uname = info.gname = ""
             with host.open("rb") as f:
                 tar.addfile(info, f)
     return str(root), tar_path
+
+
+def seed(
+    container: Container,
+    files: dict[str, Path],
+    mount: str,
+    scratch: Path,
+    owners: Mapping[str, FileOwner] | None = None,
+) -> None:
+    """Put files into a created, not yet started, container (the engine mounts its volumes
+    for the copy), with their owners: the service's first start finds them in place."""
+    folder, tar_path = _archive(files, mount, scratch, owners)
+    try:
+        with tar_path.open("rb") as data:
+            container.put_archive(folder, data)
+    finally:
+        tar_path.unlink(missing_ok=True)
 
 
 def restore_image(
@@ -84,6 +130,7 @@ def restore_image(
     files: dict[str, Path],
     scratch: Path,
     ports: list[int],
+    owners: Mapping[str, FileOwner] | None = None,
 ) -> Restored:
     """Start image_id as the config says, on a fresh volume holding files, and wait until
     ready: TargetBlocked when the service does not become ready on them (a finding),
@@ -92,6 +139,11 @@ def restore_image(
     with signals.shielded(resume=True):
         client.volumes.create(name=name, labels=labels)
     restored = Restored(client, name, name)
+    restored.steps = (
+        f"docker volume create {name}\n"
+        f"docker create ... -v {name}:{config.volume_mount} (same image, env and command); "
+        f"docker cp the backup to {', '.join(sorted(files))}; docker start {name}"
+    )
     try:
         kwargs: dict[str, Any] = {
             "name": name,
@@ -114,12 +166,7 @@ def restore_image(
             with signals.shielded(resume=True):
                 created = client.containers.create(image_id, **kwargs)
             restored.container = DockerContainer(created, _host_ip())
-            folder, tar_path = _archive(files, config.volume_mount, scratch)
-            try:
-                with tar_path.open("rb") as data:
-                    created.put_archive(folder, data)
-            finally:
-                tar_path.unlink(missing_ok=True)
+            seed(created, files, config.volume_mount, scratch, owners)
             created.start()
         except docker.errors.APIError as exc:
             # The engine's refusal (a port, a path it cannot copy to), not the backup's fault:
