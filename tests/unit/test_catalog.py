@@ -205,7 +205,7 @@ def test_a_waiver_for_an_unknown_check_is_a_config_error(config_dir: Path, check
     message = str(info.value)
     assert f"audit.yaml:20: waivers.0.check: unknown check '{check_id}'" in message
     assert "fresh_install.startup, fresh_install.database, fresh_install.schema, " in message
-    assert "recreate.retention, backup.integrity, backup.restore (suite.check, or suite" in message
+    assert "backup.restore, upgrade.schema, upgrade.retention (suite.check, or suite" in message
 
 
 def test_a_waiver_may_name_a_registered_team_check(config_dir: Path, team_check: Check) -> None:
