@@ -458,17 +458,26 @@ class TargetAudit:
         cycle.read_back = self.canaries.read(self.runtime.container, self.run_id, cycle.canaries)
         cycle.after = self.snapshot(f"after-{name}")
         for db, before in cycle.before.items():
-            after = cycle.after[db]
-            if before.facts and after.facts and before.snapshot and after.snapshot:
-                entry = self.databases[db]
-                cycle.retention[db] = retention.compare_copies(
-                    before.snapshot.path,
-                    after.snapshot.path,
-                    before.facts,
-                    after.facts,
-                    retention.TableKinds(entry.volatile, entry.append_only, entry.immutable),
-                    self.limits_of(db),
-                )
+            compared = self.compare_rows(db, before, cycle.after[db])
+            if compared is not None:
+                cycle.retention[db] = compared
+
+    def compare_rows(
+        self, database: str, before: DatabaseState, after: DatabaseState
+    ) -> retention.Retention | None:
+        """The rows of one database before, matched after (by its table kinds and limits);
+        None when either snapshot could not be read."""
+        if not (before.facts and after.facts and before.snapshot and after.snapshot):
+            return None
+        entry = self.databases[database]
+        return retention.compare_copies(
+            before.snapshot.path,
+            after.snapshot.path,
+            before.facts,
+            after.facts,
+            retention.TableKinds(entry.volatile, entry.append_only, entry.immutable),
+            self.limits_of(database),
+        )
 
     def _note_nothing_new(self, cycle: Cycle, baseline: dict[str, DatabaseState]) -> None:
         where = ", ".join(f"{self.databases[db].path} ({db})" for db in cycle.before)

@@ -148,20 +148,13 @@ def _rehearse(audit: TargetAudit, run: UpgradeRun, up: Upgrade) -> None:
     run.read_back = audit.canaries.read(up.container, audit.run_id, run.canaries)
     run.after = audit.snapshot("after-upgrade", up.container)
     for name, before in run.before.items():
-        after = run.after[name]
-        if before.facts and after.facts and before.snapshot and after.snapshot:
-            entry = audit.databases[name]
-            try:
-                run.retention[name] = retention.compare_copies(
-                    before.snapshot.path,
-                    after.snapshot.path,
-                    before.facts,
-                    after.facts,
-                    retention.TableKinds(entry.volatile, entry.append_only, entry.immutable),
-                    audit.limits_of(name),
-                )
-            except PersistauditError as exc:  # the check reports it as not compared
-                audit.log(f"upgrade: rows of {name} not compared: {exc}")
+        try:
+            compared = audit.compare_rows(name, before, run.after[name])
+        except PersistauditError as exc:  # the check reports it as not compared
+            audit.log(f"upgrade: rows of {name} not compared: {exc}")
+            continue
+        if compared is not None:
+            run.retention[name] = compared
 
 
 stages.register("upgrade", run_upgrade)
