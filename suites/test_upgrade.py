@@ -30,6 +30,20 @@ def _run(audit: TargetAudit, check: CheckRecorder) -> upgrade.UpgradeRun:
     return run
 
 
+def _previous_database(
+    run: upgrade.UpgradeRun, check: CheckRecorder, database: DatabaseEntry
+) -> None:
+    """BLOCKED when the previous version left no database at the path on the volume: there
+    was nothing to upgrade, and what it lost is no finding about the release under audit."""
+    __tracebackhide__ = True
+    before = run.before.get(database.name)
+    if before is not None and before.missing:
+        raise check.blocked(
+            f"not evaluated: the previous version left no database at {database.path} on the "
+            "volume, so there was nothing to upgrade"
+        )
+
+
 def _metric(audit: TargetAudit, name: str, database: DatabaseEntry) -> str:
     return f"{name} [{database.name}]" if audit.config.per_database_ids else name
 
@@ -51,6 +65,7 @@ def test_upgrade_schema(
             check.add("Last log lines of the new version", "\n".join(run.logs), "log")
         check.summary = run.failure
         pytest.fail(check.summary, pytrace=False)
+    _previous_database(run, check, database)
     before, after = run.before.get(database.name), run.after.get(database.name)
     if before is None or after is None:
         raise RuntimeError("the upgrade ended without its snapshots")
@@ -99,6 +114,7 @@ def test_upgrade_retention(
     if run.failure:
         see = audit.config.check_id("upgrade.schema", database.name)
         raise check.blocked(f"not judged: the new version did not start (see {see})")
+    _previous_database(run, check, database)
     before, after = run.before.get(database.name), run.after.get(database.name)
     if before is None or after is None or run.read_back is None:
         raise RuntimeError("the upgrade ended without its snapshots or read-back")

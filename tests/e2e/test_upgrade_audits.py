@@ -139,6 +139,32 @@ def test_a_previous_version_that_does_not_start_leaves_the_upgrade_blocked(
     assert "licence key missing" in shown["Last log lines of the previous version"]
 
 
+def test_a_previous_version_that_kept_no_database_on_the_volume_leaves_the_upgrade_blocked(
+    run_audit: Callable[..., Audit], tmp_path: Path
+) -> None:
+    """The previous version (ephemeral-db) kept its database off the volume: there was nothing
+    to upgrade, and the canaries it lost are its own loss, never a finding about the current
+    version (no FAIL), nor a PASS of an upgrade that did not happen."""
+    previous = {
+        "build": {
+            "context": str(NOTES_APP),
+            "args": {"DEFECT": "ephemeral-db"},
+            "tag": "persistaudit/notes-app-upgrade-ephemeral:previous",
+        }
+    }
+    source = NOTES_APP / "variants" / "upgrade.yaml"
+    config = config_variant(tmp_path, source, "upgrade", upgrade_from=previous, suites={})
+    audit = run_audit(config)
+    assert audit.code == 3, audit.stderr
+    expected = dict.fromkeys(ALL_CHECKS, "passed") | dict.fromkeys(UPGRADE_CHECKS, "blocked")
+    assert audit.statuses() == expected
+    for check_id in UPGRADE_CHECKS:
+        assert audit.check(check_id)["summary"] == (
+            "not evaluated: the previous version left no database at /data/notes.db on the "
+            "volume, so there was nothing to upgrade"
+        )
+
+
 def test_a_driver_that_cannot_upgrade_leaves_the_upgrade_blocked(
     run_audit: Callable[..., Audit], tmp_path: Path
 ) -> None:
