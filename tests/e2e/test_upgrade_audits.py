@@ -113,6 +113,46 @@ def test_a_current_version_whose_migrations_stop_short_fails_the_schema(
     )
 
 
+def test_a_current_version_that_does_not_start_on_the_previous_data_fails_the_schema(
+    run_audit: Callable[..., Audit], tmp_path: Path
+) -> None:
+    """Audited as the "current" version, release 1 refuses the database release 2 migrated
+    (as services refuse a downgrade): upgrade.schema fails with its log; upgrade.retention is
+    not judged (BLOCKED, pointing at it)."""
+    config = config_variant(
+        tmp_path,
+        NOTES_APP / "defects" / "missing-tables.yaml",
+        "missing-tables",
+        build={
+            "context": str(NOTES_APP),
+            "args": {"RELEASE": "1"},
+            "tag": "persistaudit/notes-app-release-1:audit",
+        },
+        upgrade_from={
+            "build": {"context": str(NOTES_APP), "tag": "persistaudit/notes-app-release-2:previous"}
+        },
+    )
+    audit = run_audit(config)
+    assert audit.code == 1, audit.stderr
+    statuses = audit.statuses()
+    assert {k for k, v in statuses.items() if v != "passed"} == {
+        "fresh_install.schema",
+        "upgrade.schema",
+        "upgrade.retention",
+    }, statuses
+    assert statuses["upgrade.schema"] == "failed"
+    assert statuses["upgrade.retention"] == "blocked"
+    schema = audit.check("upgrade.schema")
+    assert schema["summary"].startswith(
+        "the new version did not start on the previous version's data: "
+    ), schema["summary"]
+    logs = evidence(audit, "upgrade.schema")["Last log lines of the new version"]
+    assert "database schema version 4 is newer than this release (3)" in logs
+    assert audit.check("upgrade.retention")["summary"] == (
+        "not judged: the new version did not start (see upgrade.schema)"
+    )
+
+
 def test_a_previous_version_that_does_not_start_leaves_the_upgrade_blocked(
     run_audit: Callable[..., Audit], tmp_path: Path
 ) -> None:
