@@ -39,3 +39,12 @@ def test_a_previous_image_replaces_the_targets_image(config_dir: Path) -> None:
 def test_no_previous_version_without_upgrade_from(config_dir: Path) -> None:
     with pytest.raises(ValueError, match="no upgrade_from"):
         previous_config(load_config(config_dir / "audit.yaml"))
+
+
+def test_a_build_arg_named_like_a_secret_is_not_shown(config_dir: Path) -> None:
+    (config_dir / "Dockerfile").write_text("FROM scratch\n")
+    block = "upgrade_from:\n  build: {context: ., args: {NPM_TOKEN: s3cr3t-value, RELEASE: '1'}}\n"
+    config = load_config(with_suites(config_dir, block))
+    shown = describe(config.upgrade_from)  # type: ignore[arg-type]
+    assert "s3cr3t-value" not in shown
+    assert shown.endswith("--build-arg NPM_TOKEN=[REDACTED] --build-arg RELEASE=1")

@@ -16,9 +16,10 @@ from docker import DockerClient
 
 from persistaudit import signals
 from persistaudit.config import TargetConfig, UpgradeFrom
-from persistaudit.exceptions import ImageError, UpgradeError
+from persistaudit.exceptions import ImageError, TargetRemoved, UpgradeError
 from persistaudit.images import ensure_image
 from persistaudit.readiness import strategy_for, wait_ready
+from persistaudit.redact import MARKER, is_secret_name
 from persistaudit.runtime.base import STOP_TIMEOUT, DockerContainer
 from persistaudit.runtime.restore import container_kwargs, host_ip
 
@@ -43,7 +44,10 @@ def describe(source: UpgradeFrom) -> str:
     if source.image is not None:
         return source.image
     assert source.build is not None
-    args = " ".join(f"--build-arg {k}={v}" for k, v in source.build.args.items())
+    args = " ".join(  # a build arg named like a secret (a token) is never shown
+        f"--build-arg {k}={MARKER if is_secret_name(k) else v}"
+        for k, v in source.build.args.items()
+    )
     return f"build of {source.build.context} {args}".rstrip()
 
 
@@ -105,9 +109,12 @@ class Upgrade:
         image on the same volume until ready (TargetBlocked when it is not: a finding)."""
         old = self.container
         assert old is not None
-        with signals.shielded(resume=True):
-            self.client.api.stop(old.id, timeout=STOP_TIMEOUT)
-            self.client.api.remove_container(old.id, v=False)
+        try:
+            with signals.shielded(resume=True):
+                self.client.api.stop(old.id, timeout=STOP_TIMEOUT)
+                self.client.api.remove_container(old.id, v=False)
+        except docker.errors.NotFound:
+            raise TargetRemoved(f"container {old.name} was removed by something else") from None
         self.container = None
         self.ready_s = self._start(self.current_image, f"{self.prefix}-upgraded")
         return self.ready_s
