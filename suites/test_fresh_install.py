@@ -6,16 +6,14 @@ Every check but startup is about one database: with several, one result each (`c
 from __future__ import annotations
 
 import pytest
+from _schema import match_manifest
 
 from persistaudit import constraints
 from persistaudit.audit import DatabaseState, TargetAudit
 from persistaudit.config import DatabaseEntry
-from persistaudit.diff import diff, diff_tables, rows
-from persistaudit.display import printable
 from persistaudit.exceptions import LimitExceeded
 from persistaudit.inspect import DatabaseFacts
 from persistaudit.layer_files import LayerScan
-from persistaudit.manifest import dump_manifest
 from persistaudit.plugin import CheckRecorder
 
 STATE_FIELDS = {
@@ -26,11 +24,6 @@ STATE_FIELDS = {
     "engine_error": "engine error",
     "health": "health",
 }
-OBJECT_ORDER = ["table", "column", "index", "check", "foreign_key", "view", "trigger", "pragma"]
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "es" if word.endswith("x") else "s")
 
 
 def fresh_state(audit: TargetAudit, database: DatabaseEntry) -> DatabaseState:
@@ -181,59 +174,14 @@ def test_schema(
         persistaudit_check.summary = f"the schema could not be read: {state.error}"
         pytest.fail(persistaudit_check.summary, pytrace=False)
     expected = persistaudit_started.manifest_of(persistaudit_database.name)
-    tables = diff_tables(expected, actual)
-    differences = diff(expected, actual)
     several = persistaudit_started.config.per_database_ids
-    persistaudit_check.attach(
+    match_manifest(
+        persistaudit_check,
+        expected,
+        actual,
         f"fresh-schema-{persistaudit_database.name}.yaml" if several else "fresh-schema.yaml",
-        dump_manifest(actual),
         "Schema of the fresh install (persistaudit snapshot)",
-        f"{plural(len(actual.tables), 'table')}, {plural(len(actual.indexes), 'index')}, "
-        f"{plural(len(actual.views), 'view')}, {plural(len(actual.triggers), 'trigger')}",
     )
-    persistaudit_check.add(
-        "Tables (SELECT name FROM sqlite_master WHERE type='table')",
-        f"expected {len(tables.expected)}, present {len(tables.present)}, "
-        f"missing {len(tables.missing)}, unexpected {len(tables.unexpected)}\n"
-        f"present: {printable(', '.join(sorted(actual.tables)))}",
-        "command",
-    )
-    persistaudit_check.metric(
-        "Tables expected / present / missing",
-        f"{len(tables.expected)} / {len(tables.expected)} / 0",
-        f"{len(tables.expected)} / {len(tables.present)} / {len(tables.missing)}",
-        tables.ok,
-    )
-    persistaudit_check.metric("Schema differences", "0", str(len(differences)), not differences)
-    for kind in OBJECT_ORDER:
-        found = rows([d for d in differences if d.object == kind])
-        if found:
-            persistaudit_check.table(
-                f"{kind.replace('_', ' ')} differences ({len(found)})",
-                ["Difference", "Name", "What changed ([-expected-]{+found+})"],
-                found,
-            )
-    if not differences:
-        persistaudit_check.summary = (
-            f"schema matches the manifest: {plural(len(tables.expected), 'table')}, "
-            f"{plural(len(expected.indexes), 'index')}, {plural(len(expected.views), 'view')}, "
-            f"{plural(len(expected.triggers), 'trigger')}"
-        )
-        return
-    problems = []
-    if tables.missing:
-        problems.append(
-            f"{len(tables.missing)} of {len(tables.expected)} tables missing: "
-            + printable(", ".join(tables.missing))
-        )
-    others = [d for d in differences if not (d.object == "table" and d.kind == "missing")]
-    if others:
-        shown = "; ".join(d.describe() for d in others[:5])
-        more = f" (+{len(others) - 5} more)" if len(others) > 5 else ""
-        word = "other difference(s)" if tables.missing else "difference(s)"
-        problems.append(f"{len(others)} {word}: {shown}{more}")
-    persistaudit_check.summary = "; ".join(problems)
-    pytest.fail(persistaudit_check.summary, pytrace=False)
 
 
 @pytest.mark.check("fresh_install.constraints")

@@ -45,7 +45,7 @@ from persistaudit.findings import Evidence
 from persistaudit.inspect import DatabaseFacts, inspect_database
 from persistaudit.manifest import Manifest, load_manifest
 from persistaudit.readiness import LOG_TAIL, fold_repeats
-from persistaudit.runtime import Runtime, runtime_for
+from persistaudit.runtime import ContainerHandle, Runtime, runtime_for
 from persistaudit.snapshot import Snapshot, Wanted, take_snapshots
 from persistaudit.sqlite_guard import Limits
 
@@ -243,22 +243,27 @@ class TargetAudit:
                 self.log(removal.warning())
             return removal.removed
 
-    def snapshot(self, label: str) -> dict[str, DatabaseState]:
+    def snapshot(
+        self, label: str, container: ContainerHandle | None = None
+    ) -> dict[str, DatabaseState]:
         """Copy every database out of the running container, in one pause, and inspect each.
 
-        A container removed meanwhile raises TargetRemoved: that is not a missing database.
+        container: another one than the target's (a stage's own, e.g. the upgrade's); its
+        databases are not the target's latest state. A container removed meanwhile raises
+        TargetRemoved: that is not a missing database.
         """
         self._snapshots += 1
         folder = self.workdir / f"{self._snapshots:02d}-{label}"
         entries = list(self.databases.values())
         copies = take_snapshots(
-            self.runtime.container,
+            container or self.runtime.container,
             [Wanted(d.path, folder / d.name, d.max_size) for d in entries],
         )
         states = {
             d.name: self._inspect(label, d, copy) for d, copy in zip(entries, copies, strict=True)
         }
-        self._latest.update(states)
+        if container is None:
+            self._latest.update(states)
         return states
 
     def _inspect(
@@ -453,17 +458,26 @@ class TargetAudit:
         cycle.read_back = self.canaries.read(self.runtime.container, self.run_id, cycle.canaries)
         cycle.after = self.snapshot(f"after-{name}")
         for db, before in cycle.before.items():
-            after = cycle.after[db]
-            if before.facts and after.facts and before.snapshot and after.snapshot:
-                entry = self.databases[db]
-                cycle.retention[db] = retention.compare_copies(
-                    before.snapshot.path,
-                    after.snapshot.path,
-                    before.facts,
-                    after.facts,
-                    retention.TableKinds(entry.volatile, entry.append_only, entry.immutable),
-                    self.limits_of(db),
-                )
+            compared = self.compare_rows(db, before, cycle.after[db])
+            if compared is not None:
+                cycle.retention[db] = compared
+
+    def compare_rows(
+        self, database: str, before: DatabaseState, after: DatabaseState
+    ) -> retention.Retention | None:
+        """The rows of one database before, matched after (by its table kinds and limits);
+        None when either snapshot could not be read."""
+        if not (before.facts and after.facts and before.snapshot and after.snapshot):
+            return None
+        entry = self.databases[database]
+        return retention.compare_copies(
+            before.snapshot.path,
+            after.snapshot.path,
+            before.facts,
+            after.facts,
+            retention.TableKinds(entry.volatile, entry.append_only, entry.immutable),
+            self.limits_of(database),
+        )
 
     def _note_nothing_new(self, cycle: Cycle, baseline: dict[str, DatabaseState]) -> None:
         where = ", ".join(f"{self.databases[db].path} ({db})" for db in cycle.before)

@@ -411,6 +411,34 @@ for _entry in (
         "checkpoint first) and rehearse restores.",
         "Make the backup include every committed write, then rehearse a restore: {summary}",
     ),
+    Suite(
+        "upgrade",
+        6,
+        "Upgrade on existing data",
+        "The previous version named by upgrade_from was installed on a fresh volume and given "
+        "canary records; the current version was then started on the same volume, its schema "
+        "compared with the current manifest and every record read back.",
+    ),
+    Check(
+        "upgrade.schema",
+        0,
+        "After the upgrade from the previous version, the schema matches the current manifest.",
+        "An upgrade leaves the schema unlike a fresh install: migrations are missing or wrong.",
+        "HIGH",
+        "Test every release's migrations on a copy of the previous release's data.",
+        "Make the migrations bring the previous version's schema to the current manifest: "
+        "{summary}",
+    ),
+    Check(
+        "upgrade.retention",
+        1,
+        "Every record written with the previous version is there after the upgrade.",
+        "An upgrade loses user data: a migration drops or rewrites a table that holds data.",
+        "CRITICAL",
+        "Migrate tables with ALTER TABLE or copy their rows into the new table; never drop a "
+        "table that holds data.",
+        "Keep every row through the migration: {summary}",
+    ),
 ):
     register(_entry)
 

@@ -539,6 +539,26 @@ class BackupSpec(_Model):
         return self
 
 
+class UpgradeSpec(_Model):
+    """upgrade: the previous version (upgrade_from) installed and given canaries, then the
+    current one started on its volume. On when upgrade_from is given, unless enabled: false."""
+
+    enabled: bool | None = None  # None: on exactly when upgrade_from is given (TargetConfig)
+
+
+class UpgradeFrom(_Model):
+    """upgrade_from: the previous version, as an image or a build (like the target's own)."""
+
+    image: str | None = None
+    build: BuildSpec | None = None
+
+    @model_validator(mode="after")
+    def _image_or_build(self) -> UpgradeFrom:
+        if (self.image is None) == (self.build is None):
+            raise ValueError("give exactly one of image or build (the previous version)")
+        return self
+
+
 class SuitesSpec(_Model):
     """Which optional suites run, and how; a suite switched off is listed as not tested."""
 
@@ -546,12 +566,13 @@ class SuitesSpec(_Model):
     idempotent_init: IdempotentInitSpec = Field(default_factory=IdempotentInitSpec)
     crash: CrashSpec = Field(default_factory=CrashSpec)
     backup: BackupSpec = Field(default_factory=BackupSpec)
+    upgrade: UpgradeSpec = Field(default_factory=UpgradeSpec)
 
     def enabled(self, check_id: str) -> bool:
         """Whether the check runs: its suite, or the check itself, is switched on."""
         base = check_id.split("[", 1)[0]
         suite, _, check = base.partition(".")
-        if suite in ("crash", "backup"):
+        if suite in ("crash", "backup", "upgrade"):
             return bool(getattr(self, suite).enabled)
         if suite == "restart" and check in ("graceful_stop", "idempotent_init"):
             return bool(getattr(self, check).enabled)
@@ -597,7 +618,29 @@ class TargetConfig(_Model):
     redact: list[str] = Field(default_factory=list)
     waivers: list[Waiver] = Field(default_factory=list)
     suites: SuitesSpec = Field(default_factory=SuitesSpec)
+    upgrade_from: UpgradeFrom | None = None
     source: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade_on_with_upgrade_from(cls, data: Any) -> Any:
+        """suites.upgrade.enabled left out: the suite runs when upgrade_from is given."""
+        if not isinstance(data, dict) or data.get("upgrade_from") is None:
+            return data
+        suites = data.get("suites")
+        if isinstance(suites, SuitesSpec):
+            if suites.upgrade.enabled is None:
+                on = suites.upgrade.model_copy(update={"enabled": True})
+                return {**data, "suites": suites.model_copy(update={"upgrade": on})}
+            return data
+        suites = {} if suites is None else suites
+        if not isinstance(suites, dict):
+            return data  # the field's own validation names it
+        upgrade = suites.get("upgrade")
+        upgrade = {} if upgrade is None else upgrade
+        if isinstance(upgrade, dict) and upgrade.get("enabled") is None:
+            return {**data, "suites": {**suites, "upgrade": {**upgrade, "enabled": True}}}
+        return data
 
     @model_validator(mode="after")
     def _image_build_or_compose(self) -> TargetConfig:
@@ -636,6 +679,15 @@ class TargetConfig(_Model):
             raise ValueError(
                 f"suites.backup.database: no database named {clip_value(name)}; the declared "
                 f"ones are {', '.join(known)}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _upgrade_needs_upgrade_from(self) -> TargetConfig:
+        if self.suites.upgrade.enabled and self.upgrade_from is None:
+            raise ValueError(
+                "suites.upgrade.enabled: the upgrade suite needs upgrade_from (the previous "
+                "version: upgrade_from: {image: ...} or {build: {context: ...}})"
             )
         return self
 
@@ -936,20 +988,26 @@ def _resolve_paths(path: Path, config: TargetConfig, require_manifest: bool) -> 
             (f"databases.{i}.manifest", d.manifest) for i, d in enumerate(updates["databases"])
         ]
     if config.build is not None:
-        context = (base / config.build.context).resolve()
-        if not context.is_dir():
-            raise ConfigError(f"{path}: build.context: folder {context} does not exist")
-        if not (context / config.build.dockerfile).is_file():
-            raise ConfigError(
-                f"{path}: build.dockerfile: {config.build.dockerfile} not found in {context}"
-            )
-        updates["build"] = config.build.model_copy(update={"context": context})
+        updates["build"] = _resolve_build(path, base, config.build, "build")
+    if config.upgrade_from is not None and config.upgrade_from.build is not None:
+        build = _resolve_build(path, base, config.upgrade_from.build, "upgrade_from.build")
+        updates["upgrade_from"] = config.upgrade_from.model_copy(update={"build": build})
     if config.compose is not None:
         updates["compose"] = _resolve_compose(path, base, config.compose)
     for field, manifest in manifests:
         if require_manifest and not manifest.is_file():
             raise ConfigError(f"{path}: {field}: file {manifest} not found")
     return config.model_copy(update=updates)
+
+
+def _resolve_build(path: Path, base: Path, spec: BuildSpec, key: str) -> BuildSpec:
+    """A build's context, resolved against the config's folder; it and its Dockerfile exist."""
+    context = (base / spec.context).resolve()
+    if not context.is_dir():
+        raise ConfigError(f"{path}: {key}.context: folder {context} does not exist")
+    if not (context / spec.dockerfile).is_file():
+        raise ConfigError(f"{path}: {key}.dockerfile: {spec.dockerfile} not found in {context}")
+    return spec.model_copy(update={"context": context})
 
 
 def _resolve_compose(path: Path, base: Path, spec: ComposeSpec) -> ComposeSpec:

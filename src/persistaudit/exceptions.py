@@ -105,6 +105,14 @@ class RestoreError(PersistauditError):
     """The engine refused a step of preparing a restore (volume, container, copy, start)."""
 
 
+class UpgradeUnsupported(PersistauditError):
+    """The runtime's driver cannot start the previous version of the service (upgrade_from)."""
+
+
+class UpgradeError(PersistauditError):
+    """The previous version could not be installed: its image, or a step the engine refused."""
+
+
 class DocumentError(PersistauditError):
     """A results.json or signature.json is unreadable, not strict JSON, or of the wrong shape."""
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from persistaudit import backup_stage, catalog, crash, engine, hooks, outputs, signals
+from persistaudit import backup_stage, catalog, crash, engine, hooks, outputs, signals, upgrade
 from persistaudit.audit import TargetAudit
 from persistaudit.collector import AuditBlocked, CheckRecorder, ResultCollector, now
 from persistaudit.config import DatabaseEntry, TargetConfig, load_config
@@ -32,7 +32,7 @@ from persistaudit.redact import Redactor
 __all__ = ["AuditBlocked", "AuditSession", "CheckRecorder"]
 # Stages that live in modules of their own register when imported: here, so that a team's
 # tests can ask for them (audit.stage("crash")) without importing a suite.
-STAGE_MODULES = (backup_stage, crash)
+STAGE_MODULES = (backup_stage, crash, upgrade)
 
 NO_TARGET = (
     "no target config for the persistaudit checks: pass --persistaudit-config CONFIG "

@@ -43,7 +43,16 @@ class Stage:
 
 # The bundled stages' places, reserved so that their canary blocks do not depend on whether a
 # team's conftest registered a stage before persistaudit.audit was imported.
-BUNDLED = ("fresh", "restart", "recreate", "graceful_stop", "idempotent_init", "crash", "backup")
+BUNDLED = (
+    "fresh",
+    "restart",
+    "recreate",
+    "graceful_stop",
+    "idempotent_init",
+    "crash",
+    "backup",
+    "upgrade",
+)
 _stages: dict[str, Stage] = {}
 _next_index = len(BUNDLED)
 

@@ -208,7 +208,7 @@ def test_a_waiver_for_an_unknown_check_is_a_config_error(config_dir: Path, check
     assert "recreate.retention, crash.integrity, crash.acknowledged_writes, backup.integrity, " in (
         message
     )
-    assert "backup.restore (suite.check, or suite" in message
+    assert "backup.restore, upgrade.schema, upgrade.retention (suite.check, or suite" in message
 
 
 def test_a_waiver_may_name_a_registered_team_check(config_dir: Path, team_check: Check) -> None:

@@ -80,8 +80,8 @@ def test_registering_again_replaces_the_function_and_keeps_the_block(team_stage:
 
 
 def test_an_unknown_stage_names_the_known_ones(audit: TargetAudit) -> None:
-    with pytest.raises(StageError, match=r"no stage named 'upgrade'.*fresh, restart, recreate"):
-        audit.stage("upgrade")
+    with pytest.raises(StageError, match=r"no stage named 'soak'.*fresh, restart, recreate"):
+        audit.stage("soak")
 
 
 def test_a_stage_that_asks_for_itself_is_refused(audit: TargetAudit, team_stage: str) -> None:

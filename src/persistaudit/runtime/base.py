@@ -24,11 +24,12 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from persistaudit.runtime.restore import FileOwner, Restored
+    from persistaudit.runtime.upgrade import Upgrade
 
 from persistaudit import reproduce
 from persistaudit.cleanup import Removal
 from persistaudit.config import TargetConfig
-from persistaudit.exceptions import RestoreUnsupported, TargetRemoved
+from persistaudit.exceptions import RestoreUnsupported, TargetRemoved, UpgradeUnsupported
 from persistaudit.readiness import LOG_TAIL, ContainerState, Probeable, WaitStrategy, wait_ready
 from persistaudit.runtime.attached_exec import exec_attached
 
@@ -357,6 +358,19 @@ class Runtime(abc.ABC):
             f"the {self.NAME} driver cannot restore a backup into a fresh volume yet, so the "
             "restore could not be rehearsed. Hint: audit the service's image with the image "
             "driver (image: or build:) to rehearse its restore"
+        )
+
+    def upgrade(self) -> Upgrade:
+        """An upgrade rehearsal on a fresh, labelled volume: the previous version
+        (upgrade_from) first, then the audited one (runtime.upgrade.Upgrade). Nothing is
+        started yet; the caller closes what it returns.
+
+        By default the driver cannot: UpgradeUnsupported, which a check reports as BLOCKED.
+        """
+        raise UpgradeUnsupported(
+            f"the {self.NAME} driver cannot start the previous version on its own volume yet, "
+            "so the upgrade could not be rehearsed. Hint: audit the service's image with the "
+            "image driver (image: or build:) to rehearse its upgrade"
         )
 
     def step_command(self, step: str) -> str:

@@ -17,6 +17,7 @@ from persistaudit.images import ensure_image
 from persistaudit.readiness import strategy_for
 from persistaudit.runtime.base import STOP_TIMEOUT, DockerContainer, EngineRuntime, TargetInfo
 from persistaudit.runtime.restore import FileOwner, Restored, restore_image
+from persistaudit.runtime.upgrade import Upgrade
 
 
 def engine_healthcheck(spec: HealthcheckSpec) -> dict[str, object]:
@@ -167,6 +168,19 @@ class ImageRuntime(EngineRuntime):
             scratch,
             published_ports(self.config),
             owners,
+        )
+
+    def upgrade(self) -> Upgrade:
+        """The previous version, then this run's image id, on a fresh volume of the run."""
+        self.log(f"upgrade: installing the previous version of {self.config.name}")
+        return Upgrade(
+            self.client,
+            self.config,
+            f"{self.prefix}-upgrade",
+            self.prefix,
+            self.labels,
+            published_ports(self.config),
+            self.image_id,
         )
 
     def _volume_is_ours(self) -> bool:

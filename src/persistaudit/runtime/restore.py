@@ -70,10 +70,36 @@ class Restored:
         return self.removed
 
 
-def _host_ip() -> str:
+def host_ip() -> str:
+    """Where the engine publishes ports: loopback for a local engine, else DOCKER_HOST's host."""
     if engine.is_local():
         return "127.0.0.1"
     return urllib.parse.urlsplit(os.environ.get("DOCKER_HOST", "")).hostname or "127.0.0.1"
+
+
+def container_kwargs(
+    config: TargetConfig, name: str, volume: str, labels: dict[str, str], ports: list[int]
+) -> dict[str, Any]:
+    """containers.create's arguments for the target as the config runs it, on volume: its env,
+    command, restart policy, healthcheck and ports (loopback only on a local engine)."""
+    kwargs: dict[str, Any] = {
+        "name": name,
+        "labels": labels,
+        "environment": dict(config.env),
+        "volumes": {volume: {"bind": config.volume_mount, "mode": "rw"}},
+        "restart_policy": {"Name": config.restart_policy},
+        "detach": True,
+    }
+    if config.command:
+        kwargs["command"] = list(config.command)
+    healthcheck = config.readiness.healthcheck
+    if isinstance(healthcheck, HealthcheckSpec):
+        from persistaudit.runtime.image import engine_healthcheck
+
+        kwargs["healthcheck"] = engine_healthcheck(healthcheck)
+    binding = ("127.0.0.1", None) if engine.is_local() else None
+    kwargs["ports"] = {f"{port}/tcp": binding for port in ports}
+    return kwargs
 
 
 def _archive(
@@ -145,27 +171,11 @@ def restore_image(
         f"docker cp the backup to {', '.join(sorted(files))}; docker start {name}"
     )
     try:
-        kwargs: dict[str, Any] = {
-            "name": name,
-            "labels": labels,
-            "environment": dict(config.env),
-            "volumes": {name: {"bind": config.volume_mount, "mode": "rw"}},
-            "restart_policy": {"Name": config.restart_policy},
-            "detach": True,
-        }
-        if config.command:
-            kwargs["command"] = list(config.command)
-        healthcheck = config.readiness.healthcheck
-        if isinstance(healthcheck, HealthcheckSpec):
-            from persistaudit.runtime.image import engine_healthcheck
-
-            kwargs["healthcheck"] = engine_healthcheck(healthcheck)
-        binding = ("127.0.0.1", None) if engine.is_local() else None
-        kwargs["ports"] = {f"{port}/tcp": binding for port in ports}
+        kwargs = container_kwargs(config, name, name, labels, ports)
         try:
             with signals.shielded(resume=True):
                 created = client.containers.create(image_id, **kwargs)
-            restored.container = DockerContainer(created, _host_ip())
+            restored.container = DockerContainer(created, host_ip())
             seed(created, files, config.volume_mount, scratch, owners)
             created.start()
         except docker.errors.APIError as exc:
