@@ -13,13 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from persistaudit.config import CANARY_VARS, CanarySpec, CanaryStep
+from persistaudit.config import CANARY_VARS, SESSION_VAR, CanarySpec, CanaryStep
 from persistaudit.exceptions import CanaryError
 from persistaudit.runtime.base import ContainerHandle
 
 RESPONSE_EXCERPT = 500  # characters of a response kept as evidence
 PROBLEM_EXCERPT = 200  # characters of a response quoted in a one-line problem
-_PLACEHOLDER = re.compile(r"\{(" + "|".join(CANARY_VARS) + r"|capture\.\w+)\}")
+_PLACEHOLDER = re.compile(r"\{(" + "|".join((*CANARY_VARS, SESSION_VAR)) + r"|capture\.\w+)\}")
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class CanaryDriver(Protocol):
 
 
 def fill(value: Any, variables: dict[str, str]) -> Any:
-    """Substitute {i}, {marker}, {run} and {capture.NAME} in every string inside value.
+    """Substitute {i}, {marker}, {run}, {session} and {capture.NAME} in every string inside value.
 
     A placeholder without a value is left as written (the config's validation makes sure
     that every {capture.NAME} is captured by an earlier step).

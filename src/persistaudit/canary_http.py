@@ -9,6 +9,7 @@ capture says `secret: false`, and so are the session's cookies.
 from __future__ import annotations
 
 import http.cookiejar
+import itertools
 import json
 import re
 import time
@@ -31,7 +32,7 @@ from persistaudit.canary import (
     write_record,
     write_records,
 )
-from persistaudit.config import CanarySpec, CanaryStep, Capture, HttpStep
+from persistaudit.config import SESSION_VAR, CanarySpec, CanaryStep, Capture, HttpStep
 from persistaudit.exceptions import CanaryError
 from persistaudit.http_deadline import Answer, exchange
 from persistaudit.redact import MARKER, MIN_LENGTH
@@ -58,6 +59,7 @@ class Endpoints:
 class Session:
     """One login's cookie jar and the values its setup captured; what must never be shown."""
 
+    number: int = 0  # {session}: unique to this session among those its driver opened
     jar: http.cookiejar.CookieJar = field(default_factory=http.cookiejar.CookieJar)
     captured: dict[str, str] = field(default_factory=dict)  # "capture.NAME" -> value
     secrets: set[str] = field(default_factory=set)
@@ -169,12 +171,13 @@ class HttpCanary:
         self.spec = spec
         # Secret values captured by write steps, kept with records for the reads.
         self._record_secrets: set[str] = set()
+        self._sessions = itertools.count(1)  # next() is atomic: writers open theirs at once
 
     def _perform(self, endpoints: Endpoints, session: Session) -> Perform:
         def perform(step: CanaryStep, variables: dict[str, str]) -> StepOutcome:
             if not isinstance(step, HttpStep):
                 raise TypeError(f"the HTTP canary driver was given a {step.KIND} step")
-            variables = {**session.captured, **variables}
+            variables = {SESSION_VAR: str(session.number), **session.captured, **variables}
             answer = exchange_step(endpoints, step, variables, session.jar)
             for pause in RETRY_PAUSES_S:
                 # 503 is "busy, try again" (Prefect answers it for SQLITE_BUSY, and its own
@@ -228,7 +231,7 @@ class HttpCanary:
 
     def _session(self, endpoints: Endpoints, run: str) -> tuple[Session, str | None, StepOutcome]:
         """A fresh session after the spec's setup; the first failing setup step's outcome."""
-        session = Session(secrets=set(self._record_secrets))
+        session = Session(number=next(self._sessions), secrets=set(self._record_secrets))
         perform = self._perform(endpoints, session)
         outcome = StepOutcome(None, "", "")
         for n, step in enumerate(self.spec.setup):

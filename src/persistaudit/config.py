@@ -29,6 +29,9 @@ from persistaudit import catalog, jsonpath
 from persistaudit.exceptions import ConfigError, clip_value
 
 CANARY_VARS = ("i", "marker", "run")
+# HTTP steps only: a number unique to each session the canary opens (a writer of the crash
+# load has its own), for services that keep one CSRF token per client id (Prefect).
+SESSION_VAR = "session"
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 CAPTURE_PLACEHOLDER = re.compile(r"\{capture\.(\w+)\}")
 _ENV_REF = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
@@ -115,15 +118,15 @@ class ReadinessSpec(_Model):
         return self
 
 
-def _unknown_placeholder(*values: Any) -> None:
-    """Raise for a {name} that is not a canary variable, in any string inside values
+def _unknown_placeholder(*values: Any, known: tuple[str, ...] = CANARY_VARS) -> None:
+    """Raise for a {name} that is not in known, in any string inside values
     ({capture.NAME} is checked by the canary spec, which knows the order of the steps)."""
     for text in _strings(*values):
         for name in _PLACEHOLDER.findall(CAPTURE_PLACEHOLDER.sub("", text)):
-            if name not in CANARY_VARS:
+            if name not in known:
                 raise ValueError(
                     f"unknown placeholder {{{name}}}; use one of "
-                    + ", ".join("{" + v + "}" for v in CANARY_VARS)
+                    + ", ".join("{" + v + "}" for v in known)
                     + " or {capture.NAME}"
                 )
 
@@ -169,8 +172,8 @@ class Capture(_Model):
 
 
 class HttpStep(_Model):
-    """One HTTP request of a canary write or read; {i}, {marker}, {run} and {capture.NAME}
-    (a value an earlier step captured) are filled in.
+    """One HTTP request of a canary write or read; {i}, {marker}, {run}, {session} (the
+    session's number) and {capture.NAME} (a value an earlier step captured) are filled in.
 
     A session (a cookie jar) spans a canary spec's setup and the steps that follow it.
     form: a form-encoded body (exclusive with json). expect_json: values that JSON paths of
@@ -210,6 +213,7 @@ class HttpStep(_Model):
             self.headers,
             self.expect_body_contains,
             self.expect_json,
+            known=(*CANARY_VARS, SESSION_VAR),
         )
         return self
 
@@ -303,7 +307,7 @@ class CanarySpec(_Model):
                 if used & {"i", "marker"}:
                     raise ValueError(
                         f"setup[{n}].{field_name}: setup runs once per session, not per "
-                        "record: it has {run} and earlier captures, not {i} or {marker}"
+                        "record: it has {run}, {session} and earlier captures, not {i} or {marker}"
                     )
         return self
 

@@ -90,16 +90,19 @@ def drive_load(
 
     Every writer's session is opened first (a CanaryError there is raised: the load could not
     start). A write that fails before the kill is a refusal and ends its writer; one that fails
-    after it got no answer because of the kill. The kill is sent even when every writer ended.
+    after it got no answer because of the kill. The writers go on until kill() has returned, so
+    the kill lands in the middle of writes, not on a service they have just left idle. The
+    kill is sent even when every writer ended.
     """
     writes = [open_writer() for _ in range(writers)]
     load = Load()
     lock = threading.Lock()
-    killed = threading.Event()
+    killed = threading.Event()  # the kill is on its way: a write failing now got no answer
+    landed = threading.Event()  # kill() returned: the service is gone, start no more writes
     pending = iter(numbers)
 
     def work(write: Callable[[int], Canary]) -> None:
-        while not killed.is_set():
+        while not landed.is_set():
             with lock:
                 i = next(pending, None)
                 if i is None:
@@ -129,6 +132,7 @@ def drive_load(
     try:
         kill()
     finally:
+        landed.set()
         for thread in threads:
             thread.join(max(0.0, started + kill_at_s + JOIN_S - time.monotonic()))
         load.stuck = sum(t.is_alive() for t in threads)

@@ -302,3 +302,69 @@ def test_a_step_answered_503_is_retried_and_one_that_stays_503_fails(
     busy["left"] = 3  # more than the retries
     with pytest.raises(CanaryError, match="POST /notes answered 503, expected 201"):
         driver(config_dir).write(container, "r2", 1)
+
+
+PER_CLIENT_CANARY = """\
+canary:
+  records: 2
+  setup:
+    - {path: "/csrf-token?client=pa-{run}-{session}", port: 8080, capture: {token: {json: csrf}}}
+  write:
+    - method: POST
+      path: /notes
+      port: 8080
+      headers: {X-CSRF-Token: "{capture.token}", X-CSRF-Client: "pa-{run}-{session}"}
+      json: {title: "{marker}"}
+      expect_status: 201
+      capture: {id: {json: id, secret: false}}
+  read:
+    - path: /notes/{capture.id}
+      port: 8080
+      expect_json: {title: "{marker}", id: "{capture.id}"}
+"""
+
+
+class PerClient(_Handler):
+    """Prefect's CSRF protection: one token per client id, replaced each time one is fetched
+    for that client, so two sessions sharing a client id refuse each other's writes."""
+
+    tokens: dict[str, str]
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/csrf-token?client="):
+            client = self.path.partition("=")[2]
+            self.tokens[client] = secrets.token_hex(16)
+            return self._answer(200, {"csrf": self.tokens[client]})
+        note = self.service.notes.get(int(self.path.rsplit("/", 1)[-1]))
+        return self._answer(200, note) if note else self._answer(404, {"error": "no such note"})
+
+    def do_POST(self) -> None:
+        body = self._body()
+        client = self.headers.get("X-CSRF-Client", "")
+        if self.tokens.get(client) != self.headers.get("X-CSRF-Token"):
+            return self._answer(403, {"detail": "Invalid CSRF token or client identifier."})
+        note_id = len(self.service.notes) + 1
+        self.service.notes[note_id] = {"id": note_id, "title": json.loads(body)["title"]}
+        return self._answer(201, self.service.notes[note_id])
+
+
+def test_concurrent_writers_each_get_their_own_session_number(config_dir: Path) -> None:
+    """The crash load opens one session per writer before any writes: {session} keeps a
+    per-client token of one from replacing the other's."""
+    state = Service()
+    handler = type("Handler", (PerClient,), {"service": state, "tokens": {}})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        container = cast(ContainerHandle, Published(server.server_address[1]))
+        canaries = driver(config_dir, PER_CLIENT_CANARY)
+        first, second = canaries.writer(container, "r1"), canaries.writer(container, "r1")
+        written = [first(1), second(2), first(3)]
+        assert sorted(handler.tokens) == ["pa-r1-1", "pa-r1-2"]
+        back = canaries.read(container, "r1", written)
+        assert (len(back.found), back.missing) == (3, [])
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

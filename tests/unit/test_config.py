@@ -373,6 +373,11 @@ def test_exec_steps_load_with_their_defaults(config_dir: Path) -> None:
         ),
         (
             'exec: [memory-cli, recall, "{marker}"]',
+            'exec: [memory-cli, recall, "{session}"]',
+            r"canary.read.0: unknown placeholder \{session\}",
+        ),
+        (
+            'exec: [memory-cli, recall, "{marker}"]',
             "exec: []",
             r"audit.yaml:18: canary.read.0.exec: List should have at least 1 item",
         ),

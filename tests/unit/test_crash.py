@@ -62,6 +62,43 @@ def test_the_load_acknowledges_writes_until_the_kill_and_counts_those_cut_off() 
     assert load.stuck == 0
 
 
+class SlowKill(Service):
+    """A kill that takes a while to land, as `docker kill` through the engine's API does."""
+
+    def __init__(self, latency: float) -> None:
+        super().__init__()
+        self.latency = latency
+        self.kill_sent = threading.Event()
+        self.started_during_kill = 0
+
+    def kill(self) -> None:
+        self.kill_sent.set()
+        time.sleep(self.latency)
+        super().kill()
+
+    def open_writer(self) -> Callable[[int], Canary]:
+        write = super().open_writer()
+
+        def counted(i: int) -> Canary:
+            if self.kill_sent.is_set() and not self.killed.is_set():
+                self.started_during_kill += 1
+            return write(i)
+
+        return counted
+
+
+def test_the_writers_go_on_writing_until_the_kill_has_landed() -> None:
+    """The kill must hit the service in the middle of writes, not after the writers stopped
+    when it was sent: a service killed while idle proves nothing about a crash under load."""
+    service = SlowKill(latency=0.2)
+
+    load = crash.drive_load(service.open_writer, 2, range(1, 100_000), 0.1, service.kill)
+
+    assert service.started_during_kill > 2
+    assert load.unanswered == 2  # each writer's write cut off by the kill
+    assert load.refusal is None
+
+
 def test_a_write_refused_before_the_kill_ends_that_writer_only() -> None:
     service = Service(refuse={3})
 
