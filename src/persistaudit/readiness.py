@@ -17,6 +17,7 @@ from persistaudit.http_deadline import fetch
 
 LOG_TAIL = 40
 RESTART_LOOP_COUNT = 2
+EXIT_CODE_WAIT_S = 3.0  # how long a loop caught only running is watched for its exit code
 POLL_TIMEOUT = 2.0  # seconds one poll may take in all, at most
 MIN_POLL_TIMEOUT = 0.2
 
@@ -167,7 +168,8 @@ def wait_ready(
         elapsed = time.monotonic() - started
         # One restart may be a service waiting for a dependency; two in a row is a loop.
         if restarts >= RESTART_LOOP_COUNT:
-            state = replace(state, exit_code=state.exit_code or crashed_with)
+            crashed_with = state.exit_code or crashed_with or _next_exit_code(container)
+            state = replace(state, exit_code=crashed_with)
             _blocked(
                 container,
                 "restart-loop",
@@ -195,6 +197,20 @@ def wait_ready(
                 strategy,
             )
         time.sleep(interval)
+
+
+def _next_exit_code(container: Probeable) -> int:
+    """The exit code of the loop's next crash, watched for a moment: under load every earlier
+    poll may have caught the container running (its ExitCode reset to 0), and the engine keeps
+    no history. The restart back-off grows, so the next "restarting" state lasts long enough to
+    be seen. 0 when none was seen in EXIT_CODE_WAIT_S."""
+    deadline = time.monotonic() + EXIT_CODE_WAIT_S
+    while time.monotonic() < deadline:
+        code = container.state().exit_code
+        if code:
+            return code
+        time.sleep(0.02)
+    return 0
 
 
 def fold_repeats(lines: list[str]) -> list[str]:

@@ -224,6 +224,11 @@ def test_interrupts_at_random_points_leave_nothing_and_no_verdict(
             assert sorted(files(out)) == sorted(previous_files), why
             late += 1
             continue
+        if not step.marker and not step.lines and step.code is not None and step.code < 0:
+            # Killed by the signal's default action before the interpreter reached
+            # persistaudit's handlers (start-up on a loaded machine): nothing was created,
+            # as checked above, and no run can act before it starts. Not counted.
+            continue
         interrupted += 1
         assert step.sent, f"the run ended before any signal: {why}"
         if step.route == "pytest":

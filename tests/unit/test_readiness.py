@@ -130,3 +130,18 @@ def test_the_config_chooses_the_health_wait() -> None:
         ReadinessSpec(healthcheck=True, log="ready")
     with pytest.raises(ValueError, match="healthcheck"):
         ReadinessSpec(healthcheck=False)  # type: ignore[arg-type]
+
+
+def test_a_loop_only_ever_caught_running_is_watched_for_its_next_exit_code() -> None:
+    """Under load every poll may land while the container runs (ExitCode reset to 0): the
+    next crash's code is then watched for, rather than reporting "last exit code 0"."""
+    c = Scripted([running(0), running(2), running(2), ContainerState("restarting", 78, 2, "")])
+    with pytest.raises(TargetBlocked, match="last exit code 78") as info:
+        wait_ready(c, LogWait("never"), timeout=5, interval=0.01)
+    assert info.value.evidence["exit_code"] == 78
+
+
+def test_a_loop_that_exits_0_says_so_after_watching() -> None:
+    c = Scripted([running(0), running(2)])
+    with pytest.raises(TargetBlocked, match="last exit code 0"):
+        wait_ready(c, LogWait("never"), timeout=5, interval=0.01)
