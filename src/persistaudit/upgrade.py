@@ -24,7 +24,7 @@ from persistaudit.exceptions import (
     UpgradeError,
 )
 from persistaudit.findings import Evidence
-from persistaudit.runtime.upgrade import Upgrade, describe
+from persistaudit.runtime.upgrade import Rehearsal, describe
 
 
 @dataclass
@@ -74,7 +74,7 @@ def _not_installed(run: UpgradeRun, why: object) -> str:
     return f"the previous version ({run.previous}) could not be installed: {why}"
 
 
-def _rehearse(audit: TargetAudit, run: UpgradeRun, up: Upgrade) -> None:
+def _rehearse(audit: TargetAudit, run: UpgradeRun, up: Rehearsal) -> None:
     try:
         up.install_previous()
     except TargetBlocked as exc:
@@ -91,14 +91,10 @@ def _rehearse(audit: TargetAudit, run: UpgradeRun, up: Upgrade) -> None:
         return
     assert up.container is not None
     run.previous_ready_s = up.previous_ready_s
-    mount = audit.config.volume_mount
     run.actions.append(
         Evidence(
             "Install the previous version on a fresh volume",
-            f"docker volume create {up.volume}\n"
-            f"docker run -d --name {up.container.name} -v {up.volume}:{mount} "
-            f"{up.previous_image}  # {run.previous} (same env, command and ports)\n"
-            f"# ready after {up.previous_ready_s or 0:.1f} s",
+            f"{up.install_steps()}\n# ready after {up.previous_ready_s or 0:.1f} s",
             "command",
         )
     )
@@ -137,10 +133,7 @@ def _rehearse(audit: TargetAudit, run: UpgradeRun, up: Upgrade) -> None:
     run.actions.append(
         Evidence(
             "Upgrade: the current version started on the previous version's volume",
-            f"docker stop {previous_name} && docker rm {previous_name}  # volume kept\n"
-            f"docker run -d --name {up.container.name} -v {up.volume}:{mount} "
-            f"{up.current_image}  # the audited image\n"
-            f"# ready after {time.monotonic() - started:.1f} s",
+            f"{up.upgrade_steps(previous_name)}\n# ready after {time.monotonic() - started:.1f} s",
             "command",
         )
     )

@@ -3,9 +3,11 @@
 Proven both ways: the good notes-app upgraded from its previous release (RELEASE=1) passes
 every check; upgrade-drops-table (its last migration drops and re-creates notes on an
 upgrade) fails exactly upgrade.retention; a current version whose migrations stop short
-fails upgrade.schema. What the previous version cannot do, and a driver that cannot rehearse
-an upgrade, leave both checks BLOCKED. run_audit asserts that nothing is left on the engine
-(the upgrade's volume and containers included) and nothing in the audit's temp dir.
+fails upgrade.schema; the same two ways through the compose driver (notes-app-compose).
+What the previous version cannot do leaves both checks BLOCKED (a driver that cannot rehearse
+an upgrade: tests/unit/test_upgrade.py). run_audit asserts that nothing is left on the engine
+(the upgrade's volume, containers and compose project included) and nothing in the audit's
+temp dir.
 """
 
 from __future__ import annotations
@@ -205,23 +207,74 @@ def test_a_previous_version_that_kept_no_database_on_the_volume_leaves_the_upgra
         )
 
 
-def test_a_driver_that_cannot_upgrade_leaves_the_upgrade_blocked(
-    run_audit: Callable[..., Audit], tmp_path: Path
-) -> None:
-    """The compose driver cannot start the previous version yet: BLOCKED with its one line."""
-    compose_app = REPO / "fixtures" / "targets" / "notes-app-compose"
-    config = yaml.safe_load((compose_app / "audit.yaml").read_text())
-    config["compose"]["file"] = str(compose_app / "compose.yaml")
+COMPOSE_APP = REPO / "fixtures" / "targets" / "notes-app-compose"
+
+
+def compose_config(tmp_path: Path, defect: str = "") -> Path:
+    """notes-app-compose's config upgraded from notes-app's previous release (RELEASE=1 of
+    the audited service's build); a defect chooses DEFECT through an env file."""
+    config = yaml.safe_load((COMPOSE_APP / "audit.yaml").read_text())
+    config["compose"]["file"] = str(COMPOSE_APP / "compose.yaml")
     config["expect"]["manifest"] = str(REPO / "expected" / "notes-app.yaml")
-    config["upgrade_from"] = {"image": "persistaudit/notes-app-compose:previous"}
+    config["upgrade_from"] = PREVIOUS
+    if defect:
+        env = tmp_path / f"{defect}.env"
+        env.write_text(f"DEFECT={defect}\n")
+        config["name"] = f"notes-app-compose-{defect}"
+        config["compose"]["env_files"] = [str(env)]
     path = tmp_path / "audit.yaml"
     path.write_text(yaml.safe_dump(config))
-    audit = run_audit(path, "-k", "startup or upgrade")
-    assert audit.code == 3, audit.stderr
-    for check_id in UPGRADE_CHECKS:
-        check = audit.check(check_id)
-        assert check["status"] == "blocked"
-        assert check["summary"].startswith(
-            "the compose driver cannot start the previous version on its own volume yet"
-        ), check["summary"]
-        assert "Hint: audit the service's image with the image driver" in check["summary"]
+    return path
+
+
+def test_a_compose_target_upgrades_in_a_project_of_its_own(
+    run_audit: Callable[..., Audit], tmp_path: Path
+) -> None:
+    """The compose driver rehearses the upgrade: the model in a project of the run's own
+    with the service on the previous release, then `up` with the audited image, which
+    re-creates the container on the same named volume. run_audit checks that nothing of the
+    upgrade's project is left behind."""
+    audit = run_audit(compose_config(tmp_path), "-k", "upgrade")
+    assert audit.code == 0, audit.stderr
+    assert {c: audit.check(c)["status"] for c in UPGRADE_CHECKS} == dict.fromkeys(
+        UPGRADE_CHECKS, "passed"
+    ), audit.statuses()
+    assert not {k for k, v in audit.statuses().items() if v != "passed"}
+    schema = audit.check("upgrade.schema")
+    assert "--build-arg RELEASE=1" in schema["summary"]
+    assert schema["summary"].endswith(
+        "schema matches the manifest: 10 tables, 2 indexes, 1 view, 0 triggers"
+    )
+    shown = evidence(audit, "upgrade.schema")
+    # The previous release really ran (7 tables), and the audited image migrated it (10).
+    assert shown["Schema of the previous version, before the upgrade"] == (
+        "7 tables, 2 indexes, 1 view, 0 triggers"
+    )
+    installed = shown["Install the previous version on a fresh volume"]
+    assert re.search(r"docker compose -p persistaudit-notes-app-compose-\S+-upgrade ", installed)
+    assert "_notes-data; service notes on sha256:" in installed, installed
+    upgraded = shown["Upgrade: the current version started on the previous version's volume"]
+    assert "re-created it on the same volumes" in upgraded, upgraded
+    retention = audit.check("upgrade.retention")
+    assert re.fullmatch(
+        r"20 canary records read back, no row lost: \d+ rows of the previous version in 7 "
+        r"tables matched after the upgrade",
+        retention["summary"],
+    ), retention["summary"]
+    assert metrics(audit)["Rows lost in the upgrade"] == "0"
+
+
+def test_a_compose_migration_that_drops_a_table_fails_exactly_the_retention(
+    run_audit: Callable[..., Audit], tmp_path: Path
+) -> None:
+    """The same with DEFECT=upgrade-drops-table (env file): only upgrade.retention fails."""
+    audit = run_audit(compose_config(tmp_path, "upgrade-drops-table"), "-k", "upgrade")
+    assert audit.code == 1, audit.stderr
+    assert set(audit.statuses()) >= UPGRADE_CHECKS
+    only_failing(audit, {"upgrade.retention"})
+    summary = audit.check("upgrade.retention")["summary"]
+    assert summary.startswith(
+        "20 of 20 canary records written with the previous version are missing after the upgrade; "
+    ), summary
+    assert "20 rows lost from notes (ids 1, 2, 3, 4, 5, ...)" in summary
+    assert audit.check("upgrade.schema")["status"] == "passed"

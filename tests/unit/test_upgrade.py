@@ -1,4 +1,5 @@
-"""The upgrade rehearsal's pure parts: which image the previous version is, and its name."""
+"""The upgrade rehearsal's pure parts: which image the previous version is, its name, and
+the stage on a driver that cannot rehearse an upgrade."""
 
 from __future__ import annotations
 
@@ -48,3 +49,26 @@ def test_a_build_arg_named_like_a_secret_is_not_shown(config_dir: Path) -> None:
     shown = describe(config.upgrade_from)  # type: ignore[arg-type]
     assert "s3cr3t-value" not in shown
     assert shown.endswith("--build-arg NPM_TOKEN=[REDACTED] --build-arg RELEASE=1")
+
+
+def test_a_driver_without_an_upgrade_leaves_the_stage_blocked(config_dir: Path) -> None:
+    """A driver that cannot rehearse an upgrade (the base Runtime's, here the fake's): the
+    stage records the driver's one line as BLOCKED and rehearses nothing."""
+    from types import SimpleNamespace
+
+    from persistaudit.upgrade import run_upgrade
+    from tests.unit.fakes import FakeRuntime
+
+    config = load_config(with_suites(config_dir, "upgrade_from: {image: example/demo:0}\n"))
+    logged: list[str] = []
+    audit = SimpleNamespace(
+        config=config, runtime=FakeRuntime.__new__(FakeRuntime), log=logged.append
+    )
+    run = run_upgrade(audit)  # type: ignore[arg-type]
+    assert run.blocked.startswith(
+        "the fake driver cannot start the previous version on its own volume yet"
+    ), run.blocked
+    assert run.canaries == []
+    assert run.before == {}
+    assert run.failure == ""
+    assert logged == [f"BLOCKED: {run.blocked}"]

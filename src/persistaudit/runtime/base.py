@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from persistaudit.runtime.restore import FileOwner, Restored
-    from persistaudit.runtime.upgrade import Upgrade
+    from persistaudit.runtime.upgrade import Rehearsal
 
 from persistaudit import reproduce
 from persistaudit.cleanup import Removal
@@ -360,9 +360,9 @@ class Runtime(abc.ABC):
             "driver (image: or build:) to rehearse its restore"
         )
 
-    def upgrade(self) -> Upgrade:
+    def upgrade(self) -> Rehearsal:
         """An upgrade rehearsal on a fresh, labelled volume: the previous version
-        (upgrade_from) first, then the audited one (runtime.upgrade.Upgrade). Nothing is
+        (upgrade_from) first, then the audited one (runtime.upgrade.Rehearsal). Nothing is
         started yet; the caller closes what it returns.
 
         By default the driver cannot: UpgradeUnsupported, which a check reports as BLOCKED.

@@ -47,6 +47,7 @@ from persistaudit.runtime.base import (
 )
 from persistaudit.runtime.compose_model import Rewritten, has_healthcheck, image_tag, rewrite
 from persistaudit.runtime.compose_restore import restore_compose
+from persistaudit.runtime.compose_upgrade import ComposeUpgrade
 from persistaudit.runtime.image import published_ports
 from persistaudit.runtime.restore import FileOwner, Restored
 
@@ -508,6 +509,29 @@ class ComposeRuntime(EngineRuntime):
             scratch,
             owners,
             self.config,
+        )
+
+    def upgrade(self) -> ComposeUpgrade:
+        """The same model in a project of its own (PROJECT-upgrade: the run's labels, fresh
+        volumes and bind folders, ephemeral ports): the audited service on the previous
+        version's image (upgrade_from), later on this run's image id. Nothing is started yet."""
+        if self.scratch is None:
+            raise RuntimeError("the target has not been started")
+        project = f"{self.project}-upgrade"
+        folder = self.scratch / "upgrade"  # its binds: fresh folders, apart from the run's
+        folder.mkdir(exist_ok=True)
+        self.log(f"upgrade: project {project}, the previous version of {self.spec.service} first")
+        rewritten = self._rewrite(project, folder)
+        compose = Compose([folder / "compose.json"], project, [], [])
+        return ComposeUpgrade(
+            self.client,
+            self.config,
+            rewritten,
+            compose,
+            lambda: self._find(compose),
+            self.spec.service,
+            self.image_id,
+            folder,
         )
 
     def missing(self) -> list[str]:

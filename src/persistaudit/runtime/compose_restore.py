@@ -49,17 +49,23 @@ class ComposeRestored(Restored):
                 return self.removed
             self.closed = True
             self.container = None
-            project = self.compose.project
-            try:
-                self.compose.run(
-                    "down", "--volumes", "--remove-orphans", "--timeout", str(STOP_TIMEOUT)
-                )
-                self.removed.append(f"compose project {project} and its volumes")
-            except ComposeError:
-                self.removed += _remove_project(self.client, project)
-            if self.folder is not None:
-                shutil.rmtree(self.folder, ignore_errors=True)
+            self.removed += down_project(self.compose, self.client, self.folder)
         return self.removed
+
+
+def down_project(compose: Compose, client: DockerClient, folder: Path | None) -> list[str]:
+    """`compose down --volumes` of a rehearsal's own project, and its folder; what was
+    removed. Should compose fail, what carries the project's label is removed through the
+    engine. Call it shielded."""
+    project = compose.project
+    try:
+        compose.run("down", "--volumes", "--remove-orphans", "--timeout", str(STOP_TIMEOUT))
+        removed = [f"compose project {project} and its volumes"]
+    except ComposeError:
+        removed = _remove_project(client, project)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed
 
 
 def _remove_project(client: DockerClient, project: str) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import docker.errors
 from docker import DockerClient
@@ -49,6 +50,36 @@ def describe(source: UpgradeFrom) -> str:
         for k, v in source.build.args.items()
     )
     return f"build of {source.build.context} {args}".rstrip()
+
+
+class Rehearsal(Protocol):
+    """What the upgrade stage drives: the previous version installed, then the current one on
+    its data; each driver has its own (Upgrade here, compose_upgrade.ComposeUpgrade)."""
+
+    container: DockerContainer | None
+    previous_image: str
+    current_image: str
+    previous_ready_s: float | None
+    ready_s: float | None
+
+    @property
+    def volume(self) -> str:
+        """The rehearsal's volume(s), as the report names them."""
+        ...
+
+    def install_previous(self) -> None: ...
+
+    def upgrade(self) -> float: ...
+
+    def close(self) -> list[str]: ...
+
+    def install_steps(self) -> str:
+        """The installation of the previous version as the commands it amounts to."""
+        ...
+
+    def upgrade_steps(self, previous_name: str) -> str:
+        """The upgrade (previous_name's container replaced) as the commands it amounts to."""
+        ...
 
 
 @dataclass
@@ -118,6 +149,24 @@ class Upgrade:
         self.container = None
         self.ready_s = self._start(self.current_image, f"{self.prefix}-upgraded")
         return self.ready_s
+
+    def install_steps(self) -> str:
+        assert self.container is not None
+        assert self.config.upgrade_from is not None
+        return (
+            f"docker volume create {self.volume}\n"
+            f"docker run -d --name {self.container.name} -v {self.volume}:"
+            f"{self.config.volume_mount} {self.previous_image}  "
+            f"# {describe(self.config.upgrade_from)} (same env, command and ports)"
+        )
+
+    def upgrade_steps(self, previous_name: str) -> str:
+        assert self.container is not None
+        return (
+            f"docker stop {previous_name} && docker rm {previous_name}  # volume kept\n"
+            f"docker run -d --name {self.container.name} -v {self.volume}:"
+            f"{self.config.volume_mount} {self.current_image}  # the audited image"
+        )
 
     def close(self) -> list[str]:
         """Remove the container and the volume (idempotent); what was removed."""
