@@ -490,13 +490,8 @@ class ComposeRuntime(EngineRuntime):
     ) -> Restored:
         """The same model in a project of its own (PROJECT-restore: the run's labels, fresh
         volumes, ephemeral ports), files put into the audited service's created container."""
-        if self.scratch is None:
-            raise RuntimeError("the target has not been started")
-        project = f"{self.project}-restore"
-        folder = self.scratch / "restore"  # its binds: fresh folders, apart from the run's
-        folder.mkdir(exist_ok=True)
+        project, folder, rewritten = self._side_project("restore")
         self.log(f"restore: project {project}, fresh volumes seeded with a backup")
-        rewritten = self._rewrite(project, folder)
         model_file = folder / "compose.json"
         model_file.write_text(json.dumps(rewritten.model, indent=1))
         compose = Compose([model_file], project, [], [])
@@ -511,17 +506,22 @@ class ComposeRuntime(EngineRuntime):
             self.config,
         )
 
+    def _side_project(self, role: str) -> tuple[str, Path, Rewritten]:
+        """A project of the run's own beside the audited one (PROJECT-ROLE): its name, its
+        folder (fresh bind folders, apart from the run's) and the model rewritten for it."""
+        if self.scratch is None:
+            raise RuntimeError("the target has not been started")
+        project = f"{self.project}-{role}"
+        folder = self.scratch / role
+        folder.mkdir(exist_ok=True)
+        return project, folder, self._rewrite(project, folder)
+
     def upgrade(self) -> ComposeUpgrade:
         """The same model in a project of its own (PROJECT-upgrade: the run's labels, fresh
         volumes and bind folders, ephemeral ports): the audited service on the previous
         version's image (upgrade_from), later on this run's image id. Nothing is started yet."""
-        if self.scratch is None:
-            raise RuntimeError("the target has not been started")
-        project = f"{self.project}-upgrade"
-        folder = self.scratch / "upgrade"  # its binds: fresh folders, apart from the run's
-        folder.mkdir(exist_ok=True)
+        project, folder, rewritten = self._side_project("upgrade")
         self.log(f"upgrade: project {project}, the previous version of {self.spec.service} first")
-        rewritten = self._rewrite(project, folder)
         compose = Compose([folder / "compose.json"], project, [], [])
         return ComposeUpgrade(
             self.client,
