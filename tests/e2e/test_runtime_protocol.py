@@ -201,3 +201,16 @@ def test_attached_exec_keeps_a_bounded_part_of_a_large_output(
     code, output = handle.exec(["sh", "-c", "echo out; echo err >&2; exit 3"], timeout=10)
     # Both streams are kept; their order is the engine's, which interleaves them as it reads.
     assert (code, sorted(output.splitlines())) == (3, ["err", "out"])
+
+
+def test_exec_without_a_deadline_still_keeps_a_bounded_output(
+    notes_app_container: Target,
+) -> None:
+    """A caller that gives no timeout gets EXEC_TIMEOUT and the same output bound: a chatty
+    command in an untrusted target cannot fill persistaudit's memory."""
+    handle = notes_app_container.handle
+    script = "import sys; sys.stdout.write('z' * (3 * 1024 * 1024))"
+    code, output = handle.exec(["python3", "-c", script])
+    assert code == 0
+    assert output.startswith("z" * MAX_OUTPUT)
+    assert output[MAX_OUTPUT:] == f"\n[{2 * 1024 * 1024:,} more bytes of output not kept]"
