@@ -10,6 +10,7 @@ import abc
 import contextlib
 import math
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -133,6 +134,7 @@ def _engine_time(stamp: str) -> datetime | None:
     return datetime.fromisoformat(f"{match.group(1)}.{fraction}+00:00")
 
 
+UNPAUSE_SETTLE_S = 2.0  # the longest wait for the engine to record an unpause
 EXEC_TIMEOUT = 300.0  # seconds a command run in the target may take when its caller set none
 HEALTH_OUTPUT = 300  # characters of one healthcheck's output kept as evidence (its end)
 
@@ -260,6 +262,15 @@ class DockerContainer:
         finally:
             if running:
                 self._container.unpause()
+                self._wait_unpaused()
+
+    def _wait_unpaused(self) -> None:
+        """Until the engine reports the unpause (it records containerd's event a moment after
+        the call returns): a paused() right after would otherwise see "paused", skip pausing,
+        and copy files while the service writes."""
+        deadline = time.monotonic() + UNPAUSE_SETTLE_S
+        while self.state().status == "paused" and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def get_archive(self, path: str) -> Iterator[bytes] | None:
         """A tar stream of one path, or None when it does not exist."""
