@@ -192,11 +192,21 @@ def connect(timeout: int = 120) -> DockerClient:
     try:
         client = client_for(endpoint, timeout)
         client.ping()
-    except docker.errors.DockerException as exc:
+    except _connection_errors() as exc:
         raise EngineUnavailable(
             f"no Docker engine answers at {endpoint}: {why_unreachable(exc)}. {ENGINE_HINT}"
         ) from None
     return client
+
+
+def _connection_errors() -> tuple[type[Exception], ...]:
+    """What a failed connection raises: the SDK's errors, and paramiko's raw ones for ssh://."""
+    errors: tuple[type[Exception], ...] = (docker.errors.DockerException, OSError)
+    try:
+        import paramiko
+    except ImportError:
+        return errors
+    return (*errors, paramiko.SSHException)
 
 
 # What the SDK's long message (a urllib3 error inside a requests error) comes down to.
@@ -206,6 +216,9 @@ _CAUSES = (
     ("Permission denied", "permission denied (is this user in the docker group?)"),
     ("timed out", "timed out"),
     ("Name or service not known", "unknown host name"),
+    ("Unable to connect to port", "no ssh server answers"),
+    ("not found in known_hosts", "its ssh host key is unknown (ssh to it once to accept it)"),
+    ("Authentication failed", "ssh authentication failed"),
 )
 
 

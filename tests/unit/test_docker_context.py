@@ -168,13 +168,19 @@ def test_an_ssh_engine_without_paramiko_says_which_extra_to_install(
 
 
 def test_an_ssh_engine_with_paramiko_goes_through_the_sdk_s_ssh_transport(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("paramiko")
-    store_context(tmp_path, "remote", "ssh://nobody@127.0.0.1:1")
-    found = resolve({"DOCKER_CONFIG": str(tmp_path), "DOCKER_CONTEXT": "remote"})
-    with pytest.raises(docker.errors.DockerException):  # nothing listens on port 1
-        engine.client_for(found).ping()
+    store_context(tmp_path, "remote", "ssh://nobody@127.0.0.1:1")  # nothing listens on 1
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setenv("DOCKER_CONTEXT", "remote")
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    with pytest.raises(EngineUnavailable) as caught:
+        engine.connect()
+    assert str(caught.value).startswith(
+        "no Docker engine answers at ssh://nobody@127.0.0.1:1 (context remote, from "
+        "DOCKER_CONTEXT): no ssh server answers. Hint: "
+    )
 
 
 @pytest.mark.parametrize(
