@@ -121,7 +121,8 @@ def main() -> None:
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for results.json and report.md [default: reports/out/NAME].",
+    help="Folder for results.json and report.md [default: reports/out/NAME under the current "
+    "directory].",
 )
 @click.option(
     "-k", "select", metavar="EXPR", help="Only checks matching this pytest -k expression."

@@ -161,6 +161,36 @@ ENGINE_HINT = (
 SSH_HINT = "an ssh:// engine needs paramiko: pip install 'persistaudit[ssh]'"
 
 
+def sdk_environment(endpoint: docker_context.Endpoint | None = None) -> dict[str, str] | None:
+    """The environment a docker SDK client of someone else's (testcontainers') needs to reach
+    the same engine: None for DOCKER_HOST or the local socket (the SDK reads those itself),
+    DOCKER_HOST and the TLS variables for a context's engine."""
+    endpoint = endpoint or docker_context.resolve()
+    if not endpoint.from_context:
+        return None
+    env = {"DOCKER_HOST": endpoint.host}
+    if endpoint.tls_dir is not None:
+        env["DOCKER_CERT_PATH"] = str(endpoint.tls_dir)  # ca.pem, cert.pem, key.pem
+        if not endpoint.skip_tls_verify:
+            env["DOCKER_TLS_VERIFY"] = "1"
+    return env
+
+
+def published_host() -> str:
+    """Where a remote engine's published ports are: its address's host name (loopback for
+    a local engine, or one whose address has no host name)."""
+    try:
+        host = docker_context.resolve().host
+    except EngineUnavailable:
+        return "127.0.0.1"
+    if host_is_local(host):
+        return "127.0.0.1"
+    try:
+        return urllib.parse.urlsplit(host).hostname or "127.0.0.1"
+    except ValueError:
+        return "127.0.0.1"
+
+
 def client_for(endpoint: docker_context.Endpoint, timeout: int = 120) -> DockerClient:
     """A client for the endpoint (not yet known to answer).
 

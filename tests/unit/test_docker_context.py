@@ -196,3 +196,34 @@ def test_is_local_reads_the_current_context_too(
     monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     assert engine.is_local() is local
+
+
+def test_testcontainers_client_is_pointed_at_a_context_s_engine(tmp_path: Path) -> None:
+    store_context(tmp_path, "secure", "tcp://build-box:2376", tls=True)
+    found = resolve({"DOCKER_CONFIG": str(tmp_path), "DOCKER_CONTEXT": "secure"})
+    assert engine.sdk_environment(found) == {
+        "DOCKER_HOST": "tcp://build-box:2376",
+        "DOCKER_CERT_PATH": str(found.tls_dir),
+        "DOCKER_TLS_VERIFY": "1",
+    }
+    # DOCKER_HOST and the local socket: the SDK reads the environment itself.
+    assert engine.sdk_environment(Endpoint("tcp://x:1", "default", "DOCKER_HOST")) is None
+
+
+@pytest.mark.parametrize(
+    ("host", "published"),
+    [
+        ("unix:///var/run/docker.sock", "127.0.0.1"),
+        ("tcp://127.0.0.1:2375", "127.0.0.1"),
+        ("tcp://build-box:2375", "build-box"),
+        ("ssh://me@build-box", "build-box"),
+    ],
+)
+def test_published_ports_are_on_the_context_s_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: str, published: str
+) -> None:
+    store_context(tmp_path, "chosen", host)
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setenv("DOCKER_CONTEXT", "chosen")
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    assert engine.published_host() == published
