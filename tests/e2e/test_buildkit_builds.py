@@ -13,10 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import docker
+import pytest
 import yaml
 
 from tests.e2e.conftest import Audit
 from tests.helpers import NOTES_APP, REPO
+
+pytestmark = pytest.mark.docker
 
 CONFIG = NOTES_APP / "variants" / "buildkit.yaml"
 TAG = "persistaudit/notes-app-buildkit:audit"  # its own tag, not the shared notes-app's

@@ -16,6 +16,8 @@ import pytest
 from tests.e2e.conftest import persistaudit
 from tests.helpers import NOTES_APP
 
+pytestmark = pytest.mark.docker
+
 CONFIG = NOTES_APP / "audit.yaml"
 # Words that appear in no folder name of these tests (pytest's -k also matches folders).
 SUBSET = "seed_rows or startup"
