@@ -18,7 +18,7 @@ from typing import Any
 import docker.errors
 import pytest
 
-from persistaudit import __version__, catalog, reproduce, selection, signals
+from persistaudit import __version__, catalog, engine, reproduce, selection, signals
 from persistaudit.audit import TargetAudit
 from persistaudit.config import TargetConfig
 from persistaudit.exceptions import PersistauditError, summarize
@@ -162,7 +162,12 @@ class ResultCollector:
         removed = audit.removed(f"the check {recorder.id}", settle=True) if audit else None
         if removed is not None:
             return "blocked", str(removed)
-        if excinfo.errisinstance((PersistauditError, docker.errors.DockerException)):
+        stopped_by: tuple[type[BaseException], ...] = (
+            PersistauditError,
+            docker.errors.DockerException,
+            *engine.transport_errors(),
+        )
+        if excinfo.errisinstance(stopped_by):
             # The target or the engine stopped the check: the user's to resolve, not a bug.
             return "blocked", f"the check could not run: {summarize(excinfo.value)}"
         return "error", self._internal_error(recorder, excinfo)

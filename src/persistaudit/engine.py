@@ -229,6 +229,16 @@ def connect(timeout: int = 120) -> DockerClient:
     return client
 
 
+def transport_errors() -> tuple[type[Exception], ...]:
+    """What the ssh transport raises of its own (paramiko's errors, not the SDK's): a check
+    they stop is BLOCKED by the engine connection, not an internal error."""
+    try:
+        import paramiko
+    except ImportError:
+        return ()
+    return (paramiko.SSHException,)
+
+
 def _connection_errors() -> tuple[type[Exception], ...]:
     """What a failed connection raises: the SDK's errors, and paramiko's raw ones for ssh://."""
     errors: tuple[type[Exception], ...] = (docker.errors.DockerException, OSError)

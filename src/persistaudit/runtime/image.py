@@ -225,5 +225,11 @@ class ImageRuntime(EngineRuntime):
 
 
 def _client_kw() -> dict[str, object]:
+    """testcontainers' client: on the same engine, and for ssh:// through paramiko as ours
+    (its default shells out to the ssh command, which reads another known_hosts and config
+    when HOME is not the user's passwd home)."""
+    kwargs: dict[str, object] = {"use_ssh_client": False}
     environment = engine.sdk_environment()
-    return {} if environment is None else {"environment": environment}
+    if environment is not None:
+        kwargs["environment"] = environment
+    return kwargs
