@@ -172,6 +172,16 @@ def known(check_id: str) -> bool:
     return bool(_ID.match(check_id)) and lookup(check_id) is not None
 
 
+def bundled() -> list[Check]:
+    """The checks persistaudit ships, in run order (not those a team registered)."""
+    return [c for c in checks() if c.id in BUNDLED]
+
+
+def is_bundled(check_id: str) -> bool:
+    """Whether a (possibly parametrized) result id is one of persistaudit's own checks."""
+    return base_id(check_id) in BUNDLED
+
+
 def gaps(tested_suites: set[str]) -> list[Gap]:
     """The residual risks left by an audit whose checks of these suites ran."""
     return [g for g in GAPS if not g.suite or g.suite not in tested_suites]
@@ -441,6 +451,10 @@ for _entry in (
     ),
 ):
     register(_entry)
+
+# The checks persistaudit ships (a team's registered checks are not among them): a run that
+# left some of these out says so in its verdict.
+BUNDLED = frozenset(_checks)
 
 GAPS.extend(
     [

@@ -21,14 +21,15 @@ import docker.errors
 import requests
 from docker import DockerClient
 
-from persistaudit import signals
+from persistaudit import docker_context, engine, signals
 from persistaudit.engine import LABEL_RUN
+from persistaudit.exceptions import EngineUnavailable
 
 DEADLINE_S = 20.0  # a CI system's grace period before SIGKILL is often 10 to 30 s
 SETTLE_S = 0.1  # a second listing this much later finds what was still being created
 RETRY_MAX_S = 1.0
 KIND_ORDER = {"container": 0, "volume": 1, "network": 2}  # containers hold volumes, networks
-ENGINE_ERRORS = (docker.errors.DockerException, requests.RequestException)
+ENGINE_ERRORS = (docker.errors.DockerException, requests.RequestException, EngineUnavailable)
 
 _left_behind: list[str] = []
 
@@ -109,7 +110,7 @@ def remove_run(
         own = client is None
         try:
             if client is None:
-                client = docker.from_env(timeout=30)
+                client = engine.client_for(docker_context.resolve(), timeout=30)
             removal = _remove_until_gone(client, run_id, prefix, deadline_s)
         except ENGINE_ERRORS as exc:
             removal = Removal(left={f"the resources of run {run_id}": _reason(exc)})

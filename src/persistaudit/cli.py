@@ -121,13 +121,21 @@ def main() -> None:
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for results.json and report.md [default: reports/out/NAME].",
+    help="Folder for results.json and report.md [default: reports/out/NAME under the current "
+    "directory].",
 )
 @click.option(
     "-k", "select", metavar="EXPR", help="Only checks matching this pytest -k expression."
 )
+@click.option(
+    "--checks",
+    "team_checks",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="A folder or file of your own pytest checks, run with the bundled ones (repeatable).",
+)
 @one_line_errors
-def run(config: Path, out: Path | None, select: str | None) -> None:
+def run(config: Path, out: Path | None, select: str | None, team_checks: tuple[Path, ...]) -> None:
     """Audit the target described by CONFIG: fresh install, restart, re-create.
 
     Exit code: 0 PASS, 1 FAIL, 2 bad usage or config, 3 BLOCKED, 4 ERROR (a bug inside
@@ -142,7 +150,7 @@ def run(config: Path, out: Path | None, select: str | None) -> None:
         click.echo(f"persistaudit {__version__}: auditing {target.name} ({config})", err=True)
         # Build, pull and compose-file errors are usage errors, found before any suite.
         runtime.prepare(target, client)
-        code = _run_suites(config, out, select)
+        code = _run_suites(config, out, select, team_checks)
         signals.check()
         if code == pytest.ExitCode.INTERRUPTED:
             raise KeyboardInterrupt
@@ -166,13 +174,19 @@ def run(config: Path, out: Path | None, select: str | None) -> None:
             f"please report it with {out / 'evidence'}/internal-error-*.txt",
             err=True,
         )
-    click.echo(f"{verdict}: {out / 'report.md'}", err=True)
+    from persistaudit.selection import verdict_text
+
+    click.echo(f"{verdict_text(doc)}: {out / 'report.md'}", err=True)
     sys.exit(EXIT_CODES[verdict])
 
 
-def _run_suites(config: Path, out: Path, select: str | None) -> int:
+def _run_suites(config: Path, out: Path, select: str | None, team_checks: tuple[Path, ...]) -> int:
+    """pytest on the bundled suites and the team's own checks, with no ini file of the
+    caller's (its addopts could change what runs); the team's conftest.py files load as
+    pytest loads them (those in the folders given and above them)."""
     args = [
         str(bundled("suites")),
+        *(str(path.resolve()) for path in team_checks),
         f"--persistaudit-config={config}",
         f"--persistaudit-out={out}",
         "-p",

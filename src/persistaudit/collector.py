@@ -18,7 +18,7 @@ from typing import Any
 import docker.errors
 import pytest
 
-from persistaudit import __version__, reproduce, signals
+from persistaudit import __version__, catalog, engine, reproduce, selection, signals
 from persistaudit.audit import TargetAudit
 from persistaudit.config import TargetConfig
 from persistaudit.exceptions import PersistauditError, summarize
@@ -102,6 +102,7 @@ class ResultCollector:
         self.started_at = started_at
         self.today = datetime.now(timezone.utc).date()
         self.results: dict[str, CheckResult] = {}
+        self.deselected: set[str] = set()  # result ids left out (-k, -m, or never collected)
         self.metrics: list[Metric] = []
         self.files: dict[str, str] = {}
         self.target_info: dict[str, Any] = {"name": target.name, "image": target.image_ref}
@@ -161,7 +162,12 @@ class ResultCollector:
         removed = audit.removed(f"the check {recorder.id}", settle=True) if audit else None
         if removed is not None:
             return "blocked", str(removed)
-        if excinfo.errisinstance((PersistauditError, docker.errors.DockerException)):
+        stopped_by: tuple[type[BaseException], ...] = (
+            PersistauditError,
+            docker.errors.DockerException,
+            *engine.transport_errors(),
+        )
+        if excinfo.errisinstance(stopped_by):
             # The target or the engine stopped the check: the user's to resolve, not a bug.
             return "blocked", f"the check could not run: {summarize(excinfo.value)}"
         return "error", self._internal_error(recorder, excinfo)
@@ -183,15 +189,20 @@ class ResultCollector:
     def not_selected(self, check_id: str) -> None:
         """A check left out (-k, -m): a verdict says what it did not cover."""
         suite = check_id.split(".")[0]
-        self.results[check_id] = CheckResult(
-            check_id, suite, "skipped", "not selected for this run"
-        )
+        self.results[check_id] = CheckResult(check_id, suite, "skipped", selection.NOT_SELECTED)
+        self.deselected.add(check_id)
 
     def any_ran(self) -> bool:
         return any(r.status != "skipped" for r in self.results.values())
 
     def document(self) -> dict[str, Any]:
-        """The results document; redacted by write_outputs, with everything else it writes."""
+        """The results document; redacted by write_outputs, with everything else it writes.
+
+        Every bundled check the config switches on is listed: one this run never collected
+        (a team's checks run alone) is not selected, like one that -k left out.
+        """
+        for check_id in selection.missing_bundled(self.results, self.target.suites.enabled):
+            self.not_selected(check_id)
         source = self.target.source
         if self.from_file:
             config, digest = str(source), hashlib.sha256(source.read_bytes()).hexdigest()
@@ -241,9 +252,14 @@ class ResultCollector:
             "readiness": reproduce.readiness(self.target.readiness),
             "canary": reproduce.scenario(self.target.canary),
         }
+        # The catalog's order, then the order the checks ran in (the same as the run's for the
+        # checks it collected; a bundled check it never collected takes its catalog place).
         position = {c: i for i, c in enumerate(self.order)}
-        checks = sorted(self.results.values(), key=lambda c: position.get(c.id, len(position)))
-        return results_document(
+        checks = sorted(
+            self.results.values(),
+            key=lambda c: (catalog.rank(c.id), position.get(c.id, len(position))),
+        )
+        doc = results_document(
             target=target,
             reproduce=reproduce_section,
             checks=checks,
@@ -252,6 +268,8 @@ class ResultCollector:
             started_at=self.started_at,
             finished_at=now(),
         )
+        doc["coverage"] = selection.coverage(doc["checks"], self.deselected)
+        return doc
 
     def write(self, out: Path, doc: dict[str, Any]) -> bool:
         """Write the outputs whole; False when an interrupt came meanwhile (nothing published)."""

@@ -48,6 +48,9 @@ class BuildSpec(_Model):
     dockerfile: str = "Dockerfile"
     args: dict[str, str] = Field(default_factory=dict)
     tag: str | None = None
+    # auto: the engine API's legacy builder, or BuildKit (through the docker CLI) for a
+    # Dockerfile that needs it (RUN --mount, COPY --chmod, heredocs, # syntax=).
+    builder: Literal["auto", "buildkit", "legacy"] = "auto"
 
 
 class HttpReady(_Model):

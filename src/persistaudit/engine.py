@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import ipaddress
 import os
 import secrets
@@ -14,8 +15,10 @@ from pathlib import Path
 
 import docker
 import docker.errors
+import docker.tls
 from docker import DockerClient
 
+from persistaudit import docker_context
 from persistaudit.exceptions import EngineUnavailable
 
 LABEL_MANAGED = "io.persistaudit.managed"
@@ -122,9 +125,18 @@ def is_local() -> bool:
     """True when the engine runs on this machine, so its published ports can stay on loopback.
 
     That is a local socket, or tcp to a loopback address (tcp://127.0.0.1, tcp://localhost,
-    tcp://[::1]). Any other host, and ssh://, is remote.
+    tcp://[::1]). Any other host, and ssh://, is remote. The engine is the one connect()
+    talks to: DOCKER_HOST, or the current Docker context's.
     """
-    host = os.environ.get("DOCKER_HOST", "")
+    try:
+        host = docker_context.resolve().host
+    except EngineUnavailable:
+        return False  # connect() has already said why; nothing is published through it
+    return host_is_local(host)
+
+
+def host_is_local(host: str) -> bool:
+    """Whether an engine address (unix://, tcp://, ssh://...) is on this machine."""
     if not host or host.startswith(("unix://", "npipe://")):
         return True
     url = urllib.parse.urlsplit(host)
@@ -142,19 +154,121 @@ def is_local() -> bool:
         return False
 
 
-def connect() -> DockerClient:
-    """A client for the engine in DOCKER_HOST (or the default socket) that is known to answer."""
+ENGINE_HINT = (
+    "Hint: start the engine (Debian/Ubuntu: apt-get install docker.io, then start dockerd), "
+    "or choose a running one with DOCKER_HOST or `docker context use NAME`"
+)
+SSH_HINT = "an ssh:// engine needs paramiko: pip install 'persistaudit[ssh]'"
+
+
+def sdk_environment(endpoint: docker_context.Endpoint | None = None) -> dict[str, str] | None:
+    """The environment a docker SDK client of someone else's (testcontainers') needs to reach
+    the same engine: None for DOCKER_HOST or the local socket (the SDK reads those itself),
+    DOCKER_HOST and the TLS variables for a context's engine."""
+    endpoint = endpoint or docker_context.resolve()
+    if not endpoint.from_context:
+        return None
+    env = {"DOCKER_HOST": endpoint.host}
+    if endpoint.tls_dir is not None:
+        env["DOCKER_CERT_PATH"] = str(endpoint.tls_dir)  # ca.pem, cert.pem, key.pem
+        if not endpoint.skip_tls_verify:
+            env["DOCKER_TLS_VERIFY"] = "1"
+    return env
+
+
+def published_host() -> str:
+    """Where a remote engine's published ports are: its address's host name (loopback for
+    a local engine, or one whose address has no host name)."""
     try:
-        client = docker.from_env(timeout=120)
+        host = docker_context.resolve().host
+    except EngineUnavailable:
+        return "127.0.0.1"
+    if host_is_local(host):
+        return "127.0.0.1"
+    try:
+        return urllib.parse.urlsplit(host).hostname or "127.0.0.1"
+    except ValueError:
+        return "127.0.0.1"
+
+
+def client_for(endpoint: docker_context.Endpoint, timeout: int = 120) -> DockerClient:
+    """A client for the endpoint (not yet known to answer).
+
+    ssh:// goes through paramiko (the `ssh` extra: the SDK imports it for any ssh:// URL),
+    which reads ~/.ssh/config and known_hosts. DOCKER_HOST keeps the SDK's own reading of
+    the environment (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH); a context brings its TLS files.
+    """
+    if endpoint.host.startswith("ssh://") and importlib.util.find_spec("paramiko") is None:
+        raise EngineUnavailable(f"cannot reach the engine at {endpoint}: {SSH_HINT}")
+    if not endpoint.from_context:
+        return docker.from_env(timeout=timeout)
+    tls: docker.tls.TLSConfig | bool = False
+    if endpoint.tls_dir is not None:
+        files = {name: endpoint.tls_dir / name for name in docker_context.TLS_FILES}
+        tls = docker.tls.TLSConfig(
+            client_cert=(str(files["cert.pem"]), str(files["key.pem"]))
+            if files["cert.pem"].is_file() and files["key.pem"].is_file()
+            else None,
+            ca_cert=str(files["ca.pem"]) if files["ca.pem"].is_file() else None,
+            verify=not endpoint.skip_tls_verify,
+        )
+    return DockerClient(base_url=endpoint.host, tls=tls, timeout=timeout)
+
+
+def connect(timeout: int = 120) -> DockerClient:
+    """A client for the engine the docker CLI would use (DOCKER_HOST, else the current
+    context), known to answer."""
+    endpoint = docker_context.resolve()
+    try:
+        client = client_for(endpoint, timeout)
         client.ping()
-    except docker.errors.DockerException as exc:
-        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-        reason = str(exc).split("(")[0].strip() or type(exc).__name__
+    except _connection_errors() as exc:
         raise EngineUnavailable(
-            f"Docker engine at {where} does not answer ({reason}). "
-            "Hint: run `make setup` (installs and starts one as root on Debian) or start dockerd."
+            f"no Docker engine answers at {endpoint}: {why_unreachable(exc)}. {ENGINE_HINT}"
         ) from None
     return client
+
+
+def transport_errors() -> tuple[type[Exception], ...]:
+    """What the ssh transport raises of its own (paramiko's errors, not the SDK's): a check
+    they stop is BLOCKED by the engine connection, not an internal error."""
+    try:
+        import paramiko
+    except ImportError:
+        return ()
+    return (paramiko.SSHException,)
+
+
+def _connection_errors() -> tuple[type[Exception], ...]:
+    """What a failed connection raises: the SDK's errors, and paramiko's raw ones for ssh://."""
+    errors: tuple[type[Exception], ...] = (docker.errors.DockerException, OSError)
+    try:
+        import paramiko
+    except ImportError:
+        return errors
+    return (*errors, paramiko.SSHException)
+
+
+# What the SDK's long message (a urllib3 error inside a requests error) comes down to.
+_CAUSES = (
+    ("No such file or directory", "no socket there"),
+    ("Connection refused", "connection refused"),
+    ("Permission denied", "permission denied (is this user in the docker group?)"),
+    ("timed out", "timed out"),
+    ("Name or service not known", "unknown host name"),
+    ("Unable to connect to port", "no ssh server answers"),
+    ("not found in known_hosts", "its ssh host key is unknown (ssh to it once to accept it)"),
+    ("Authentication failed", "ssh authentication failed"),
+)
+
+
+def why_unreachable(exc: Exception) -> str:
+    """The cause of a failed connection in a few words."""
+    text = str(exc)
+    for needle, cause in _CAUSES:
+        if needle in text:
+            return cause
+    return text.split("(")[0].strip().rstrip(":") or type(exc).__name__
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import docker.errors
 from docker import DockerClient
 
+from persistaudit import buildkit, docker_context
 from persistaudit.config import TargetConfig
 from persistaudit.exceptions import ImageError
+
+BUILDKIT_API = (1, 39)  # Docker 18.09, the first engine with BuildKit
 
 _resolved: dict[tuple[str, str], str] = {}
 _BUILT = re.compile(r"Successfully built ([0-9a-f]{12,64})\b")
@@ -84,7 +88,76 @@ def _resolve(client: DockerClient, config: TargetConfig) -> str:
 
 
 def _build(client: DockerClient, config: TargetConfig) -> str:
-    """Build the image and return the id the build reported.
+    """Build with the engine API's legacy builder, or with BuildKit where the Dockerfile needs
+    it (or build.builder says so, or the legacy builder refused it for want of BuildKit)."""
+    assert config.build is not None
+    spec = config.build
+    why = "build.builder: buildkit" if spec.builder == "buildkit" else ""
+    if spec.builder == "auto":
+        why = _needs_buildkit(spec.context / spec.dockerfile)
+    if spec.builder == "legacy" or not why:
+        try:
+            return _legacy_build(client, config)
+        except ImageError as exc:
+            if spec.builder == "legacy" or not buildkit.refused_by_legacy(str(exc)):
+                raise
+            why = "the legacy builder refused it"
+    return _buildkit_build(client, config, why)
+
+
+def _needs_buildkit(dockerfile: Path) -> str:
+    try:
+        text = dockerfile.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""  # the build says what is wrong with it
+    return buildkit.needs_buildkit(text)
+
+
+def _buildkit_build(client: DockerClient, config: TargetConfig, why: str) -> str:
+    """Through the docker CLI, for the engine persistaudit talks to; one line when neither
+    the engine nor any docker CLI here offers BuildKit."""
+    assert config.build is not None
+    spec = config.build
+    endpoint = docker_context.resolve()
+    where = f"{config.source}: build"
+    needs = f"{spec.dockerfile} needs BuildKit ({why})"
+    try:
+        info = client.version()
+    except docker.errors.DockerException:
+        info = {}
+    api, os_name = str(info.get("ApiVersion", "")), str(info.get("Os", ""))
+    if (os_name and os_name != "linux") or (api and _older(api, BUILDKIT_API)):
+        raise ImageError(
+            f"{where}: {needs}, but the engine at {endpoint} (Docker "
+            f"{info.get('Version', '?')}, API {api or '?'}, {os_name or '?'}) has no BuildKit. "
+            "Hint: use a Linux engine from Docker 18.09 on"
+        )
+    builder = buildkit.find_builder(endpoint)
+    if isinstance(builder, str):
+        raise ImageError(
+            f"{where}: {needs}, but no docker CLI here builds with BuildKit for the engine at "
+            f"{endpoint}: {builder}. {buildkit.INSTALL_HINT}"
+        )
+    return buildkit.build(
+        builder,
+        context=spec.context,
+        dockerfile=spec.dockerfile,
+        args=spec.args,
+        tag=config.image_ref,
+        where=where,
+    )
+
+
+def _older(version: str, than: tuple[int, int]) -> bool:
+    parts = version.split(".")
+    try:
+        return (int(parts[0]), int(parts[1])) < than
+    except (IndexError, ValueError):
+        return False
+
+
+def _legacy_build(client: DockerClient, config: TargetConfig) -> str:
+    """Build the image with the legacy builder and return the id the build reported.
 
     Never the tag's id looked up afterwards: another build of the same tag (a config with the
     same name, audited at the same time) may have moved the tag in between.

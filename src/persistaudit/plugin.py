@@ -20,7 +20,17 @@ from typing import Any
 
 import pytest
 
-from persistaudit import backup_stage, catalog, crash, engine, hooks, outputs, signals, upgrade
+from persistaudit import (
+    backup_stage,
+    catalog,
+    crash,
+    engine,
+    hooks,
+    outputs,
+    selection,
+    signals,
+    upgrade,
+)
 from persistaudit.audit import TargetAudit
 from persistaudit.collector import AuditBlocked, CheckRecorder, ResultCollector, now
 from persistaudit.config import DatabaseEntry, TargetConfig, load_config
@@ -28,6 +38,7 @@ from persistaudit.exceptions import ConfigError, PersistauditError
 from persistaudit.findings import EXIT_CODES
 from persistaudit.progress import Progress
 from persistaudit.redact import Redactor
+from persistaudit.resources import bundled
 
 __all__ = ["AuditBlocked", "AuditSession", "CheckRecorder"]
 # Stages that live in modules of their own register when imported: here, so that a team's
@@ -241,7 +252,8 @@ class AuditSession:
             if not collector.write(self.out, doc):
                 self.progress.line("interrupted: cleanup done, no results written")
                 return
-            self.progress.line(f"verdict {doc['verdict']}; report: {self.out / 'report.md'}")
+            verdict = selection.verdict_text(doc)
+            self.progress.line(f"verdict {verdict}; report: {self.out / 'report.md'}")
         if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             # The verdict's exit code, as from `persistaudit run`; pytest's own codes (usage
             # error, internal error, no tests) are left as they are. A failed test of the
@@ -293,6 +305,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="write results.json and report.md to this folder",
     )
+    group.addoption(
+        "--persistaudit-bundled",
+        action="store_true",
+        help="also collect persistaudit's bundled suites (from the installed package)",
+    )
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -311,6 +328,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "check(id): the stable persistaudit check id (suite.check)")
+    if config.getoption("persistaudit_bundled", False):
+        # A pip install has no suites/ folder to name: the installed package's, beside the
+        # team's own checks (collection reads config.args after configure).
+        config.args.append(str(bundled("suites")))
     session = AuditSession(config)
     config.stash[_session_key] = session
     config.pluginmanager.register(session, "persistaudit-session")

@@ -14,7 +14,7 @@ from typing import Any
 
 import jinja2
 
-from persistaudit import catalog
+from persistaudit import catalog, selection
 from persistaudit.assessment import (
     passing_recommendations,
     recommendation,
@@ -238,6 +238,8 @@ def report_context(
         # A check that persistaudit itself failed inside tested nothing.
         "not_tested": [c for c in checks if c["status"] in ("skipped", "error")],
         "untested_areas": untested_areas(checks),
+        # Bundled checks this run left out (-k, or a team's checks alone): not a full audit.
+        "not_run": selection.not_run(results),
         "files": results.get("evidence_files", {}),
         "signoff": signoff,
     }

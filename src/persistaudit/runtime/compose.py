@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +81,8 @@ def compose_command() -> tuple[str, ...]:
             return tuple(command)
     raise ComposeError(
         "Compose v2 is not installed: neither `docker compose` nor docker-compose answers as "
-        "v2. Hint: run `make setup` (scripts/setup.sh compose installs it)"
+        "v2. Hint: install Compose v2 (Debian/Ubuntu: docker-compose-plugin or docker-compose-v2; "
+        "in a persistaudit checkout, `scripts/setup.sh compose` installs it)"
     )
 
 
@@ -616,6 +616,5 @@ class ComposeRuntime(EngineRuntime):
 
 
 def _engine_host() -> str:
-    """The host of a remote engine (DOCKER_HOST), where its published ports are."""
-    url = urllib.parse.urlsplit(os.environ.get("DOCKER_HOST", ""))
-    return url.hostname or "127.0.0.1"
+    """The host of a remote engine (DOCKER_HOST or the context's), where its ports are."""
+    return engine.published_host()

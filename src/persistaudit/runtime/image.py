@@ -92,7 +92,8 @@ class ImageRuntime(EngineRuntime):
             kwargs["healthcheck"] = engine_healthcheck(healthcheck)
         # The id this run resolved or built, never the tag: another audit may retag it meanwhile.
         tc = (
-            TcContainer(self.image_id)
+            # testcontainers' own client, on the engine persistaudit talks to (a context's too).
+            TcContainer(self.image_id, docker_client_kw=_client_kw())
             .with_name(f"{self.prefix}-{self.generation}")
             .with_volume_mapping(self.volume_name, self.config.volume_mount, "rw")
             .with_kwargs(**kwargs)
@@ -221,3 +222,14 @@ class ImageRuntime(EngineRuntime):
     def close(self) -> cleanup.Removal:
         self._container = None
         return cleanup.remove_run(self.run_id, self.prefix)
+
+
+def _client_kw() -> dict[str, object]:
+    """testcontainers' client: on the same engine, and for ssh:// through paramiko as ours
+    (its default shells out to the ssh command, which reads another known_hosts and config
+    when HOME is not the user's passwd home)."""
+    kwargs: dict[str, object] = {"use_ssh_client": False}
+    environment = engine.sdk_environment()
+    if environment is not None:
+        kwargs["environment"] = environment
+    return kwargs

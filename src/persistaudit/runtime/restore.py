@@ -9,9 +9,7 @@ the service's first start already finds it.
 from __future__ import annotations
 
 import contextlib
-import os
 import tarfile
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -71,10 +69,8 @@ class Restored:
 
 
 def host_ip() -> str:
-    """Where the engine publishes ports: loopback for a local engine, else DOCKER_HOST's host."""
-    if engine.is_local():
-        return "127.0.0.1"
-    return urllib.parse.urlsplit(os.environ.get("DOCKER_HOST", "")).hostname or "127.0.0.1"
+    """Where the engine publishes ports: loopback for a local engine, else its address's host."""
+    return engine.published_host()
 
 
 def container_kwargs(
