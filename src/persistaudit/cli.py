@@ -333,7 +333,9 @@ def diff_command(manifest: Path, other: Path, as_json: bool) -> None:
 def report(results: Path, output: Path, fmt: str) -> None:
     """Render the report again from a saved results.json (the same bytes every time)."""
     doc = read_results(results)
-    write_output(output, render_html(doc) if fmt == "html" else render_markdown(doc))
+    base = results.parent  # host paths relative to the folder of results.json
+    text = render_html(doc, base=base) if fmt == "html" else render_markdown(doc, base=base)
+    write_output(output, text)
 
 
 @main.command()
@@ -369,9 +371,11 @@ def sign(folder: Path, key: Path, auditor: str, role: str) -> None:
     doc = read_results(folder / "results.json")
     private = signing.load_private_key(key)
     signoff = signing.signoff_block(private.public_key(), auditor, role, signing.now_utc())
-    (folder / "report.md").write_text(render_markdown(doc, signoff), encoding="utf-8")
+    report_md = render_markdown(doc, signoff, base=folder)
+    (folder / "report.md").write_text(report_md, encoding="utf-8")
     if (folder / "report.html").exists():
-        (folder / "report.html").write_text(render_html(doc, signoff), encoding="utf-8")
+        report_html = render_html(doc, signoff, base=folder)
+        (folder / "report.html").write_text(report_html, encoding="utf-8")
     target = signing.sign(folder, private, signoff)
     click.echo(f"signed {folder} as {auditor} ({role}) with {signoff['fingerprint']}: {target}")
 

@@ -31,7 +31,7 @@ from persistaudit import allowed_signers, checksums, sshsig
 from persistaudit.documents import SIGNATURE_SCHEMA_FILE, read_json, validate
 from persistaudit.exceptions import SigningError, clip_value
 
-__all__ = ["SigningError", "sign", "verify", "keygen"]
+__all__ = ["SigningError", "keygen", "sign", "verify"]
 
 SIGNATURE_FILE = "signature.json"
 SUMS_FILE = "SHA256SUMS"

@@ -35,7 +35,8 @@ def cli(*args: str) -> tuple[int, str]:
 def test_a_signature_verifies_its_message_and_no_other(message: bytes, namespace: str) -> None:
     armored = sshsig.sign(KEY, message, namespace)
     lines = armored.splitlines()
-    assert lines[0] == sshsig.BEGIN and lines[-1] == sshsig.END
+    assert lines[0] == sshsig.BEGIN
+    assert lines[-1] == sshsig.END
     assert all(len(line) <= sshsig.LINE for line in lines[1:-1])
     parsed = sshsig.parse(armored)
     assert parsed.namespace == namespace
@@ -162,9 +163,7 @@ def test_a_malformed_allowed_signers_file_is_one_line_naming_the_line(
 
 
 @given(st.text(alphabet="ab*?", max_size=6), st.text(alphabet="ab", max_size=6))
-def test_patterns_match_as_fnmatch_does_for_star_and_question_mark(
-    pattern: str, text: str
-) -> None:
+def test_patterns_match_as_fnmatch_does_for_star_and_question_mark(pattern: str, text: str) -> None:
     import fnmatch
 
     assert allowed_signers.match_pattern(text, pattern) == fnmatch.fnmatchcase(text, pattern)

@@ -197,7 +197,8 @@ def test_another_namespace_or_identity_is_refused_by_both(
 @needs_tools
 def test_a_folder_signed_by_ssh_keygen_alone_verifies(tmp_path: Path) -> None:
     """An auditor may make SHA256SUMS and its signature with stock tools; verify accepts it."""
-    assert SSH_KEYGEN is not None and SHA256SUM is not None
+    assert SSH_KEYGEN is not None
+    assert SHA256SUM is not None
     folder = tmp_path / "report"
     folder.mkdir()
     (folder / "report.md").write_text("# report\n")
