@@ -61,8 +61,7 @@ def _relpath(path: str, base: Path) -> str:
 def _rewrite(value: Any, rules: list[tuple[re.Pattern[str], str]]) -> Any:
     if isinstance(value, str):
         for pattern, shown in rules:
-            if pattern.search(value):
-                value = pattern.sub(lambda _m, s=shown: s, value)
+            value = pattern.sub(shown.replace("\\", "\\\\"), value)  # shown is no template
         return value
     if isinstance(value, dict):
         return {k: _rewrite(v, rules) for k, v in value.items()}

@@ -211,11 +211,13 @@ def step_details(step: dict[str, Any]) -> str:
 
 
 def report_context(
-    results: dict[str, Any], signoff: dict[str, Any] | None = None, base: Path | None = None
+    results: dict[str, Any],
+    signoff: dict[str, Any] | None = None,
+    results_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """What the templates show; base is the folder of results.json, if known (relpaths)."""
-    paths_base = relpaths.relative_to(results, base)
-    results = bounded(relpaths.relative(results, base))
+    """What the templates show; results_dir is the folder of results.json, if known."""
+    paths_base = relpaths.relative_to(results, results_dir)
+    results = bounded(relpaths.relative(results, results_dir))
     checks = results["checks"]
     # Per suite, groups of results: a check's per-database results (`check[name]`) together.
     # (check, per database?, results); a plain id is a group of its own.
