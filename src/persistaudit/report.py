@@ -124,9 +124,7 @@ def md_text(value: Any, inert: bool = False) -> str:
     inert (for the HTML page) also escapes emphasis, link and entity punctuation: the text
     shows as written, and Markdown parsing stays linear however hostile the text.
     """
-    text = str(value)
-    if inert:
-        text = text.replace("\\", "\\\\")
+    text = str(value).replace("\\", "\\\\")  # `\\:` shows as written, not as `:`
     text = re.sub(r"\s*\n\s*", " ", _escape_inline(text, inert)).strip()
     return printable(_BLOCK_START.sub(_escape_block, text, count=1), backslash=False)
 

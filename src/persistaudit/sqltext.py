@@ -425,8 +425,9 @@ def _render(stretches: list[tuple[bool, list[Token], list[Token]]], side: str = 
         if prev is not None:
             if isinstance(prev, Token) and isinstance(item, Token):
                 out.append(_gap(prev, item))
-            elif isinstance(item, Token):
-                out.append("" if item.text in (",", ")", ".", ";") else " ")
+            elif isinstance(item, Token):  # after a change, or a cut ("..."): spaced apart
+                tight = item.text in (",", ")", ".", ";") and prev != "..."
+                out.append("" if tight else " ")
             elif isinstance(prev, Token):
                 out.append("" if prev.text in ("(", ".") else " ")
             else:
