@@ -225,3 +225,33 @@ def test_a_folder_signed_by_ssh_keygen_alone_verifies(tmp_path: Path) -> None:
     code, out = cli("verify", str(folder), "--allowed-signers", str(allowed))
     assert code == 1
     assert "INVALID: notes.txt: added after signing (not covered by the signature)" in out
+
+
+@needs_tools
+def test_the_readme_commands_check_a_signed_folder(signed: tuple[Path, Path, Path]) -> None:
+    """The README's stock-tools block, run as written (bash), in a signed folder."""
+    folder, _, allowed = signed
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("#### Checking a signed report with stock tools")[1]
+    script = section.split("```sh\n")[1].split("```")[0]
+    script = script.replace("cd REPORT_DIR\n", "").replace("allowed_signers", str(allowed))
+    bash = shutil.which("bash")
+    assert bash is not None
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [bash, "-eo", "pipefail", "-c", script],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    good = run()
+    assert good.returncode == 0, good.stderr
+    assert "report.md: OK" in good.stdout
+    assert f'Good "persistaudit" signature for {IDENTITY}' in good.stdout
+    assert good.stdout.splitlines()[-1].startswith("Good ")  # no file left unlisted
+    (folder / "evidence" / "planted.log").write_text("later\n")
+    added = run()
+    assert added.stdout.splitlines()[-1] == "evidence/planted.log"
