@@ -215,7 +215,7 @@ def report_context(
 ) -> dict[str, Any]:
     """What the templates show; results_dir is the folder of results.json, if known."""
     paths_base = relpaths.relative_to(results, results_dir)
-    results = bounded(relpaths.relative(results, results_dir))
+    results = relpaths.relative(bounded(results), results_dir)  # on what is shown only
     checks = results["checks"]
     # Per suite, groups of results: a check's per-database results (`check[name]`) together.
     # (check, per database?, results); a plain id is a group of its own.

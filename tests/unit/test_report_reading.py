@@ -153,6 +153,7 @@ def test_a_paragraph_shows_its_text_as_written_and_starts_no_block(value: str) -
 @settings(max_examples=200, deadline=None)
 @given(TEXT)
 def test_a_code_span_shows_its_text_as_written(value: str) -> None:
+    assume(value.strip())  # a blank value is no code span at all
     span = md_code(value)
     page = MD.render(f"| h |\n|---|\n| {span} |\n")
     (code,) = re.findall(r"<code>(.*?)</code>", page, re.DOTALL)
