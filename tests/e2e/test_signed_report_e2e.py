@@ -16,6 +16,8 @@ import pytest
 from tests.e2e.conftest import persistaudit
 from tests.helpers import REPO
 
+pytestmark = pytest.mark.docker
+
 DRIFT = REPO / "tests" / "golden" / "drift" / "audit.yaml"
 
 
