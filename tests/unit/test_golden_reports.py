@@ -108,7 +108,7 @@ def test_html_is_the_same_content_as_a_standalone_page() -> None:
     html = render_html(load("fail"))
     assert html.startswith("<!DOCTYPE html>")
     assert (
-        '<div class="verdict verdict-fail" role="status"><strong>FAIL</strong>'
+        '<div class="verdict verdict-fail" role="status"><strong>FAIL</strong> '
         "7 passed, 2 failed, 0 blocked, of 9 checks</div>" in html
     )
     assert "@media print" in html
