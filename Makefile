@@ -34,6 +34,7 @@ test: setup lint
 
 test-unit:
 	@bash scripts/setup.sh venv
+	@bash scripts/setup.sh tools
 	$(BIN)/python -m pytest -m "not docker"
 
 lint:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for persistaudit: a .venv with the package, a Docker engine, Compose v2,
 # and the demo service's base image. Each step is skipped quickly when already done.
-# Usage: scripts/setup.sh [venv|engine|compose|base-image|wheelhouse|all]   (default: all)
+# Usage: scripts/setup.sh [venv|tools|engine|compose|base-image|wheelhouse|all]   (default: all)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,6 +41,20 @@ setup_venv() {
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
   "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
   touch "$stamp"
+}
+
+setup_tools() {
+  # The stock tools an auditor checks a signed report with; the tests run them for real.
+  local missing=()
+  command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+  command -v sha256sum >/dev/null 2>&1 || missing+=(coreutils)
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    say "warning: ${missing[*]} missing (ssh-keygen, sha256sum): install it to run the stock-tools signature tests (they skip without it)"
+    return 0
+  fi
+  say "installing ${missing[*]} (ssh-keygen and sha256sum, for checking signed reports)"
+  apt_install "${missing[@]}"
 }
 
 engine_answers() { timeout 20 docker info >/dev/null 2>&1; }
@@ -230,10 +244,11 @@ setup_wheelhouse() {
 
 case "${1:-all}" in
   venv) setup_venv ;;
+  tools) setup_tools ;;
   engine) setup_engine ;;
   compose) setup_venv; setup_compose ;;
   base-image) setup_engine; setup_base_image ;;
   wheelhouse) setup_venv; setup_wheelhouse ;;
-  all) setup_venv; setup_engine; setup_compose; setup_base_image; setup_wheelhouse ;;
-  *) die "unknown step '$1' (venv, engine, compose, base-image, wheelhouse, all)" ;;
+  all) setup_venv; setup_tools; setup_engine; setup_compose; setup_base_image; setup_wheelhouse ;;
+  *) die "unknown step '$1' (venv, tools, engine, compose, base-image, wheelhouse, all)" ;;
 esac

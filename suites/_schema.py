@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from persistaudit.diff import diff, diff_tables, rows
+from persistaudit.diff import diff, diff_tables
+from persistaudit.difftable import COLUMNS, WORD_DIFF_LEGEND, rows, word_diffed
 from persistaudit.display import printable
 from persistaudit.manifest import Manifest, dump_manifest
 from persistaudit.plugin import CheckRecorder
@@ -56,13 +57,12 @@ def match_manifest(
     )
     check.metric("Schema differences" + metric_suffix, "0", str(len(differences)), not differences)
     for kind in OBJECT_ORDER:
-        found = rows([d for d in differences if d.object == kind])
+        found = rows([d for d in differences if d.object == kind], expected, actual)
         if found:
-            check.table(
-                f"{kind.replace('_', ' ')} differences ({len(found)})",
-                ["Difference", "Name", "What changed ([-expected-]{+found+})"],
-                found,
-            )
+            title = f"{kind.replace('_', ' ')} differences ({len(found)})"
+            if word_diffed(found):
+                title += f"; {WORD_DIFF_LEGEND}"
+            check.table(title, COLUMNS, found)
     if not differences:
         check.summary = (
             f"schema matches the manifest: {plural(len(tables.expected), 'table')}, "

@@ -347,7 +347,9 @@ def diff_command(manifest: Path, other: Path, as_json: bool) -> None:
 def report(results: Path, output: Path, fmt: str) -> None:
     """Render the report again from a saved results.json (the same bytes every time)."""
     doc = read_results(results)
-    write_output(output, render_html(doc) if fmt == "html" else render_markdown(doc))
+    base = results.parent  # host paths relative to the folder of results.json
+    text = render_html(doc, base=base) if fmt == "html" else render_markdown(doc, base=base)
+    write_output(output, text)
 
 
 @main.command()
@@ -359,6 +361,10 @@ def keygen(path: Path, comment: str) -> None:
     private, public = signing.keygen(path, comment)
     key = signing.load_public_key(public)
     click.echo(f"wrote {private} and {public} ({signing.fingerprint(key)})")
+    click.echo(
+        "for an allowed_signers file (put your identity first): IDENTITY "
+        f'namespaces="{signing.NAMESPACE}" {signing.openssh_public(key)}'
+    )
 
 
 @main.command()
@@ -373,14 +379,17 @@ def keygen(path: Path, comment: str) -> None:
 @click.option("--role", required=True, help="In which role.")
 @one_line_errors
 def sign(folder: Path, key: Path, auditor: str, role: str) -> None:
-    """Sign a report folder: report.md gets the sign-off block, signature.json covers all files."""
+    """Sign a report folder: report.md gets the sign-off block; signature.json, SHA256SUMS
+    and SHA256SUMS.sig (ssh-keygen's format) cover all files."""
     signing.check_folder(folder)  # before anything is written: nothing through a link
     doc = read_results(folder / "results.json")
     private = signing.load_private_key(key)
     signoff = signing.signoff_block(private.public_key(), auditor, role, signing.now_utc())
-    (folder / "report.md").write_text(render_markdown(doc, signoff), encoding="utf-8")
+    report_md = render_markdown(doc, signoff, base=folder)
+    (folder / "report.md").write_text(report_md, encoding="utf-8")
     if (folder / "report.html").exists():
-        (folder / "report.html").write_text(render_html(doc, signoff), encoding="utf-8")
+        report_html = render_html(doc, signoff, base=folder)
+        (folder / "report.html").write_text(report_html, encoding="utf-8")
     target = signing.sign(folder, private, signoff)
     click.echo(f"signed {folder} as {auditor} ({role}) with {signoff['fingerprint']}: {target}")
 
@@ -392,24 +401,63 @@ def sign(folder: Path, key: Path, auditor: str, role: str) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Only accept a signature by this key (OpenSSH public key).",
 )
+@click.option(
+    "--allowed-signers",
+    "signers_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Only accept a signer this OpenSSH allowed-signers file allows (ssh-keygen -Y verify -f).",
+)
+@click.option(
+    "--identity",
+    help="With --allowed-signers: the signer must be allowed as this identity (ssh-keygen -I).",
+)
 @one_line_errors
-def verify(folder: Path, pubkey: Path | None) -> None:
+def verify(
+    folder: Path, pubkey: Path | None, signers_file: Path | None, identity: str | None
+) -> None:
     """Check a signed report folder. Exit code: 0 valid, 1 invalid or changed, 2 bad input."""
-    trusted = signing.load_public_key(pubkey) if pubkey else None
-    result = signing.verify(folder, trusted)
+    if identity is not None and signers_file is None:
+        fail("--identity goes with --allowed-signers FILE (the file that lists the identity)")
+    from persistaudit import allowed_signers
+
+    trust = signing.Trust(
+        key=signing.load_public_key(pubkey) if pubkey else None,
+        signers=allowed_signers.load(signers_file) if signers_file else None,
+        signers_file=signers_file,
+        identity=identity,
+    )
+    result = signing.verify(folder, trust=trust)
+    if not result.ok:
+        for problem in result.problems:
+            click.echo(f"INVALID: {one_line(problem)}", err=True)
+        sys.exit(1)
     who = {k: one_line(v) for k, v in result.signer.items()}
-    if result.ok:
+    if who:
         # The fingerprint of the key that verified the signature, never the claimed one.
         click.echo(
             f"valid: signed by {who['auditor']} ({who['role']}) at {who['signed_at']} "
             f"with {result.fingerprint}"
         )
-        if trusted is None:
-            click.echo("note: no --pubkey given, so the signer's key itself was not checked")
-        return
-    for problem in result.problems:
-        click.echo(f"INVALID: {one_line(problem)}", err=True)
-    sys.exit(1)
+    if result.ssh_fingerprint:
+        allowed = (
+            f" for {one_line(', '.join(result.principals))} ({signers_file})"
+            if result.principals
+            else ""
+        )
+        click.echo(
+            f"valid: {signing.SUMS_FILE} and {signing.SUMS_SIGNATURE}: a good "
+            f'"{signing.NAMESPACE}" signature with {result.ssh_fingerprint}{allowed}'
+        )
+    else:
+        click.echo(
+            f"note: no {signing.SUMS_SIGNATURE} (signed by an earlier persistaudit): sign the "
+            "folder again to make it checkable with sha256sum and ssh-keygen"
+        )
+    if trust.key is None and trust.signers is None:
+        click.echo(
+            "note: no --pubkey or --allowed-signers given, so the signer's key itself was "
+            "not checked"
+        )
 
 
 @main.command("compare")

@@ -18,7 +18,7 @@ from typing import Any
 import docker.errors
 import pytest
 
-from persistaudit import __version__, catalog, engine, reproduce, selection, signals
+from persistaudit import __version__, catalog, engine, relpaths, reproduce, selection, signals
 from persistaudit.audit import TargetAudit
 from persistaudit.config import TargetConfig
 from persistaudit.exceptions import PersistauditError, summarize
@@ -33,9 +33,7 @@ from persistaudit.findings import (
 from persistaudit.outputs import EVIDENCE_DIR, safe_name, write_outputs
 from persistaudit.progress import Progress
 from persistaudit.redact import Redactor
-
-# What results.json names as the config when a persistaudit_config fixture built it.
-FIXTURE_ORIGIN = "persistaudit_config fixture"
+from persistaudit.relpaths import FIXTURE_ORIGIN
 
 
 class AuditBlocked(pytest.skip.Exception):  # type: ignore[name-defined,misc]
@@ -273,6 +271,7 @@ class ResultCollector:
 
     def write(self, out: Path, doc: dict[str, Any]) -> bool:
         """Write the outputs whole; False when an interrupt came meanwhile (nothing published)."""
+        doc = relpaths.relative(doc, out)  # no path of this machine in what is written
         with signals.shielded():  # complete or discarded, never cut off halfway
             write_outputs(out, doc, self.files, self.redactor)
         return signals.received() is None

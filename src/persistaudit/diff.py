@@ -33,8 +33,8 @@ _COLUMN_CANON: dict[str, Callable[[Any], Any]] = {
     "type": sqltext.normalize_type,
     "default": sqltext.normalize_default,
 }
-_SQL_OBJECTS = ("view", "trigger", "check")  # whose expected/actual are SQL text
-_SQL_FIELDS = ("columns", "where", "default")  # fields shown as a word diff
+SQL_OBJECTS = ("view", "trigger", "check")  # whose expected/actual are SQL text
+SQL_FIELDS = ("columns", "where", "default")  # fields shown as a word diff
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,9 @@ class Difference:
                 f"{k}: {_field_change(k, self.expected[k], self.actual.get(k))}"
                 for k in self.expected
             )
-        if self.object in _SQL_OBJECTS and isinstance(self.expected, str):
+        if self.object in SQL_OBJECTS and isinstance(self.expected, str):
             return sqltext.word_diff(self.expected, str(self.actual))
-        return f"expected {_show(self.expected)}, found {_show(self.actual)}"
+        return f"expected {show_value(self.expected)}, found {show_value(self.actual)}"
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -71,7 +71,8 @@ class Difference:
         return data
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
+    """A field's value as the report and the text output show it."""
     if value is None:
         return "(none)"
     if isinstance(value, bool):
@@ -82,19 +83,11 @@ def _show(value: Any) -> str:
 
 
 def _field_change(field: str, old: Any, new: Any) -> str:
-    if field in _SQL_FIELDS and old is not None and new is not None:
+    if field in SQL_FIELDS and old is not None and new is not None:
         if isinstance(old, list):
             return sqltext.word_diff(", ".join(old), ", ".join(new))
         return sqltext.word_diff(str(old), str(new))
-    return f"expected {_show(old)}, found {_show(new)}"
-
-
-def rows(differences: list[Difference]) -> list[list[str]]:
-    """The report's table of differences: kind, name and what changed, each escaped."""
-    return [
-        [d.kind, printable(d.name), printable(d.change()) if d.kind == "changed" else ""]
-        for d in differences
-    ]
+    return f"expected {show_value(old)}, found {show_value(new)}"
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,14 @@ class UpgradeError(PersistauditError):
     """The previous version could not be installed: its image, or a step the engine refused."""
 
 
+class SigningError(PersistauditError):
+    """A key cannot be read or used, or a folder cannot be signed."""
+
+
+class AllowedSignersError(SigningError):
+    """An allowed-signers file cannot be read, or one of its lines is malformed."""
+
+
 class DocumentError(PersistauditError):
     """A results.json or signature.json is unreadable, not strict JSON, or of the wrong shape."""
 

@@ -10,11 +10,12 @@ import functools
 import json
 import re
 import shlex
+from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from persistaudit import catalog, selection
+from persistaudit import catalog, relpaths, selection
 from persistaudit.assessment import (
     passing_recommendations,
     recommendation,
@@ -104,30 +105,61 @@ def bounded(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def md_cell(value: Any, inert: bool = False) -> str:
-    """Text safe inside a Markdown table cell: no pipes, newlines, backticks or HTML."""
+    """Text safe inside a Markdown table cell: no pipes, newlines, backticks or HTML.
+
+    Escaped the Markdown way (`\\<`, `\\|`), never with HTML entities: report.md reads as
+    written in a text editor, and renders the same on a Markdown site.
+    """
     text = str(value)
     text = text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
-    if inert:
-        text = _INERT.sub(r"\\\g<0>", text)
-    text = text.replace("<", "&lt;").replace(">", "&gt;")
+    text = _escape_inline(text, inert)
     return printable(re.sub(r"\s*\n\s*", " ", text).strip(), backslash=False)
 
 
 def md_text(value: Any, inert: bool = False) -> str:
     """Text safe in a Markdown paragraph or list item: HTML is shown, not run, and no line
-    of its own can start (a carriage return or escape sequence is shown escaped).
+    of its own can start (a carriage return or escape sequence is shown escaped), nor can
+    it open a heading, quote or list where it starts a line.
 
     inert (for the HTML page) also escapes emphasis, link and entity punctuation: the text
     shows as written, and Markdown parsing stays linear however hostile the text.
     """
-    text = str(value)
-    if inert:
-        text = _INERT.sub(r"\\\g<0>", text.replace("\\", "\\\\"))
-    text = re.sub(r"\s*\n\s*", " ", text.replace("<", "&lt;").replace(">", "&gt;"))
-    return printable(text, backslash=False)
+    text = str(value).replace("\\", "\\\\")  # `\\:` shows as written, not as `:`
+    text = re.sub(r"\s*\n\s*", " ", _escape_inline(text, inert)).strip()
+    return printable(_BLOCK_START.sub(_escape_block, text, count=1), backslash=False)
+
+
+def md_code(value: Any, table: bool = True) -> str:
+    """A code span holding value as written (on one line, control characters escaped).
+
+    Inside a code span nothing is an escape, so nothing but a table's pipe is escaped: the
+    span's backticks outnumber any run of backticks in the text.
+    """
+    text = printable(re.sub(r"\s*\n\s*", " ", str(value)).strip(), backslash=False)
+    if not text:
+        return ""
+    if table:
+        text = text.replace("|", "\\|")
+    ticks = "`" * (max((len(m) for m in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text[0] == "`" or text[-1] == "`" else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
 
 
 _INERT = re.compile(r"[*_\[\]!~&]")
+_ENTITY = re.compile(r"&(?=#?[0-9A-Za-z]+;)")  # what a Markdown renderer would decode
+# A line start that opens a block: a heading, quote, list item, rule or setext underline.
+_BLOCK_START = re.compile(r"^(?:[#>+\-*=_]|\d{1,9}[.)])")
+
+
+def _escape_block(match: re.Match[str]) -> str:
+    marker = match.group()
+    return f"{marker[:-1]}\\{marker[-1]}"
+
+
+def _escape_inline(text: str, inert: bool) -> str:
+    """HTML cannot start (`\\<`), and no entity is decoded (`\\&amp;` shows as written)."""
+    text = _INERT.sub(r"\\\g<0>", text) if inert else _ENTITY.sub(r"\\&", text)
+    return text.replace("<", "\\<")
 
 
 def fence(value: Any) -> str:
@@ -152,6 +184,7 @@ def environment(inert: bool = False) -> jinja2.Environment:
         env.filters.update(
             cell=functools.partial(md_cell, inert=inert),
             text=functools.partial(md_text, inert=inert),
+            code=md_code,
             fence=fence,
             argv=lambda words: shlex.join(str(w) for w in words),
         )
@@ -176,9 +209,13 @@ def step_details(step: dict[str, Any]) -> str:
 
 
 def report_context(
-    results: dict[str, Any], signoff: dict[str, Any] | None = None
+    results: dict[str, Any],
+    signoff: dict[str, Any] | None = None,
+    results_dir: Path | None = None,
 ) -> dict[str, Any]:
-    results = bounded(results)
+    """What the templates show; results_dir is the folder of results.json, if known."""
+    paths_base = relpaths.relative_to(results, results_dir)
+    results = relpaths.relative(bounded(results), results_dir)  # on what is shown only
     checks = results["checks"]
     # Per suite, groups of results: a check's per-database results (`check[name]`) together.
     # (check, per database?, results); a plain id is a group of its own.
@@ -211,7 +248,8 @@ def report_context(
             )
             for s, gs in suites.items()
         ],
-        "key_findings": sorted(checks, key=lambda c: ORDER[c["status"]]),
+        # What needs the reader: failures, blocks and internal errors, never the passes.
+        "key_findings": problems,
         "risks": [(c, _naming_database(risk(c), c, results["target"])) for c in problems],
         "residual": residual_risks(checks),
         "recommendations": [
@@ -242,6 +280,7 @@ def report_context(
         "not_run": selection.not_run(results),
         "files": results.get("evidence_files", {}),
         "signoff": signoff,
+        "paths_base": paths_base,
     }
 
 
@@ -273,14 +312,23 @@ def _suite_heading(name: str) -> tuple[str, str, str]:
 
 
 def render_markdown(
-    results: dict[str, Any], signoff: dict[str, Any] | None = None, *, inert: bool = False
+    results: dict[str, Any],
+    signoff: dict[str, Any] | None = None,
+    *,
+    inert: bool = False,
+    base: Path | None = None,
 ) -> str:
-    """The auditor's report; signoff (who signed, when, with which key) fills its last block."""
+    """The auditor's report; signoff (who signed, when, with which key) fills its last block.
+
+    base: the folder of results.json, which host paths are shown relative to (relpaths).
+    """
     template = environment(inert).get_template("report.md.j2")
-    return template.render(**report_context(results, signoff))
+    return template.render(**report_context(results, signoff, base))
 
 
-def render_html(results: dict[str, Any], signoff: dict[str, Any] | None = None) -> str:
+def render_html(
+    results: dict[str, Any], signoff: dict[str, Any] | None = None, *, base: Path | None = None
+) -> str:
     """The same report as one standalone HTML page; raw HTML in the Markdown is not passed."""
     from markdown_it import MarkdownIt
 
@@ -288,6 +336,27 @@ def render_html(results: dict[str, Any], signoff: dict[str, Any] | None = None) 
     # (phishing), and link labels are what makes Markdown parsing slow on hostile text.
     markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
     markdown.disable(["link", "image", "reference"])
-    body = markdown.render(render_markdown(results, signoff, inert=True))
+    body = markdown.render(render_markdown(results, signoff, inert=True, base=base))
     title = f"Persistence validation report: {results['target']['name']}"
-    return environment().get_template("report.html.j2").render(title=title, body=body)
+    return (
+        environment()
+        .get_template("report.html.j2")
+        .render(
+            title=title,
+            body=body,
+            verdict=results["verdict"],
+            counts=verdict_counts(results["checks"]),
+        )
+    )
+
+
+def verdict_counts(checks: list[dict[str, Any]]) -> str:
+    """`7 passed, 2 failed, 0 blocked (and the rest), of 9 checks`: the banner's line."""
+    count = {s: sum(c["status"] == s for c in checks) for s in STATUS_MARK}
+    parts = [
+        f"{count['passed']} passed",
+        f"{count['failed']} failed",
+        f"{count['blocked']} blocked",
+    ]
+    parts += [f"{count[s]} {s}" for s in ("error", "waived", "skipped") if count[s]]
+    return f"{', '.join(parts)}, of {len(checks)} checks"

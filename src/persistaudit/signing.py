@@ -1,8 +1,13 @@
-"""Sign-off: an Ed25519 signature over a report folder, so no file changes unnoticed.
+"""Sign-off: Ed25519 signatures over a report folder, so no file changes unnoticed.
 
-signature.json lists the sha256 of every file in the folder (report.md, results.json,
-junit.xml, evidence/*) with who signed, when and with which key, and an Ed25519 signature
-over that list. Keys are OpenSSH files, so auditors can sign with the key they already use.
+Two signatures by the same key, each over every file:
+- signature.json lists the sha256 of every file in the folder (report.md, results.json,
+  junit.xml, evidence/*) with who signed, when and with which key, and an Ed25519 signature
+  over that list: what `persistaudit verify` has always checked.
+- SHA256SUMS (the same digests, and signature.json's, in `sha256sum` form) and its OpenSSH
+  signature SHA256SUMS.sig (namespace "persistaudit", as `ssh-keygen -Y sign` makes it), so
+  that an auditor can check the folder with stock tools and an allowed-signers file.
+Keys are OpenSSH files, so auditors can sign with the key they already use.
 """
 
 from __future__ import annotations
@@ -22,18 +27,24 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from persistaudit import allowed_signers, checksums, sshsig
 from persistaudit.documents import SIGNATURE_SCHEMA_FILE, read_json, validate
-from persistaudit.exceptions import PersistauditError, clip_value
+from persistaudit.exceptions import SigningError, clip_value
+
+__all__ = ["SigningError", "keygen", "sign", "verify"]
 
 SIGNATURE_FILE = "signature.json"
+SUMS_FILE = "SHA256SUMS"
+SUMS_SIGNATURE = "SHA256SUMS.sig"
+NAMESPACE = "persistaudit"  # ssh-keygen -n: what the signature is for
+# The files that sign, never signed by signature.json (SHA256SUMS lists signature.json).
+SIGNING_FILES = frozenset({SIGNATURE_FILE, SUMS_FILE, SUMS_SIGNATURE})
+MAX_SUMS_BYTES = 16 * 1024 * 1024
+MAX_SSHSIG_BYTES = 64 * 1024
 SIGNATURE_SCHEMA = "persistaudit/signature/v1"
 PASSPHRASE_ENV = "PERSISTAUDIT_KEY_PASSPHRASE"
 KEY_TYPE = "ssh-ed25519"
 SIGNATURE_BYTES = 64
-
-
-class SigningError(PersistauditError):
-    """A key cannot be read or used, or a folder cannot be signed."""
 
 
 def keygen(path: Path, comment: str) -> tuple[Path, Path]:
@@ -159,7 +170,7 @@ def scan(folder: Path) -> Contents:
                 pending.append((Path(entry.path), rel + "/"))
             elif kind:
                 out.others[rel] = f"{kind}, not a regular file"
-            elif rel != SIGNATURE_FILE:
+            elif rel not in SIGNING_FILES:
                 out.files[rel] = Path(entry.path)
     return out
 
@@ -210,6 +221,7 @@ def check_folder(folder: Path) -> Contents:
     contents = scan(folder)
     empty = [d for d in contents.folders if not any(f.startswith(d + "/") for f in contents.files)]
     problems = contents.problems + [f"{d}: a folder with no file in it" for d in empty]
+    problems += [f"{rel}: {why}" for rel in contents.files if (why := checksums.unlistable(rel))]
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise SigningError(f"{folder}: cannot sign: {problems[0]}{more}")
@@ -231,22 +243,38 @@ def signoff_block(key: Ed25519PublicKey, auditor: str, role: str, when: datetime
 
 
 def sign(folder: Path, key: Ed25519PrivateKey, signoff: dict[str, str]) -> Path:
-    """Write signature.json over every file now in folder."""
-    target = folder / SIGNATURE_FILE
-    partial = folder / f".{SIGNATURE_FILE}.partial"
-    if partial.is_file() and not partial.is_symlink():
-        partial.unlink()  # left by a sign that was cut short: never signed
+    """Write signature.json, then SHA256SUMS and SHA256SUMS.sig, over every file in folder."""
+    for name in SIGNING_FILES:
+        partial = folder / f".{name}.partial"
+        if partial.is_file() and not partial.is_symlink():
+            partial.unlink()  # left by a sign that was cut short: never signed
+    files = digests(folder)
     payload = {
         "schema": SIGNATURE_SCHEMA,
         **signoff,
         "public_key": openssh_public(key.public_key()),
-        "files": digests(folder),
+        "files": files,
     }
     signature = base64.b64encode(key.sign(_canonical(payload))).decode()
-    text = json.dumps({**payload, "signature": signature}, indent=2) + "\n"
+    text = (json.dumps({**payload, "signature": signature}, indent=2) + "\n").encode()
+    target = _replace(folder, SIGNATURE_FILE, text)
+    sign_sums(folder, key, {**files, SIGNATURE_FILE: hashlib.sha256(text).hexdigest()})
+    return target
+
+
+def sign_sums(folder: Path, key: Ed25519PrivateKey, files: dict[str, str]) -> None:
+    """Write SHA256SUMS listing files ({path: sha256}) and its OpenSSH signature."""
+    sums = checksums.render(files).encode()
+    _replace(folder, SUMS_FILE, sums)
+    _replace(folder, SUMS_SIGNATURE, sshsig.sign(key, sums, NAMESPACE).encode())
+
+
+def _replace(folder: Path, name: str, data: bytes) -> Path:
+    """Write folder/name whole or not at all; a link of that name is replaced, never followed."""
+    target, partial = folder / name, folder / f".{name}.partial"
     try:
-        _write_new(partial, text.encode(), 0o644)
-        os.replace(partial, target)  # replaces a link named signature.json, never its target
+        _write_new(partial, data, 0o644)
+        os.replace(partial, target)
     except OSError as exc:
         partial.unlink(missing_ok=True)
         raise SigningError(f"{target}: cannot write: {exc.strerror}") from None
@@ -256,7 +284,9 @@ def sign(folder: Path, key: Ed25519PrivateKey, signoff: dict[str, str]) -> Path:
 @dataclass
 class Verification:
     signer: dict[str, str] = field(default_factory=dict)  # as signature.json states it
-    fingerprint: str = ""  # of the key that made the signature, computed here
+    fingerprint: str = ""  # of the key that made signature.json's signature, computed here
+    ssh_fingerprint: str = ""  # of the key that made SHA256SUMS.sig; "" when there is none
+    principals: list[str] = field(default_factory=list)  # allowed signers that match
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -332,23 +362,67 @@ def _inside(name: str) -> bool:
     )
 
 
-def verify(folder: Path, trusted: Ed25519PublicKey | None = None) -> Verification:
-    """Check the signature and every file's digest; each problem names its file."""
-    path = folder / SIGNATURE_FILE
+@dataclass(frozen=True)
+class Trust:
+    """Whom a verification trusts: a public key, and/or an allowed-signers file."""
+
+    key: Ed25519PublicKey | None = None
+    signers: list[allowed_signers.Signer] | None = None
+    signers_file: Path | None = None
+    identity: str | None = None
+
+
+def verify(
+    folder: Path, trusted: Ed25519PublicKey | None = None, trust: Trust | None = None
+) -> Verification:
+    """Check both signatures and every file's digest; each problem names its file.
+
+    A folder signed before SHA256SUMS existed has signature.json alone, and still verifies,
+    unless an allowed-signers file is given: that checks SHA256SUMS.sig, which it lacks.
+    """
+    trust = trust or Trust(key=trusted)
+    contents = scan(folder)
+    present = {name: _entry(folder / name) for name in SIGNING_FILES}
+    if present[SIGNATURE_FILE] is None and present[SUMS_SIGNATURE] is None:
+        raise SigningError(
+            f"{folder}: no {SIGNATURE_FILE}: the report is not signed (nor is there a "
+            f"{SUMS_SIGNATURE})"
+        )
+    result = Verification()
+    if present[SIGNATURE_FILE] is not None:
+        _verify_signature_json(folder, contents, trust, result)
+    if present[SUMS_SIGNATURE] is not None or present[SUMS_FILE] is not None:
+        _verify_sums(folder, contents, trust, result)
+    elif trust.signers is not None:
+        result.problems.append(
+            f"{SUMS_SIGNATURE}: missing, so --allowed-signers has nothing to check (signed by "
+            "an earlier persistaudit: sign the folder again)"
+        )
+    result.problems = list(dict.fromkeys(result.problems))  # one line per problem
+    return result
+
+
+def _entry(path: Path) -> os.stat_result | None:
     try:
-        info = path.lstat()
+        return path.lstat()
     except FileNotFoundError:
-        raise SigningError(f"{folder}: no {SIGNATURE_FILE}: the report is not signed") from None
+        return None
     except OSError as exc:
         raise SigningError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _verify_signature_json(
+    folder: Path, contents: Contents, trust: Trust, result: Verification
+) -> None:
+    path = folder / SIGNATURE_FILE
+    info = path.lstat()
     if _kind(info):
-        return Verification(problems=[f"{SIGNATURE_FILE}: {_kind(info)}, not a regular file"])
+        result.problems.append(f"{SIGNATURE_FILE}: {_kind(info)}, not a regular file")
+        return
     signed = read_signature(path)
     payload = signed.payload
-    result = Verification(
-        signer={k: str(payload[k]) for k in ("auditor", "role", "signed_at", "fingerprint")},
-        fingerprint=fingerprint(signed.public_key),
-    )
+    result.signer = {k: str(payload[k]) for k in ("auditor", "role", "signed_at", "fingerprint")}
+    result.fingerprint = fingerprint(signed.public_key)
     try:
         signed.public_key.verify(signed.signature, _canonical(payload))
     except InvalidSignature:
@@ -358,18 +432,105 @@ def verify(folder: Path, trusted: Ed25519PublicKey | None = None) -> Verificatio
             f"{SIGNATURE_FILE}: states the key {payload['fingerprint']}, but the key that signed "
             f"is {result.fingerprint}"
         )
-    if trusted is not None and openssh_public(trusted) != openssh_public(signed.public_key):
+    if trust.key is not None and openssh_public(trust.key) != openssh_public(signed.public_key):
         result.problems.append(
             f"{SIGNATURE_FILE}: signed by {result.fingerprint}, not by the trusted key "
-            f"{fingerprint(trusted)}"
+            f"{fingerprint(trust.key)}"
         )
-    result.problems += _file_problems(folder, signed.files)
-    return result
+    result.problems += _file_problems(contents, signed.files)
 
 
-def _file_problems(folder: Path, files: dict[str, str]) -> list[str]:
+def _read_small(path: Path, limit: int) -> bytes | str:
+    """A regular file's bytes, or what it is instead (a link, a pipe, too large, missing)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        info = _entry(path)
+        return f"{_kind(info)}, not a regular file" if info and _kind(info) else str(exc.strerror)
+    with os.fdopen(fd, "rb") as fh:
+        kind = _kind(os.fstat(fh.fileno()))
+        if kind:
+            return f"{kind}, not a regular file"
+        data = fh.read(limit + 1)
+    return data if len(data) <= limit else f"larger than {limit // 1024} KiB"
+
+
+def _verify_sums(folder: Path, contents: Contents, trust: Trust, result: Verification) -> None:
+    """SHA256SUMS.sig over SHA256SUMS, by whom trust allows; SHA256SUMS over every file."""
+    sums = _read_small(folder / SUMS_FILE, MAX_SUMS_BYTES)
+    armored = _read_small(folder / SUMS_SIGNATURE, MAX_SSHSIG_BYTES)
+    if isinstance(armored, str):
+        result.problems.append(f"{SUMS_SIGNATURE}: {armored}")
+        if armored == "missing":
+            result.problems[-1] += f" ({SUMS_FILE} is not signed)"
+    if isinstance(sums, str):
+        result.problems.append(f"{SUMS_FILE}: {sums}")
+    if isinstance(armored, str) or isinstance(sums, str):
+        return
+    try:
+        sig = sshsig.parse(armored.decode("ascii"))
+    except (UnicodeDecodeError, sshsig.SshsigFormatError) as exc:
+        raise SigningError(f"{folder / SUMS_SIGNATURE}: not an SSH signature: {exc}") from None
+    result.ssh_fingerprint = fingerprint(sig.public_key)
+    good = sig.verifies(sums)
+    if not good:
+        result.problems.append(
+            f"{SUMS_FILE}: changed since it was signed ({SUMS_SIGNATURE} does not match it)"
+        )
+    if sig.namespace != NAMESPACE:
+        result.problems.append(
+            f"{SUMS_SIGNATURE}: made for the namespace {clip_value(sig.namespace)}, "
+            f"not {NAMESPACE!r}"
+        )
+    _check_signer(sig, trust, result)
+    try:
+        listed = checksums.parse(sums.decode("utf-8"))
+    except (UnicodeDecodeError, checksums.SumsFormatError) as exc:
+        if not good:
+            return  # already INVALID: what it lists is not what was signed
+        raise SigningError(f"{folder / SUMS_FILE}: not a SHA256SUMS file: {exc}") from None
+    for name in listed:
+        if name != SIGNATURE_FILE and (not _inside(name) or name in SIGNING_FILES):
+            raise SigningError(
+                f"{folder / SUMS_FILE}: {clip_value(name)} is not a path inside the folder"
+            )
+    covered = Contents(dict(contents.files), contents.folders, dict(contents.others))
+    info = _entry(folder / SIGNATURE_FILE)
+    if info is not None and not _kind(info):  # else contents.others says what it is
+        covered.files[SIGNATURE_FILE] = folder / SIGNATURE_FILE
+    result.problems += _file_problems(covered, listed)
+
+
+def _check_signer(sig: sshsig.Signature, trust: Trust, result: Verification) -> None:
+    """The key of SHA256SUMS.sig: signature.json's, the trusted one, an allowed signer."""
+    made_by = result.ssh_fingerprint
+    if result.fingerprint and result.fingerprint != made_by:
+        result.problems.append(
+            f"{SUMS_SIGNATURE}: made with {made_by}, but {SIGNATURE_FILE} with {result.fingerprint}"
+        )
+    if trust.key is not None and openssh_public(trust.key) != openssh_public(sig.public_key):
+        result.problems.append(
+            f"{SUMS_SIGNATURE}: signed by {made_by}, not by the trusted key "
+            f"{fingerprint(trust.key)}"
+        )
+    if trust.signers is None:
+        return
+    found, why = allowed_signers.principals_for(
+        trust.signers, sshsig.public_blob(sig.public_key), NAMESPACE, trust.identity
+    )
+    result.principals = found
+    if not found:
+        who = f" as {clip_value(trust.identity)}" if trust.identity is not None else ""
+        result.problems.append(
+            f"{SUMS_SIGNATURE}: signed by {made_by}, which {trust.signers_file} does not allow"
+            f"{who} for {NAMESPACE!r}: {why}"
+        )
+
+
+def _file_problems(contents: Contents, files: dict[str, str]) -> list[str]:
     """Each signed file changed, missing or not a regular file; each file or folder added."""
-    contents = scan(folder)
     problems = list(contents.problems)
     for name, digest in sorted(files.items()):
         path = contents.files.get(name)

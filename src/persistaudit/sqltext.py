@@ -370,6 +370,17 @@ def word_diff(old: str, new: str) -> str:
     start and end are found in linear time; only what lies between is aligned, and only
     when it is small enough to align quickly (else it is shown replaced as a whole).
     """
+    return _render(_stretches(old, new))
+
+
+def word_diff_sides(old: str, new: str) -> tuple[str, str]:
+    """The same word diff split in two: old with what it lost marked [-...-], new with what
+    it gained marked {+...+}, both cut around the same changes (a side-by-side view)."""
+    stretches = _stretches(old, new)
+    return _render(stretches, "old"), _render(stretches, "new")
+
+
+def _stretches(old: str, new: str) -> list[tuple[bool, list[Token], list[Token]]]:
     a, b = tokens(old), tokens(new)
     start = 0
     while start < min(len(a), len(b)) and a[start] == b[start]:
@@ -386,18 +397,21 @@ def word_diff(old: str, new: str) -> str:
     else:
         stretches.append((False, mid_a, mid_b))
     stretches.append((True, a[len(a) - end :], []))
-    return _render([s for s in stretches if s[1] or s[2]])
+    return [s for s in stretches if s[1] or s[2]]
 
 
-def _render(stretches: list[tuple[bool, list[Token], list[Token]]]) -> str:
-    """Unchanged tokens with canonical spacing; changes and cuts as marked pieces."""
+def _render(stretches: list[tuple[bool, list[Token], list[Token]]], side: str = "") -> str:
+    """Unchanged tokens with canonical spacing; changes and cuts as marked pieces.
+
+    side "old" or "new" shows only that side's part of each change."""
     items: list[Token | str] = []
     last = len(stretches) - 1
     for n, (equal, old, new) in enumerate(stretches):
         if not equal:
-            items.append(
-                (f"[-{join(old)}-]" if old else "") + (f"{{+{join(new)}+}}" if new else "")
-            )
+            lost = f"[-{join(old)}-]" if old and side != "new" else ""
+            gained = f"{{+{join(new)}+}}" if new and side != "old" else ""
+            if lost or gained:
+                items.append(lost + gained)
             continue
         head = CONTEXT if n > 0 else 0
         tail = CONTEXT if n < last else 0
@@ -411,8 +425,9 @@ def _render(stretches: list[tuple[bool, list[Token], list[Token]]]) -> str:
         if prev is not None:
             if isinstance(prev, Token) and isinstance(item, Token):
                 out.append(_gap(prev, item))
-            elif isinstance(item, Token):
-                out.append("" if item.text in (",", ")", ".", ";") else " ")
+            elif isinstance(item, Token):  # after a change, or a cut ("..."): spaced apart
+                tight = item.text in (",", ")", ".", ";") and prev != "..."
+                out.append("" if tight else " ")
             elif isinstance(prev, Token):
                 out.append("" if prev.text in ("(", ".") else " ")
             else:

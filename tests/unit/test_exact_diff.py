@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from persistaudit.cli import main
-from persistaudit.diff import Difference, diff, rows
+from persistaudit.diff import Difference, diff
+from persistaudit.difftable import rows
 from persistaudit.manifest import Manifest, dump_manifest, load_manifest
 from persistaudit.report import render_html, render_markdown
 from persistaudit.schema import from_file, read_schema
@@ -325,7 +326,7 @@ def test_names_cannot_forge_lines_of_the_report(tmp_path: Path) -> None:
                     "title": "table differences",
                     "content": "",
                     "kind": "table",
-                    "columns": ["Difference", "Name", "What changed"],
+                    "columns": ["Difference", "Name", "Expected", "Actual"],
                     "rows": rows(found),
                 }
             ],
@@ -336,7 +337,10 @@ def test_names_cannot_forge_lines_of_the_report(tmp_path: Path) -> None:
         line.lstrip().startswith(("missing table forged", "no drift", "unexpected x"))
         for line in report.splitlines()
     )
-    assert "| unexpected | x\\\\n    missing table forged |  |" in report
+    assert (
+        "| unexpected | x\\\\n    missing table forged | absent (not in the manifest) | present |"
+        in report
+    )
     assert not {"\x1b", "\r", "\u202e"} & set(report)
     assert "forged" in render_html(doc)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import jsonschema
 import pytest
@@ -67,18 +68,50 @@ def test_golden_reports_say_what_auditors_need() -> None:
 def test_schema_drift_shows_what_changed() -> None:
     drift = (GOLDEN / "drift.report.md").read_text()
     assert "| Schema differences | 0 | 5 | FAIL |" in drift
-    assert "| changed | users.email | collation: expected NOCASE, found BINARY |" in drift
-    assert "| changed | audit_log | autoincrement: expected true, found false |" in drift
+    assert "| Difference | Name | Expected | Actual |" in drift
+    assert "| changed | users.email | collation: NOCASE | collation: BINARY |" in drift
+    assert "| changed | audit_log | autoincrement: true | autoincrement: false |" in drift
+    # Long SQL: a word diff in two halves, each side marked where it differs.
     assert (
-        "| changed | note_summary | ... title as notebook, u.[-display_name-]{+email+} as author"
-        " from notes n join ... |" in drift
+        "| changed | note_summary | ... title as notebook, u.[-display_name-] as author from "
+        "notes n join ... | ... title as notebook, u.{+email+} as author from notes n join ... |"
+        in drift
     )
-    assert "CHECK on status | ... ('draft', 'published', 'archived' [-, 'deleted'-]) |" in drift
+    assert "long SQL as a word diff: [-only expected-] and {+only found+}" in drift
+    # Short SQL: both sides whole.
+    assert (
+        "| changed | notes: CHECK on status | status in ('draft', 'published', 'archived', "
+        "'deleted') | status in ('draft', 'published', 'archived') |" in drift
+    )
+    # The summary keeps the one-line word diff.
+    assert "CHECK on status: ... ('draft', 'published', 'archived' [-, 'deleted'-])" in drift
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_golden_reports_read_as_written(case: str) -> None:
+    """No HTML entity and no host path of the machine that ran the audit, in any report."""
+    text = (GOLDEN / f"{case}.report.md").read_text()
+    assert re.search(r"&(#\d+|#x[0-9a-f]+|[a-z]+);", text, re.IGNORECASE) is None
+    assert re.search(r"(?<![\w.])/(work|tmp|home|root|Users)/", text) is None
+    assert "host paths in this report are relative to the folder of results.json" in text
+    findings = text.split("Key findings:")[1].split("## ")[0]
+    assert "**PASS**" not in findings  # key findings: failures, blocks and errors only
+
+
+def test_key_findings_of_a_pass_say_there_are_none() -> None:
+    passed = (GOLDEN / "pass.report.md").read_text()
+    findings = passed.split("Key findings:")[1].split("## ")[0]
+    assert findings.strip() == "- None: no check failed or was blocked."
 
 
 def test_html_is_the_same_content_as_a_standalone_page() -> None:
     html = render_html(load("fail"))
     assert html.startswith("<!DOCTYPE html>")
+    assert (
+        '<div class="verdict verdict-fail" role="status"><strong>FAIL</strong> '
+        "7 passed, 2 failed, 0 blocked, of 9 checks</div>" in html
+    )
+    assert "@media print" in html
     assert "<table>" in html
     assert "<h1>Persistence validation report: notes-app-ephemeral-db</h1>" in html
     assert "container layer" in html

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 from persistaudit.report import fence, md_cell, render_markdown
@@ -94,7 +95,8 @@ def test_failed_and_blocked_checks_lead_and_carry_risks() -> None:
     )
     text = render_markdown(doc)
     findings = text.split("Key findings:")[1].split("## Validation metrics")[0]
-    assert findings.index("FAIL") < findings.index("BLOCKED") < findings.index("PASS")
+    assert findings.index("FAIL") < findings.index("BLOCKED")
+    assert "PASS" not in findings  # key findings are what needs the reader, never the passes
     assert "| `restart.retention` (FAIL) | Data written before a restart is lost" in text
     assert "Unverified: Fresh installs lack tables" in text
 
@@ -105,8 +107,10 @@ def test_hostile_names_cannot_break_tables_or_inject_html() -> None:
     doc["checks"][0]["summary"] = "table <script> made"
     doc["checks"][1]["evidence"][0]["content"] = "```\nescape attempt\n```"
     text = render_markdown(doc)
-    assert "a\\|b \\`x\\` &lt;script&gt;alert(1)&lt;/script&gt; next |" in text
-    assert "<script>" not in text
+    # Escaped the Markdown way: a backslash before <, never an HTML entity.
+    assert "a\\|b \\`x\\` \\<script>alert(1)\\</script> next |" in text
+    assert re.search(r"(?<!\\)<", text) is None
+    assert "&lt;" not in text
     assert "````\n```\nescape attempt\n```\n````" in text
 
 

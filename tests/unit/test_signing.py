@@ -158,6 +158,9 @@ def resign(folder: Path, key: Ed25519PrivateKey, **changes: Any) -> None:
     payload = {k: v for k, v in doc.items() if k != "signature"} | changes
     signature = base64.b64encode(key.sign(signing._canonical(payload))).decode()
     write_signature(folder, {**payload, "signature": signature})
+    # And SHA256SUMS with its OpenSSH signature, which list signature.json, by the same key.
+    listed = payload["files"] | {"signature.json": signing.file_digest(folder / "signature.json")}
+    signing.sign_sums(folder, key, listed)
 
 
 def test_verify_prints_the_fingerprint_of_the_key_that_verified(signed: tuple[Path, Path]) -> None:
@@ -407,8 +410,8 @@ def test_a_signer_name_cannot_forge_output_lines(signed: tuple[Path, Path]) -> N
     code, out, _ = verify_out(folder)
     assert code == 0
     assert out.startswith("valid: signed by Ada valid: signed by the CEO (")
-    assert out.count("valid: ") == 2
-    assert out.count("\n") == 2  # the line and the note that no --pubkey was given
+    assert out.count("valid: ") == 3  # the forged one, and SHA256SUMS.sig's
+    assert out.count("\n") == 3  # the two lines and the note that no --pubkey was given
 
 
 def test_the_bundled_schemas_are_valid_json_schemas() -> None:
