@@ -20,7 +20,18 @@ from typing import Any
 
 import pytest
 
-from persistaudit import backup_stage, catalog, crash, engine, hooks, outputs, signals, upgrade
+from persistaudit import (
+    backup_stage,
+    catalog,
+    crash,
+    engine,
+    hooks,
+    keep,
+    outputs,
+    progress,
+    signals,
+    upgrade,
+)
 from persistaudit.audit import TargetAudit
 from persistaudit.collector import AuditBlocked, CheckRecorder, ResultCollector, now
 from persistaudit.config import DatabaseEntry, TargetConfig, load_config
@@ -65,7 +76,10 @@ class AuditSession:
             else:
                 emit()
 
-        self.progress = Progress(Redactor({}), writer=write)
+        # The CLI's progress (on the real terminal, perhaps a live status), else plain lines.
+        self.progress = progress.installed() or Progress(Redactor({}), writer=write)
+        self.keep = bool(config.getoption("persistaudit_keep", False))
+        self.total = 0  # checks to run, after -k
         self.collector: ResultCollector | None = None
         self.audit: TargetAudit | None = None
         self.order: list[str] = []  # check ids in run order, before -k deselects any
@@ -173,7 +187,26 @@ class AuditSession:
                         for step in ("start", "restart", "recreate")
                     }
             finally:
-                audit.close()
+                if self.keep and signals.received() is None:
+                    self._keep(audit)
+                else:
+                    audit.close()  # also with --keep after an interrupt: no verdict, no debugging
+
+    def _keep(self, audit: TargetAudit) -> None:
+        """--keep: leave the target's containers and volumes, record them as kept, say how
+        to remove them."""
+        resources = audit.keep()
+        kept = keep.KeptRun(audit.run_id, audit.config.name, "", [], [], [])
+        try:
+            kept = keep.record(audit.run_id, audit.config.name, resources)
+        except OSError as exc:
+            self.progress.line(
+                f"warning: could not record run {audit.run_id} as kept ({exc.strerror}): "
+                "`persistaudit clean` may remove its resources"
+            )
+        what = ", ".join(map(str, resources)) or "nothing was left"
+        self.progress.line(f"kept for debugging (--keep): {what}")
+        self.progress.line(f"remove with: {'; or '.join(kept.remove_commands())}")
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -218,10 +251,19 @@ class AuditSession:
                 self.early.append((recorder, call.excinfo, call.duration))
         return report
 
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.total = sum(1 for item in session.items if _check_id(item))
+
     @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self) -> None:
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
         if self.active:
             signals.check()  # an interrupt swallowed inside a check still stops the session
+        check_id = _check_id(item)
+        if check_id and check_id in self.order:
+            done = sum(
+                1 for c in self.order[: self.order.index(check_id)] if c not in self.left_out
+            )
+            self.progress.check(check_id, done + 1, self.total)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         self.close_audit()  # already done by the fixture, unless the session was cut short
@@ -292,6 +334,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--persistaudit-out",
         metavar="DIR",
         help="write results.json and report.md to this folder",
+    )
+    group.addoption(
+        "--persistaudit-keep",
+        action="store_true",
+        help="keep the target's containers and volumes after the audit, for debugging",
     )
 
 
