@@ -300,7 +300,8 @@ def _audit(
         click.echo(f"kept for debugging (--keep): {what or 'nothing was left'}", err=True)
         for command in run_kept.remove_commands():
             click.echo(f"  remove with: {command}", err=True)
-    return redactor.deep(  # results.json is redacted already; this guards the path
+    # results.json is redacted already; once more guards the path to stdout.
+    summary: dict[str, Any] = redactor.deep(
         {
             "verdict": verdict,
             "target": target.name,
@@ -314,6 +315,7 @@ def _audit(
             "kept": [k.as_json() for k in kept],
         }
     )
+    return summary
 
 
 def _run_document(exit_code: int, **fields: Any) -> dict[str, Any]:

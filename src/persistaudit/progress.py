@@ -28,6 +28,7 @@ COLOURS = {
     "skipped": "cyan",
 }
 QUIET_PREFIXES = ("error:", "warning:")  # what --quiet still shows
+SPINNER, SPINNER_S = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏", 0.08  # rich's "dots"
 
 
 def colour_wanted(stream: TextIO, env: Mapping[str, str] | None = None) -> bool:
@@ -73,7 +74,6 @@ class Progress:
         self.waits: list[tuple[str, float]] = []  # what is waited for, since when
         self.current = ""  # the check under way: "check 3 of 14 restart.retention"
         self._live: Any = None  # rich.live.Live while the live status is shown
-        self._spinner: Any = None
         self._unlisten: Callable[[], None] | None = None
 
     def elapsed(self) -> float:
@@ -140,7 +140,6 @@ class Progress:
             return
         from rich.console import Console
         from rich.live import Live
-        from rich.spinner import Spinner
 
         console = Console(
             file=self.stream,
@@ -149,7 +148,6 @@ class Progress:
             highlight=False,
             soft_wrap=False,
         )
-        self._spinner = Spinner("dots")
         self._live = Live(
             _Status(self),
             console=console,
@@ -176,16 +174,21 @@ class Progress:
         if status:
             line.append("  ")
             line.append(status.upper(), style=f"bold {COLOURS.get(status, 'cyan')}")
-        self._live.console.print(line)
+        self._live.console.print(line, soft_wrap=True)  # long lines: the terminal wraps
 
     def _renderable(self) -> Any:
+        """One line, cut to the terminal's width: a spinner while something is waited for."""
         from rich.text import Text
 
-        text = Text(self.status_text(), style="dim" if self.colour else "")
+        mark = " "
         if self.waits:
-            self._spinner.update(text=text)
-            return self._spinner
-        return Text("  ").append_text(text)
+            mark = SPINNER[int(time.monotonic() / SPINNER_S) % len(SPINNER)]
+        return Text(
+            f"{mark} {self.status_text()}",
+            style="dim" if self.colour else "",
+            no_wrap=True,
+            overflow="ellipsis",
+        )
 
 
 class _Status:

@@ -110,7 +110,8 @@ def test_format_json_on_a_usage_error_is_still_one_document(config_dir: Path) ->
     result = invoke(str(config_dir / "absent.yaml"), "--format", "json")
     assert result.exit_code == 2
     doc = json.loads(result.stdout)
-    assert doc["verdict"] is None and doc["exit_code"] == 2
+    assert doc["verdict"] is None
+    assert doc["exit_code"] == 2
     assert "absent.yaml: file not found" in doc["error"]
     assert result.stderr.startswith("persistaudit: error: ")
 
@@ -192,7 +193,8 @@ def test_quiet_prints_only_the_verdict(
 def test_junit_failure_bodies_hold_the_evidence_tables() -> None:
     root = ET.fromstring(render_junit(failing_results()))
     failure = root.find(".//failure")
-    assert failure is not None and failure.text is not None
+    assert failure is not None
+    assert failure.text is not None
     lines = failure.text.splitlines()
     assert lines[0] == "column differences (1):"
     assert lines[1].split() == ["Difference", "Name", "What", "changed"]
@@ -213,5 +215,6 @@ def test_junit_is_valid_xml_whatever_the_evidence_holds() -> None:
     doc["checks"][0]["evidence"].append({"title": "log", "content": "a\x07b", "kind": "log"})
     root = ET.fromstring(render_junit(doc))
     failure = root.find(".//failure")
-    assert failure is not None and "a\\x07b" in (failure.text or "")
+    assert failure is not None
+    assert "a\\x07b" in (failure.text or "")
     assert failure.get("message") == "bad \\x00\\x1b byte"
