@@ -16,8 +16,10 @@ import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from persistaudit.cleanup import Resource
+if TYPE_CHECKING:  # kept import-light: `clean` and the CLI load it
+    from persistaudit.cleanup import Resource
 
 _RUN_ID = re.compile(r"^[0-9a-f]{1,32}$")
 _kept_here: list[KeptRun] = []
@@ -59,7 +61,8 @@ def state_dir() -> Path:
 
 
 def record(run_id: str, target: str, resources: list[Resource]) -> KeptRun:
-    """Remember a completed run's resources as kept; OSError when the record cannot be made."""
+    """Remember a completed run's resources as kept. The run is kept (kept_here) even when
+    the record cannot be written (OSError)."""
     by_kind: dict[str, list[str]] = {"container": [], "volume": [], "network": []}
     for resource in resources:
         by_kind[resource.kind].append(resource.name)

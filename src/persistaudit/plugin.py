@@ -196,14 +196,14 @@ class AuditSession:
         """--keep: leave the target's containers and volumes, record them as kept, say how
         to remove them."""
         resources = audit.keep()
-        kept = keep.KeptRun(audit.run_id, audit.config.name, "", [], [], [])
         try:
-            kept = keep.record(audit.run_id, audit.config.name, resources)
+            keep.record(audit.run_id, audit.config.name, resources)
         except OSError as exc:
             self.progress.line(
                 f"warning: could not record run {audit.run_id} as kept ({exc.strerror}): "
                 "`persistaudit clean` may remove its resources"
             )
+        kept = keep.kept_here()[-1]
         what = ", ".join(map(str, resources)) or "nothing was left"
         self.progress.line(f"kept for debugging (--keep): {what}")
         self.progress.line(f"remove with: {'; or '.join(kept.remove_commands())}")

@@ -124,3 +124,13 @@ def test_a_record_whose_run_was_removed_by_hand_is_forgotten(removed: list[str])
     keep.record("cccc3333", "demo", resources("cccc3333"))  # not on the engine any more
     CliRunner().invoke(cli.main, ["clean"])
     assert "cccc3333" not in keep.kept_runs()
+
+
+def test_a_record_that_cannot_be_written_still_counts_as_kept_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "file"))  # a file, not a folder
+    with pytest.raises(OSError):
+        keep.record("dddd4444", "demo", resources("dddd4444"))
+    assert keep.kept_here()[-1].run == "dddd4444"
