@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -186,3 +187,40 @@ def test_an_interrupted_keep_run_removes_everything(
     assert doc["error"].startswith("interrupted by SIGTERM: no results written")
     assert not leftovers(engine, proc.pid)
     assert not list(state.rglob("*.json"))
+
+
+def test_the_live_status_on_a_terminal_never_reaches_json_stdout(
+    engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    """stderr a terminal (the live status is drawn there), stdout a pipe: stdout stays JSON."""
+    config = config_variant(tmp_path, NOTES_APP / "audit.yaml", "light", **LIGHT)
+    primary, secondary = pty.openpty()
+    args = ["run", str(config), "--out", str(tmp_path / "o"), "-k", "startup or schema"]
+    with subprocess.Popen(
+        [sys.executable, "-m", "persistaudit", *args, "--format", "json"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        env={**os.environ, "TERM": "xterm", "NO_COLOR": "1", "GITHUB_ACTIONS": ""},
+    ) as proc:
+        os.close(secondary)
+        terminal = b""
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # the process closed its end
+                break
+            if not chunk:
+                break
+            terminal += chunk
+        stdout, _ = proc.communicate(timeout=300)
+    os.close(primary)
+    assert proc.returncode == 0, terminal.decode(errors="replace")
+    doc = json.loads(stdout)
+    assert doc["verdict"] == "PASS"
+    screen = terminal.decode(errors="replace")
+    assert "check 1 of 2 fresh_install.startup" in screen  # the status line, drawn in place
+    assert "\r\x1b[2K" in screen  # redrawn: carriage return, erase line
+    assert "fresh_install.schema" in screen
+    assert "\x1b[3" not in screen  # NO_COLOR: no foreground colour
+    assert not leftovers(engine, proc.pid)

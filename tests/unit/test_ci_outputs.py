@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -218,3 +220,21 @@ def test_junit_is_valid_xml_whatever_the_evidence_holds() -> None:
     assert failure is not None
     assert "a\\x07b" in (failure.text or "")
     assert failure.get("message") == "bad \\x00\\x1b byte"
+
+
+def test_json_mode_sends_even_a_subprocess_stdout_to_stderr() -> None:
+    """The descriptor itself is redirected, not only sys.stdout: a child's output too."""
+    code = (
+        "import os, subprocess, sys\n"
+        "from persistaudit.cli import _stdout_to_stderr\n"
+        "with _stdout_to_stderr(True):\n"
+        "    print('from python')\n"
+        "    os.write(1, b'from the descriptor\\n')\n"
+        "    subprocess.run(['echo', 'from a child'], check=True)\n"
+        "print('the document')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert proc.stdout == "the document\n"
+    assert proc.stderr.splitlines() == ["from python", "from the descriptor", "from a child"]

@@ -131,6 +131,6 @@ def test_a_record_that_cannot_be_written_still_counts_as_kept_here(
 ) -> None:
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "file"))  # a file, not a folder
-    with pytest.raises(OSError):
+    with pytest.raises(NotADirectoryError):
         keep.record("dddd4444", "demo", resources("dddd4444"))
     assert keep.kept_here()[-1].run == "dddd4444"
