@@ -20,7 +20,9 @@ from docker import DockerClient
 from docker.errors import DockerException
 
 from persistaudit import (
+    activity,
     canary,
+    cleanup,
     engine,
     graceful_stop,
     idempotent_init,
@@ -201,7 +203,8 @@ class TargetAudit:
             raise StageError(f"stage {name!r} asks for itself (through {', '.join(self._running)})")
         self._running.append(name)
         try:
-            result = spec.run(self)
+            with activity.during("stage", name):
+                result = spec.run(self)
         finally:
             self._running.remove(name)
         self._results[name] = result
@@ -242,6 +245,19 @@ class TargetAudit:
             if removal.left:
                 self.log(removal.warning())
             return removal.removed
+
+    def keep(self) -> list[cleanup.Resource]:
+        """Leave the target's containers, volumes and networks as they are (--keep), and
+        remove only the host copies of its database; returns what is left running.
+
+        What is left is found by the run's label, which every resource it created carries.
+        """
+        with signals.shielded():
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            client = getattr(self.runtime, "client", None)
+            if client is None:  # a runtime without an engine (a fake) leaves nothing
+                return []
+            return cleanup.list_resources(client, label=f"{engine.LABEL_RUN}={self.run_id}")
 
     def snapshot(
         self, label: str, container: ContainerHandle | None = None

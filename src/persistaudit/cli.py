@@ -2,30 +2,50 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import re
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 import pytest
 
-from persistaudit import __version__, cleanup, engine, outputs, runtime, schema, signals, signing
+from persistaudit import (
+    __version__,
+    activity,
+    cleanup,
+    engine,
+    outputs,
+    runtime,
+    schema,
+    signals,
+    signing,
+)
 from persistaudit.audit import TargetAudit
 from persistaudit.compare import compare
 from persistaudit.config import load_config
 from persistaudit.diff import diff, group_by_table
 from persistaudit.display import printable
 from persistaudit.documents import read_results
-from persistaudit.exceptions import PersistauditError, SnapshotError, TargetBlocked, summarize
+from persistaudit.exceptions import (
+    NoVerdict,
+    PersistauditError,
+    SnapshotError,
+    TargetBlocked,
+    summarize,
+)
 from persistaudit.findings import EXIT_CODES
 from persistaudit.manifest import Manifest, dump_manifest, load_manifest
 from persistaudit.progress import Progress
+from persistaudit.progress import install as install_progress
 from persistaudit.redact import Redactor
 from persistaudit.report import render_html, render_markdown
 from persistaudit.resources import bundled
@@ -66,7 +86,7 @@ def one_line_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except PersistauditError as exc:
-            fail(str(exc))
+            fail(str(exc), getattr(exc, "exit_code", EXIT_USAGE))
 
     return wrapper  # type: ignore[return-value]
 
@@ -103,10 +123,11 @@ class InterruptibleGroup(click.Group):
                 if left
                 else "nothing it created is left"
             )
-            click.echo(
-                f"persistaudit: interrupted by {signals.name()}: no results written; {after}",
-                err=True,
-            )
+            message = f"interrupted by {signals.name()}: no results written; {after}"
+            click.echo(f"persistaudit: {message}", err=True)
+            if ctx.meta.get(JSON_STDOUT):  # stdout holds one document, whatever the outcome
+                doc = _run_document(signals.exit_code(), error=message)
+                click.echo(json.dumps(doc, indent=2))
             sys.exit(signals.exit_code())
 
 
@@ -114,6 +135,10 @@ class InterruptibleGroup(click.Group):
 @click.version_option(__version__, prog_name="persistaudit")
 def main() -> None:
     """Audit that a containerized service keeps its SQLite data."""
+
+
+RUN_SCHEMA = "persistaudit/run/v1"
+JSON_STDOUT = "persistaudit.json_stdout"  # ctx.meta: stdout holds one JSON document
 
 
 @main.command()
@@ -134,39 +159,150 @@ def main() -> None:
     type=click.Path(exists=True, path_type=Path),
     help="A folder or file of your own pytest checks, run with the bundled ones (repeatable).",
 )
-@one_line_errors
-def run(config: Path, out: Path | None, select: str | None, team_checks: tuple[Path, ...]) -> None:
+@click.option(
+    "--junit",
+    "junit_copy",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write junit.xml here (where the pipeline reads test reports).",
+)
+@click.option(
+    "--json",
+    "json_copy",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write results.json here.",
+)
+@click.option(
+    "--html",
+    "html_copy",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the report as one HTML page here.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="stdout: text, or one JSON document (verdict, checks, files); the rest goes to stderr.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Only the verdict line, warnings and errors.")
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="Keep the target's containers and volumes after the audit, for debugging.",
+)
+def run(
+    config: Path,
+    out: Path | None,
+    select: str | None,
+    team_checks: tuple[Path, ...],
+    junit_copy: Path | None,
+    json_copy: Path | None,
+    html_copy: Path | None,
+    fmt: str,
+    quiet: bool,
+    keep: bool,
+) -> None:
     """Audit the target described by CONFIG: fresh install, restart, re-create.
 
     Exit code: 0 PASS, 1 FAIL, 2 bad usage or config, 3 BLOCKED, 4 ERROR (a bug inside
     persistaudit), 128+N interrupted by signal N (130 SIGINT, 143 SIGTERM, 129 SIGHUP).
     """
+    as_json = fmt == "json"
+    click.get_current_context().meta[JSON_STDOUT] = as_json
+    copies = {"junit": junit_copy, "json": json_copy, "html": html_copy}
+    try:
+        with _stdout_to_stderr(as_json):
+            done = _audit(
+                config,
+                out,
+                select,
+                copies,
+                team_checks=team_checks,
+                quiet=quiet,
+                keep=keep,
+                as_json=as_json,
+            )
+    except PersistauditError as exc:
+        code = getattr(exc, "exit_code", EXIT_USAGE)
+        if as_json:
+            click.echo(json.dumps(_run_document(code, error=one_line(str(exc))), indent=2))
+        fail(str(exc), code)
+    code = EXIT_CODES[done["verdict"]]
+    if as_json:
+        click.echo(json.dumps(_run_document(code, **done), indent=2))
+    sys.exit(code)
+
+
+def _audit(
+    config: Path,
+    out: Path | None,
+    select: str | None,
+    copies: dict[str, Path | None],
+    *,
+    team_checks: tuple[Path, ...] = (),
+    quiet: bool,
+    keep: bool,
+    as_json: bool,
+) -> dict[str, Any]:
+    """Run the audit, publish its folder, write the copies and the CI outputs.
+
+    Returns what the JSON document on stdout says about the run.
+    """
+    from persistaudit import ci
+    from persistaudit import keep as kept_runs
+    from persistaudit.progress import Mode, live_possible
+
     target = load_config(config)
     out = out or Path("reports") / "out" / target.name
+    kept_before = len(kept_runs.kept_here())  # runs kept earlier in this process are not ours
+    for path in filter(None, copies.values()):
+        _check_writable(path)
+    redactor = Redactor.for_target(target)
+    stream, owned = _terminal_stderr()
+    mode: Mode = "quiet" if quiet else "live" if live_possible(stream) else "plain"
+    progress = Progress(redactor, stream, mode=mode)
     # Held until the end: a second run into the same folder refuses at once, and the suites
     # only stage the outputs; they are moved in below, once nothing can interrupt the run.
-    with outputs.hold(out, defer=True) as folder:
-        client = engine.connect()
-        click.echo(f"persistaudit {__version__}: auditing {target.name} ({config})", err=True)
-        # Build, pull and compose-file errors are usage errors, found before any suite.
-        runtime.prepare(target, client)
-        code = _run_suites(config, out, select, team_checks)
-        signals.check()
-        if code == pytest.ExitCode.INTERRUPTED:
-            raise KeyboardInterrupt
-        if not folder.staged:
-            if code == pytest.ExitCode.NO_TESTS_COLLECTED and select:
-                fail(
-                    f"-k {select!r} selects no check (check ids are suite.check, for example "
-                    "fresh_install.schema or restart.retention)"
+    try:
+        with outputs.hold(out, defer=True) as folder:
+            client = engine.connect()
+            if not quiet:
+                click.echo(
+                    f"persistaudit {__version__}: auditing {target.name} ({config})", err=True
                 )
-            if code == pytest.ExitCode.USAGE_ERROR:  # pytest said why, e.g. a malformed -k
-                fail("the audit could not start: see the error above")
-            fail(f"the audit produced no results (pytest exit code {int(code)})", EXIT_INTERNAL)
-        signals.settle()  # the point of no return: the audit is complete
-        folder.publish()
+            install_progress(progress)
+            progress.start()
+            # Build, pull and compose-file errors are usage errors, found before any suite.
+            with activity.during("stage", "prepare"):
+                runtime.prepare(target, client)
+            code = _run_suites(config, out, select, team_checks, keep)
+            progress.stop()
+            signals.check()
+            if code == pytest.ExitCode.INTERRUPTED:
+                raise KeyboardInterrupt
+            if not folder.staged:
+                if code == pytest.ExitCode.NO_TESTS_COLLECTED and select:
+                    raise NoVerdict(
+                        f"-k {select!r} selects no check (check ids are suite.check, for "
+                        "example fresh_install.schema or restart.retention)"
+                    )
+                if code == pytest.ExitCode.USAGE_ERROR:  # pytest said why, e.g. a malformed -k
+                    raise NoVerdict("the audit could not start: see the error above")
+                raise NoVerdict(
+                    f"the audit produced no results (pytest exit code {int(code)})",
+                    exit_code=EXIT_INTERNAL,
+                )
+            signals.settle()  # the point of no return: the audit is complete
+            folder.publish()
+    finally:
+        progress.stop()
+        install_progress(None)
+        if owned:
+            stream.close()
     doc = json.loads((out / outputs.RESULTS).read_text(encoding="utf-8"))
     verdict = doc["verdict"]
+    written = _write_copies(out, doc, copies)
     errors = [c["id"] for c in doc["checks"] if c["status"] == "error"]
     if errors:
         click.echo(
@@ -174,13 +310,146 @@ def run(config: Path, out: Path | None, select: str | None, team_checks: tuple[P
             f"please report it with {out / 'evidence'}/internal-error-*.txt",
             err=True,
         )
+    if ci.on_github():
+        _github(doc, redactor, out, as_json)
     from persistaudit.selection import verdict_text
 
     click.echo(f"{verdict_text(doc)}: {out / 'report.md'}", err=True)
-    sys.exit(EXIT_CODES[verdict])
+    kept = kept_runs.kept_here()[kept_before:]
+    for run_kept in kept:
+        what = ", ".join([*run_kept.containers, *run_kept.volumes, *run_kept.networks])
+        click.echo(f"kept for debugging (--keep): {what or 'nothing was left'}", err=True)
+        for command in run_kept.remove_commands():
+            click.echo(f"  remove with: {command}", err=True)
+    # results.json is redacted already; once more guards the path to stdout.
+    summary: dict[str, Any] = redactor.deep(
+        {
+            "verdict": verdict,
+            "target": target.name,
+            "folder": str(out),
+            "files": {name: str(out / name) for name in ("results.json", "report.md", "junit.xml")}
+            | written,
+            "checks": [
+                {"id": c["id"], "status": c["status"], "summary": c["summary"]}
+                for c in doc["checks"]
+            ],
+            "kept": [k.as_json() for k in kept],
+        }
+    )
+    return summary
 
 
-def _run_suites(config: Path, out: Path, select: str | None, team_checks: tuple[Path, ...]) -> int:
+def _run_document(exit_code: int, **fields: Any) -> dict[str, Any]:
+    """The one JSON document `run --format json` prints: the same keys on every outcome."""
+    doc: dict[str, Any] = {
+        "schema": RUN_SCHEMA,
+        "verdict": None,
+        "exit_code": exit_code,
+        "error": None,
+        "target": None,
+        "folder": None,
+        "files": {},
+        "checks": [],
+        "kept": [],
+    }
+    return doc | fields
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr(active: bool) -> Iterator[None]:
+    """While active, whatever is written to stdout (a library's print, a subprocess) goes to
+    stderr: with --format json stdout holds the one document, written afterwards."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    try:
+        fd = sys.stdout.fileno()
+        err = sys.stderr.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):  # not a real file (tests)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+        return
+    saved = os.dup(fd)
+    try:
+        os.dup2(err, fd)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
+def _terminal_stderr() -> tuple[TextIO, bool]:
+    """The terminal for progress: a copy of stderr's descriptor, which pytest's capture of
+    fd 2 during the checks does not reach; sys.stderr itself where it has no descriptor."""
+    try:
+        fd = os.dup(sys.stderr.fileno())
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        return sys.stderr, False
+    return os.fdopen(fd, "w", encoding="utf-8", errors="replace", buffering=1), True
+
+
+def _check_writable(path: Path) -> None:
+    """Before the audit: a copy the pipeline asked for must be writable (else exit 2)."""
+    if path.is_dir():
+        raise PersistauditError(f"{path}: is a folder; give a file name")
+    parent = path.parent
+    if not parent.is_dir():
+        raise PersistauditError(f"{path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise PersistauditError(f"{path}: cannot write in {parent}")
+
+
+def _write_copies(out: Path, doc: dict[str, Any], copies: dict[str, Path | None]) -> dict[str, str]:
+    """--junit, --json and --html: the published files (or the HTML page), each replaced
+    whole; returns their paths by option."""
+    written = {}
+    for option, path in copies.items():
+        if path is None:
+            continue
+        if option == "html":
+            text = render_html(doc)
+        else:
+            name = "junit.xml" if option == "junit" else outputs.RESULTS
+            text = (out / name).read_text(encoding="utf-8")
+        partial = path.with_name(f".{path.name}.partial")
+        write_output(partial, text)
+        os.replace(partial, path)
+        written[option] = str(path)
+    return written
+
+
+def _github(doc: dict[str, Any], redactor: Redactor, out: Path, as_json: bool) -> None:
+    """On GitHub Actions: an ::error per failed or blocked check, and the step summary.
+
+    Annotations go to stdout, the documented channel; with --format json, to stderr (which
+    the runner reads too), since stdout holds the document.
+    """
+    from persistaudit import ci
+
+    for line in ci.github_annotations(doc, redactor):
+        click.echo(line, err=as_json)
+    summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_file:
+        try:
+            with open(summary_file, "a", encoding="utf-8") as fh:
+                fh.write(ci.step_summary(doc, redactor, str(out / "report.md")))
+        except OSError as exc:
+            click.echo(
+                f"persistaudit: warning: cannot append to GITHUB_STEP_SUMMARY "
+                f"({summary_file}): {exc.strerror}",
+                err=True,
+            )
+
+
+def _run_suites(
+    config: Path,
+    out: Path,
+    select: str | None,
+    team_checks: tuple[Path, ...] = (),
+    keep: bool = False,
+) -> int:
     """pytest on the bundled suites and the team's own checks, with no ini file of the
     caller's (its addopts could change what runs); the team's conftest.py files load as
     pytest loads them (those in the folders given and above them)."""
@@ -204,6 +473,8 @@ def _run_suites(config: Path, out: Path, select: str | None, team_checks: tuple[
     ]
     if select:
         args += ["-k", select]
+    if keep:
+        args.append("--persistaudit-keep")
     return pytest.main(args)
 
 
@@ -486,23 +757,44 @@ def compare_command(old: Path, new: Path, as_json: bool) -> None:
     "--all",
     "everything",
     is_flag=True,
-    help="Also what live runs and runs on other hosts use (stops those audits).",
+    help="Also what live runs, kept runs and runs on other hosts use (stops those audits).",
+)
+@click.option(
+    "--run",
+    "only",
+    metavar="RUN_ID",
+    multiple=True,
+    help="Only this run's resources, whatever its state (a run kept with run --keep).",
 )
 @one_line_errors
-def clean(everything: bool) -> None:
+def clean(everything: bool, only: tuple[str, ...]) -> None:
     """Remove the containers, volumes and networks of persistaudit runs that have ended.
 
-    A run still alive on this host keeps its resources, and so do runs on other hosts
-    (which cannot be checked from here): --all removes those too.
+    A run still alive on this host keeps its resources, and so do runs kept with
+    `run --keep` and runs on other hosts (which cannot be checked from here): --run RUN_ID
+    removes one of them, --all all of them.
     """
+    from persistaudit import keep
+
     client = engine.connect()
     runs: dict[str, list[cleanup.Resource]] = {}
     for resource in cleanup.list_resources(client, label=f"{engine.LABEL_MANAGED}=true"):
         runs.setdefault(resource.labels.get(engine.LABEL_RUN, ""), []).append(resource)
+    kept_runs = keep.kept_runs()
+    for run_id in set(kept_runs) - set(runs):
+        if kept_runs[run_id].engine == os.environ.get("DOCKER_HOST", ""):
+            keep.forget(run_id)  # removed by hand (docker rm -f, docker volume rm)
+    if only:
+        runs = {run_id: resources for run_id, resources in runs.items() if run_id in only}
     kept = removed = 0
     for run_id, resources in sorted(runs.items()):
         owner = resources[0].labels
-        why_kept = "" if everything else engine.owner_alive(owner)
+        why_kept = "" if everything or only else engine.owner_alive(owner)
+        if not why_kept and run_id in kept_runs and not (everything or only):
+            why_kept = (
+                f"kept with --keep at {kept_runs[run_id].kept_at}; "
+                f"`persistaudit clean --run {run_id}` removes it"
+            )
         if why_kept:
             for resource in resources:
                 click.echo(f"left {resource}: {why_kept}")
@@ -515,16 +807,20 @@ def clean(everything: bool) -> None:
             removal.removed += cleanup.remove_scratch(prefix)
         else:
             removal = cleanup.remove_resources(client, resources)
-        why = "--all" if everything else _ended(owner)
+        if not removal.left:
+            keep.forget(run_id)
+        why = "--all" if everything else f"--run {run_id}" if only else _ended(owner)
         for item in removal.removed:
             click.echo(f"removed {item} ({why})")
         for item, problem in removal.left.items():
             click.echo(f"could not remove {item}: {problem}", err=True)
         removed += len(removal.removed)
     if not runs:
-        click.echo("nothing to remove")
+        click.echo(f"nothing to remove{' for run ' + ', '.join(only) if only else ''}")
     elif kept and not everything:
-        click.echo(f"{removed} removed, {kept} left (in use or elsewhere); --all removes them")
+        click.echo(
+            f"{removed} removed, {kept} left (in use, kept or elsewhere); --all removes them"
+        )
 
 
 def _ended(owner: dict[str, str]) -> str:

@@ -84,6 +84,17 @@ class OutputBusy(PersistauditError):
     """Another persistaudit run is writing to the same output folder."""
 
 
+class NoVerdict(PersistauditError):
+    """The audit ended without results: a -k that selects no check, or pytest could not run it.
+
+    exit_code is the CLI's: 2 for a usage error, 4 when persistaudit itself wrote nothing.
+    """
+
+    def __init__(self, message: str, *, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class TargetBlocked(PersistauditError):
     """The target did not become ready: it exited, loops on restart or timed out."""
 

@@ -26,7 +26,9 @@ from persistaudit import (
     crash,
     engine,
     hooks,
+    keep,
     outputs,
+    progress,
     selection,
     signals,
     upgrade,
@@ -76,7 +78,10 @@ class AuditSession:
             else:
                 emit()
 
-        self.progress = Progress(Redactor({}), writer=write)
+        # The CLI's progress (on the real terminal, perhaps a live status), else plain lines.
+        self.progress = progress.installed() or Progress(Redactor({}), writer=write)
+        self.keep = bool(config.getoption("persistaudit_keep", False))
+        self.total = 0  # checks to run, after -k
         self.collector: ResultCollector | None = None
         self.audit: TargetAudit | None = None
         self.order: list[str] = []  # check ids in run order, before -k deselects any
@@ -184,7 +189,26 @@ class AuditSession:
                         for step in ("start", "restart", "recreate")
                     }
             finally:
-                audit.close()
+                if self.keep and signals.received() is None:
+                    self._keep(audit)
+                else:
+                    audit.close()  # also with --keep after an interrupt: no verdict, no debugging
+
+    def _keep(self, audit: TargetAudit) -> None:
+        """--keep: leave the target's containers and volumes, record them as kept, say how
+        to remove them."""
+        resources = audit.keep()
+        try:
+            keep.record(audit.run_id, audit.config.name, resources)
+        except OSError as exc:
+            self.progress.line(
+                f"warning: could not record run {audit.run_id} as kept ({exc.strerror}): "
+                "`persistaudit clean` may remove its resources"
+            )
+        kept = keep.kept_here()[-1]
+        what = ", ".join(map(str, resources)) or "nothing was left"
+        self.progress.line(f"kept for debugging (--keep): {what}")
+        self.progress.line(f"remove with: {'; or '.join(kept.remove_commands())}")
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -229,10 +253,19 @@ class AuditSession:
                 self.early.append((recorder, call.excinfo, call.duration))
         return report
 
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.total = sum(1 for item in session.items if _check_id(item))
+
     @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self) -> None:
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
         if self.active:
             signals.check()  # an interrupt swallowed inside a check still stops the session
+        check_id = _check_id(item)
+        if check_id and check_id in self.order:
+            done = sum(
+                1 for c in self.order[: self.order.index(check_id)] if c not in self.left_out
+            )
+            self.progress.check(check_id, done + 1, self.total)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         self.close_audit()  # already done by the fixture, unless the session was cut short
@@ -309,6 +342,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--persistaudit-bundled",
         action="store_true",
         help="also collect persistaudit's bundled suites (from the installed package)",
+    )
+    group.addoption(
+        "--persistaudit-keep",
+        action="store_true",
+        help="keep the target's containers and volumes after the audit, for debugging",
     )
 
 

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from persistaudit import activity
 from persistaudit.config import ReadinessSpec
 from persistaudit.exceptions import TargetBlocked
 from persistaudit.http_deadline import fetch
@@ -151,6 +152,17 @@ def wait_ready(
     restarts_before is the restart count when this wait began: a docker restart we asked
     for is not a crash loop, but any further restart is.
     """
+    with activity.during("waiting", f"readiness: {strategy.describe()}"):
+        return _poll(container, strategy, timeout, interval, restarts_before)
+
+
+def _poll(
+    container: Probeable,
+    strategy: WaitStrategy,
+    timeout: float,
+    interval: float,
+    restarts_before: int,
+) -> float:
     started = time.monotonic()
     crashed_with = 0  # the last non-zero exit code seen: the engine resets it on each restart
     while True:

@@ -5,6 +5,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -65,6 +66,33 @@ def test_report_rerenders_from_results(tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", sorted(main.commands))  # type: ignore[attr-defined]
 def test_every_command_is_documented_in_the_readme(command: str) -> None:
     assert f"persistaudit {command}" in (REPO / "README.md").read_text()
+
+
+def readme_section(command: str) -> str:
+    """The README's section of a command: from its heading to the next one of its level."""
+    text = (REPO / "README.md").read_text()
+    start = text.index(f"### `persistaudit {command}")
+    ends = [i for i in (text.find("\n### ", start + 1), text.find("\n## ", start)) if i > 0]
+    return text[start : min(ends)]
+
+
+OPTIONS = [
+    (name, param.opts)
+    for name, command in sorted(main.commands.items())  # type: ignore[attr-defined]
+    for param in command.params
+    if isinstance(param, click.Option)
+]
+
+
+@pytest.mark.parametrize(("command", "names"), OPTIONS, ids=[f"{c}-{n[-1]}" for c, n in OPTIONS])
+def test_every_option_is_documented_in_its_commands_section(command: str, names: list[str]) -> None:
+    section = readme_section(command)
+    assert any(f"`{n}" in section or f" {n} " in section or f"[{n}" in section for n in names)
+
+
+def test_the_option_check_reads_the_section_only() -> None:
+    assert "--from-sql" in readme_section("snapshot")
+    assert "--from-sql" not in readme_section("run")
 
 
 def test_a_bug_in_a_command_is_exit_4_never_1(

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from persistaudit.runtime.restore import FileOwner, Restored
     from persistaudit.runtime.upgrade import Rehearsal
 
-from persistaudit import reproduce
+from persistaudit import activity, reproduce
 from persistaudit.cleanup import Removal
 from persistaudit.config import TargetConfig
 from persistaudit.exceptions import RestoreUnsupported, TargetRemoved, UpgradeUnsupported
@@ -465,7 +465,8 @@ class EngineRuntime(Runtime):
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         self.log(f"docker stop --time {timeout:g} {self.container.name}")
         # The engine takes whole seconds; rounding up never cuts a graceful stop short.
-        self.client.api.stop(self.container.id, timeout=math.ceil(timeout))
+        with activity.during("waiting", f"stop: {self.container.name}"):
+            self.client.api.stop(self.container.id, timeout=math.ceil(timeout))
 
     def kill(self, signal: str = "SIGKILL") -> None:
         self.log(f"docker kill --signal {signal} {self.container.name}")

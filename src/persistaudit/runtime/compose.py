@@ -26,7 +26,7 @@ import docker.errors
 from docker import DockerClient
 from testcontainers.compose import DockerCompose
 
-from persistaudit import cleanup, engine, signals
+from persistaudit import activity, cleanup, engine, signals
 from persistaudit.config import ComposeSpec, HealthcheckSpec, TargetConfig
 from persistaudit.exceptions import (
     ComposeError,
@@ -429,14 +429,16 @@ class ComposeRuntime(EngineRuntime):
     def restart(self) -> float:
         before = self.container.state().restart_count
         self.log(f"docker compose -p {self.project} restart {self.spec.service}")
-        self._cycle_step("restart", "--timeout", str(STOP_TIMEOUT), self.spec.service)
+        with activity.during("waiting", f"restart: {self.spec.service}"):
+            self._cycle_step("restart", "--timeout", str(STOP_TIMEOUT), self.spec.service)
         return self._wait(restarts_before=before)
 
     def recreate(self) -> float:
         self.log(f"docker compose -p {self.project} down (volumes kept), then up")
         anonymous = self._anonymous_volumes()
         with signals.shielded(resume=True):
-            self._cycle_step("down", "--timeout", str(STOP_TIMEOUT))
+            with activity.during("waiting", f"stop: compose down {self.project}"):
+                self._cycle_step("down", "--timeout", str(STOP_TIMEOUT))
             self._container = None
             # down keeps a container's anonymous volumes, unlabelled: the next up makes new
             # ones, so these would be left behind.

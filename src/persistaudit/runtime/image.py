@@ -10,7 +10,7 @@ import docker.errors
 from docker import DockerClient
 from testcontainers.core.container import DockerContainer as TcContainer
 
-from persistaudit import cleanup, engine, signals
+from persistaudit import activity, cleanup, engine, signals
 from persistaudit.config import HealthcheckSpec, HttpStep, TargetConfig
 from persistaudit.exceptions import TargetBlocked, TargetRemoved
 from persistaudit.images import ensure_image
@@ -135,7 +135,8 @@ class ImageRuntime(EngineRuntime):
     def restart(self) -> float:
         before = self.container.state().restart_count
         self.log(f"docker restart {self.container.name}")
-        self.client.api.restart(self.container.id, timeout=STOP_TIMEOUT)
+        with activity.during("waiting", f"restart: {self.container.name}"):
+            self.client.api.restart(self.container.id, timeout=STOP_TIMEOUT)
         return self._wait(restarts_before=before)
 
     def recreate(self) -> float:
@@ -143,7 +144,8 @@ class ImageRuntime(EngineRuntime):
         self.log(f"docker stop + rm {old.name} (volume {self.volume_name} kept)")
         # A container that is already gone was not stopped by this cycle: NotFound propagates,
         # and the audit reports it as removed by something else.
-        self.client.api.stop(old.id, timeout=STOP_TIMEOUT)
+        with activity.during("waiting", f"stop: {old.name}"):
+            self.client.api.stop(old.id, timeout=STOP_TIMEOUT)
         self.client.api.remove_container(old.id, v=True)
         self._container = None
         if not self._volume_is_ours():
