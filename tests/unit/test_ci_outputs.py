@@ -49,7 +49,13 @@ def fake_audit(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, Any]], No
     """Replace the engine and the suites: the 'suites' stage this results document."""
 
     def use(doc: dict[str, Any]) -> None:
-        def suites(config: Path, out: Path, select: str | None, keep: bool = False) -> int:
+        def suites(
+            config: Path,
+            out: Path,
+            select: str | None,
+            team_checks: tuple[Path, ...] = (),
+            keep: bool = False,
+        ) -> int:
             print("a stray print from inside the audit")  # must never reach stdout as JSON
             write_outputs(out, json.loads(json.dumps(doc)), {}, Redactor({"API_TOKEN": SECRET}))
             return 1 if doc["verdict"] == "FAIL" else 0
