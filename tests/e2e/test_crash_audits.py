@@ -10,6 +10,7 @@ five on lost-writes report one every time.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -90,11 +91,14 @@ def test_a_transaction_cut_in_half_without_a_journal_is_corruption(
     # acknowledged-writes check reports what it saw; every other check passes.
     assert {k for k, v in statuses.items() if v != "passed"} <= CRASH_CHECKS, statuses
     summary = audit.check("crash.integrity")["summary"]
-    assert "round 1" in summary
+    # A kill that lands between two transactions tears nothing: the round whose kill cut one
+    # in half is the one named (under load, not always the first).
+    torn = re.search(r"round (\d)", summary)
+    assert torn, summary
     assert "malformed" in summary or "integrity_check" in summary or "did not start" in summary
     assert "/tmp/" not in summary  # the file is named as the service knows it
     assert (
-        "the rounds ended early: round 1 left main corrupt"
+        f"the rounds ended early: round {torn[1]} left main corrupt"
         in evidence(audit, "crash.integrity")["Rounds"]
         or "did not start" in summary
     )
