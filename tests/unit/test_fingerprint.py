@@ -4,9 +4,9 @@ compared without a row-by-row scan, and one changed row always shows, whatever i
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
 import sqlite3
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -45,7 +45,8 @@ def test_byte_identical_copies_share_a_fingerprint_and_are_read_once(
 ) -> None:
     db = make(tmp_path / "live.db", SCHEMA)
     first, second = snapshot_of(db, tmp_path / "1"), snapshot_of(db, tmp_path / "2")
-    assert first.fingerprint and first.fingerprint == second.fingerprint
+    assert first.fingerprint
+    assert first.fingerprint == second.fingerprint
     facts = inspect_snapshot(first)
 
     def no_second_read(path: Path, limits: object = None) -> DatabaseFacts:

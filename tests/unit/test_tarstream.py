@@ -38,7 +38,8 @@ def test_every_header_form_and_chunking_gives_the_file(fmt: int, size: int) -> N
     content = bytes(range(256)) * 9
     chunks = tarstream.Chunks(pieces(archive(fmt, name, content), size))
     member = tarstream.next_member(chunks)
-    assert member is not None and member.name == name and member.size == len(content)
+    assert member is not None
+    assert (member.name, member.size) == (name, len(content))
     assert b"".join(bytes(v) for v in tarstream.member_data(chunks, member)) == content
     assert tarstream.next_member(chunks) is None
 
@@ -61,7 +62,8 @@ def test_the_data_is_handed_on_without_copies() -> None:
     member = tarstream.next_member(chunks)
     assert member is not None
     views = list(tarstream.member_data(chunks, member))
-    assert len(views) == 1 and views[0].obj is body
+    assert len(views) == 1
+    assert views[0].obj is body
 
 
 def test_the_digest_of_each_copied_file_is_recorded(tmp_path: Path) -> None:
