@@ -10,6 +10,7 @@ and only a budget of row digests is kept for the comparison by digests.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sqlite3
 import threading
@@ -181,13 +182,21 @@ class _Checks:
         return self
 
     def __exit__(self, kind: object, exc: object, tb: object) -> None:
-        if exc is not None:
-            self._opened.wait()
-            if self._conn is not None:
-                self._conn.interrupt()
-        self._thread.join()
+        try:
+            if exc is not None:
+                self._stop()
+            self._thread.join()
+        except BaseException:  # Ctrl-C while waiting: stop the thread's statement too
+            self._stop()
+            raise
         if exc is None and self._error is not None:
             raise self._error
+
+    def _stop(self) -> None:
+        self._opened.wait()
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.ProgrammingError):  # closed: it is done
+                self._conn.interrupt()
 
     def _run(self) -> None:
         try:
