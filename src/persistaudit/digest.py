@@ -102,14 +102,16 @@ def table_data(
     with conn.stage():
         layout = _layout(conn, table)
         utf8 = str(conn.execute("PRAGMA encoding").fetchone()[0]).upper() == "UTF-8"
-        try:
-            return _digest(conn, table, layout, keep_hashes, stream_text=False, as_str=utf8)
-        except _NotUtf8:  # text that is no valid UTF-8: read as raw bytes instead
-            return _digest(conn, table, layout, keep_hashes, stream_text=False, as_str=False)
-        except ValueTooLarge:
-            if not (any(layout.streamable) and utf8):
-                raise
-            return _digest(conn, table, layout, keep_hashes, stream_text=True, as_str=False)
+        as_str = utf8
+        while True:
+            try:
+                return _digest(conn, table, layout, keep_hashes, stream_text=False, as_str=as_str)
+            except _NotUtf8:  # text that is no valid UTF-8: read as raw bytes instead
+                as_str = False
+            except ValueTooLarge:
+                if not (any(layout.streamable) and utf8):
+                    raise
+                return _digest(conn, table, layout, keep_hashes, stream_text=True, as_str=False)
 
 
 class _NotUtf8(Exception):

@@ -14,7 +14,7 @@ from persistaudit import digest, inspect, rowdiff
 from persistaudit.exceptions import SnapshotError
 from persistaudit.inspect import inspect_database
 from persistaudit.retention import TableKinds, compare, compare_copies
-from persistaudit.sqlite_guard import open_copy
+from persistaudit.sqlite_guard import Limits, open_copy
 
 MIB = 1024 * 1024
 MANY = (
@@ -130,3 +130,20 @@ def test_without_the_copies_a_large_table_is_not_verified(
     result = compare(old, new)
     assert result.tables == []
     assert result.unverified == ["table t: too many rows to compare by digests without the copies"]
+
+
+def test_text_that_is_no_utf8_beside_text_over_the_limit(make_db: Callable[..., Path]) -> None:
+    """Both ways round: read as bytes, then streamed; the digest is that of the whole read."""
+    db = make_db("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT);")
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO t VALUES (1, CAST(x'ff00fe' AS TEXT))")
+    conn.execute("INSERT INTO t VALUES (2, ?)", ("long " * (MIB // 2),))
+    conn.commit()
+    conn.close()
+    whole = table(db, "t")
+    small = open_copy(db, Limits(max_value_bytes=MIB))
+    try:
+        streamed = digest.table_data(small, "t")
+    finally:
+        small.close()
+    assert (streamed.rows, streamed.digest) == (whole.rows, whole.digest) == (2, whole.digest)
