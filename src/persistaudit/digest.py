@@ -12,6 +12,7 @@ table's size. Values come in batches of BATCH rows; text is read as str, decoded
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import re
@@ -19,7 +20,7 @@ import sqlite3
 import struct
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
@@ -133,15 +134,15 @@ class _Multiset:
         self.hashes: Counter[bytes] = Counter()
         self.kept = True
 
-    def add(self, row_hash: bytes) -> None:
-        self.rows += 1
-        self.total += int.from_bytes(row_hash, "big")
+    def add(self, row_hashes: list[bytes]) -> None:
+        self.rows += len(row_hashes)
+        self.total += sum(map(_BIG_ENDIAN, row_hashes))
         if self.kept:
             if self.rows > self.keep:
                 self.kept = False
                 self.hashes = Counter()
             else:
-                self.hashes[row_hash] += 1
+                self.hashes.update(row_hashes)
 
     def data(self, table: str) -> TableData:
         total = (self.total % 2**256).to_bytes(32, "big")
@@ -159,8 +160,8 @@ def _digest(
     as_str: bool,
 ) -> TableData:
     found = _Multiset(keep)
-    for row_hash in row_hashes(conn, table, layout, stream_text=stream_text, as_str=as_str):
-        found.add(row_hash)
+    for batch in _hash_batches(conn, table, layout, stream_text=stream_text, as_str=as_str):
+        found.add(batch)
     return found.data(table)
 
 
@@ -172,12 +173,20 @@ def row_hashes(
     stream_text: bool = False,
     as_str: bool = False,
 ) -> Iterator[bytes]:
-    """Each row's digest, one at a time (see the module's docstring for what is hashed).
+    """Each row's digest, one at a time (see the module's docstring for what is hashed)."""
+    layout = layout or _layout(conn, table)
+    for batch in _hash_batches(conn, table, layout, stream_text=stream_text, as_str=as_str):
+        yield from batch
+
+
+def _hash_batches(
+    conn: GuardedConnection, table: str, layout: _Layout, *, stream_text: bool, as_str: bool
+) -> Iterator[list[bytes]]:
+    """The row digests of each batch of rows fetched.
 
     as_str reads text as Python str (decoded in C, then encoded: faster than a bytes
     subclass per value); it raises _NotUtf8 on text that is no valid UTF-8.
     """
-    layout = layout or _layout(conn, table)
     exprs: list[str] = []
     marks: list[str] = []
     for i, (column, streamable) in enumerate(zip(layout.columns, layout.streamable, strict=True)):
@@ -206,30 +215,38 @@ def row_hashes(
                 raise
             if not rows:
                 return
-            for rowid_value, marked, *values in rows:
-                if marked is None:
-                    yield sha256(_encode_row(values)).digest()
-                    continue
-                h = sha256()
-                text = marked if isinstance(marked, str) else bytes(marked).decode()
-                streamed = {int(m[1:]): m[0] for m in text.split(",") if m}
-                for i, value in enumerate(values):
-                    if i in streamed:
-                        where = (layout.rowid, rowid_value)
-                        _feed_stream(conn, h, table, layout.columns[i], where, streamed[i])
-                    else:
-                        h.update(_encode_row([value]))
-                yield h.digest()
+            yield [
+                sha256(_encode_row(row[2:])).digest()
+                if row[1] is None
+                else _streamed_row(conn, table, layout, row)
+                for row in rows
+            ]
     finally:
         conn.text_factory = saved
 
 
+def _streamed_row(conn: GuardedConnection, table: str, layout: _Layout, row: Any) -> bytes:
+    """The digest of a row with values to stream (marked in row[1]; NULL in row[2:])."""
+    rowid_value, marked, *values = row
+    h = sha256()
+    text = marked if isinstance(marked, str) else bytes(marked).decode()
+    streamed = {int(m[1:]): m[0] for m in text.split(",") if m}
+    for i, value in enumerate(values):
+        if i in streamed:
+            where = (layout.rowid, rowid_value)
+            _feed_stream(conn, h, table, layout.columns[i], where, streamed[i])
+        else:
+            h.update(_encode_row([value]))
+    return h.digest()
+
+
+_BIG_ENDIAN = functools.partial(int.from_bytes, byteorder="big")
 _INT = struct.Struct(">cq").pack
 _REAL = struct.Struct(">cd").pack
 _SIZED = struct.Struct(">cQ").pack
 
 
-def _encode_row(values: list[Any]) -> bytes:
+def _encode_row(values: Sequence[Any]) -> bytes:
     """Each value as its tag, then 8 bytes of integer or real, or a length and the bytes."""
     parts: list[bytes] = []
     add = parts.append
