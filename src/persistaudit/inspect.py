@@ -174,6 +174,7 @@ class _Checks:
         self.foreign_keys: tuple[tuple[list[ForeignKeyViolation], int] | None, str] = (None, "")
         self._conn: GuardedConnection | None = None
         self._opened = threading.Event()
+        self._closing = threading.Lock()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="integrity_check", daemon=True)
 
@@ -194,9 +195,10 @@ class _Checks:
 
     def _stop(self) -> None:
         self._opened.wait()
-        if self._conn is not None:
-            with contextlib.suppress(sqlite3.ProgrammingError):  # closed: it is done
-                self._conn.interrupt()
+        with self._closing:  # never while the thread closes it
+            if self._conn is not None:
+                with contextlib.suppress(sqlite3.ProgrammingError):  # closed: it is done
+                    self._conn.interrupt()
 
     def _run(self) -> None:
         try:
@@ -217,7 +219,8 @@ class _Checks:
         except BaseException as exc:
             self._error = exc
         finally:
-            conn.close()
+            with self._closing:
+                conn.close()
 
 
 def _limited(what: str, read: Callable[[], _T]) -> tuple[_T | None, str]:

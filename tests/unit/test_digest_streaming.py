@@ -4,6 +4,8 @@ too large to keep its row digests is still compared by digests, by reading the c
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +17,7 @@ from persistaudit.exceptions import SnapshotError
 from persistaudit.inspect import inspect_database
 from persistaudit.retention import TableKinds, compare, compare_copies
 from persistaudit.sqlite_guard import Limits, open_copy
+from tests import hostile
 
 MIB = 1024 * 1024
 MANY = (
@@ -147,3 +150,22 @@ def test_text_that_is_no_utf8_beside_text_over_the_limit(make_db: Callable[..., 
     finally:
         small.close()
     assert (streamed.rows, streamed.digest) == (whole.rows, whole.digest) == (2, whole.digest)
+
+
+def test_an_interrupt_while_digesting_stops_the_integrity_check_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """integrity_check runs in a second thread: Ctrl-C in the first ends it at once, not at
+    its deadline, and nothing is left running."""
+    db = hostile.slow_check(tmp_path / "slow.db", rows=30_000)  # integrity_check: ~30 s
+
+    def interrupted(conn: object, tables: object) -> object:
+        time.sleep(0.2)  # the check is under way
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(inspect, "_all_table_data", interrupted)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        inspect_database(db, Limits(query_timeout=60))
+    assert time.monotonic() - started < 5
+    assert not [t for t in threading.enumerate() if t.name == "integrity_check"]
