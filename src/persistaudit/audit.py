@@ -44,7 +44,7 @@ from persistaudit.exceptions import (
     TargetRemoved,
 )
 from persistaudit.findings import Evidence
-from persistaudit.inspect import DatabaseFacts, inspect_database
+from persistaudit.inspect import DatabaseFacts, inspect_snapshot
 from persistaudit.manifest import Manifest, load_manifest
 from persistaudit.readiness import LOG_TAIL, fold_repeats
 from persistaudit.runtime import ContainerHandle, Runtime, runtime_for
@@ -291,7 +291,8 @@ class TargetAudit:
             if isinstance(copy, PersistauditError):
                 raise copy
             state.snapshot = copy
-            state.facts = inspect_database(copy.path, limits)
+            last = self._latest.get(database.name)  # byte-identical copies are read once
+            state.facts = inspect_snapshot(copy, limits, last.facts if last else None)
             state.schema = schema.from_copy(copy.path, self.config.name, limits)
         except TargetRemoved:
             raise

@@ -5,24 +5,33 @@ and blobs) an 8-byte length, then its bytes: no two different rows give the same
 whatever their values. Blobs over CHUNK bytes are fed in chunks through SQLite's blob I/O,
 never read whole, so a 900 MB blob costs a megabyte of memory. Text is read whole up to the
 connection's length limit; a table holding longer text is read again with every text value
-streamed. A table's digest covers the multiset of its row digests, in sorted order.
+streamed. A table's digest covers the multiset of its row digests (their sum, _Multiset), so
+rows are read in one pass in any order and never held: memory stays bounded whatever the
+table's size. Values come in batches of BATCH rows; text is read as str, decoded in C.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import re
 import sqlite3
 import struct
+import tempfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from hashlib import sha256
+from pathlib import Path
 from typing import Any
 
 from persistaudit.exceptions import ValueTooLarge
-from persistaudit.sqlite_guard import GuardedConnection
+from persistaudit.sqlite_guard import GuardedConnection, Limits, open_memory, reading
 
 CHUNK = 1024 * 1024
+BATCH = 16  # rows per fetch: values up to CHUNK are read whole, so at most 16 MiB a column
+KEEP_ROW_HASHES = 20_000  # a table's row digests kept in memory up to this many rows
 ROWID_NAMES = ("rowid", "_rowid_", "oid")
 # Connection.blobopen exists from Python 3.11; before, large blobs are read with substr()
 # in chunks of FALLBACK_CHUNK (SQLite loads the value for each, Python holds one chunk).
@@ -43,6 +52,7 @@ class TableData:
     digest: str
     row_hashes: Counter[bytes] = field(repr=False, compare=False)
     error: str = ""
+    hashes_kept: bool = True  # False: too many rows to keep row_hashes; re-read to compare
 
 
 class _Text(bytes):
@@ -81,29 +91,102 @@ def _layout(conn: GuardedConnection, table: str) -> _Layout:
     return _Layout(columns, [can_stream and int(r[6]) == 0 for r in info], rowid)
 
 
-def table_data(conn: GuardedConnection, table: str) -> TableData:
+def table_data(
+    conn: GuardedConnection, table: str, *, keep_hashes: int = KEEP_ROW_HASHES
+) -> TableData:
     """Count and digest a table's rows, in bounded memory and under one deadline.
 
-    Raises QueryTimeout or ValueTooLarge when a limit stops it.
+    The row digests themselves are kept (row_hashes) only for a table of at most keep_hashes
+    rows; a larger one has hashes_kept False, and a comparison by digests reads it again
+    (kept_rows). Raises QueryTimeout or ValueTooLarge when a limit stops it.
     """
     with conn.stage():
         layout = _layout(conn, table)
-        try:
-            hashes = _row_hashes(conn, table, layout, stream_text=False)
-        except ValueTooLarge:
-            utf8 = str(conn.execute("PRAGMA encoding").fetchone()[0]).upper() == "UTF-8"
-            if not (any(layout.streamable) and utf8):
-                raise
-            hashes = _row_hashes(conn, table, layout, stream_text=True)
-    digest = hashlib.sha256()
-    for row_hash in sorted(hashes):
-        digest.update(row_hash + hashes[row_hash].to_bytes(8, "big"))
-    return TableData(table, sum(hashes.values()), digest.hexdigest(), hashes)
+        utf8 = str(conn.execute("PRAGMA encoding").fetchone()[0]).upper() == "UTF-8"
+        as_str = utf8
+        while True:
+            try:
+                return _digest(conn, table, layout, keep_hashes, stream_text=False, as_str=as_str)
+            except _NotUtf8:  # text that is no valid UTF-8: read as raw bytes instead
+                as_str = False
+            except ValueTooLarge:
+                if not (any(layout.streamable) and utf8):
+                    raise
+                return _digest(conn, table, layout, keep_hashes, stream_text=True, as_str=False)
 
 
-def _row_hashes(
-    conn: GuardedConnection, table: str, layout: _Layout, *, stream_text: bool
-) -> Counter[bytes]:
+class _NotUtf8(Exception):
+    """A TEXT value that is not valid UTF-8 (SQLite keeps whatever bytes it was given)."""
+
+
+class _Multiset:
+    """An order-free digest of a multiset of row digests, in constant memory.
+
+    The sum of the row digests modulo 2**256 (with the row count): equal multisets give
+    equal sums whatever the order. A crafted collision could only make two different
+    contents look alike, which makes an audit say "nothing new" (never pass a check).
+    """
+
+    def __init__(self, keep: int) -> None:
+        self.rows = 0
+        self.total = 0
+        self.keep = keep
+        self.hashes: Counter[bytes] = Counter()
+        self.kept = True
+
+    def add(self, row_hashes: list[bytes]) -> None:
+        self.rows += len(row_hashes)
+        self.total += sum(map(_BIG_ENDIAN, row_hashes))
+        if self.kept:
+            if self.rows > self.keep:
+                self.kept = False
+                self.hashes = Counter()
+            else:
+                self.hashes.update(row_hashes)
+
+    def data(self, table: str) -> TableData:
+        total = (self.total % 2**256).to_bytes(32, "big")
+        digest = hashlib.sha256(b"rows" + self.rows.to_bytes(8, "big") + total).hexdigest()
+        return TableData(table, self.rows, digest, self.hashes, hashes_kept=self.kept)
+
+
+def _digest(
+    conn: GuardedConnection,
+    table: str,
+    layout: _Layout,
+    keep: int,
+    *,
+    stream_text: bool,
+    as_str: bool,
+) -> TableData:
+    found = _Multiset(keep)
+    for batch in _hash_batches(conn, table, layout, stream_text=stream_text, as_str=as_str):
+        found.add(batch)
+    return found.data(table)
+
+
+def row_hashes(
+    conn: GuardedConnection,
+    table: str,
+    layout: _Layout | None = None,
+    *,
+    stream_text: bool = False,
+    as_str: bool = False,
+) -> Iterator[bytes]:
+    """Each row's digest, one at a time (see the module's docstring for what is hashed)."""
+    layout = layout or _layout(conn, table)
+    for batch in _hash_batches(conn, table, layout, stream_text=stream_text, as_str=as_str):
+        yield from batch
+
+
+def _hash_batches(
+    conn: GuardedConnection, table: str, layout: _Layout, *, stream_text: bool, as_str: bool
+) -> Iterator[list[bytes]]:
+    """The row digests of each batch of rows fetched.
+
+    as_str reads text as Python str (decoded in C, then encoded: faster than a bytes
+    subclass per value); it raises _NotUtf8 on text that is no valid UTF-8.
+    """
     exprs: list[str] = []
     marks: list[str] = []
     for i, (column, streamable) in enumerate(zip(layout.columns, layout.streamable, strict=True)):
@@ -119,45 +202,75 @@ def _row_hashes(
     # NULL when nothing is streamed, which is almost always: no text to convert per row.
     mark = f"nullif({' || '.join(marks)}, '')" if marks else "NULL"
     sql = f"SELECT {rowid}, {mark}, {', '.join(exprs)} FROM {_quote(table)}"
-    hashes: Counter[bytes] = Counter()
     saved = conn.text_factory
-    conn.text_factory = _Text
+    conn.text_factory = str if as_str else _Text
     try:
         cursor = conn.execute(sql)
-        while rows := cursor.fetchmany(512):
-            for rowid_value, marked, *values in rows:
-                if marked is None:
-                    hashes[hashlib.sha256(_encode_row(values)).digest()] += 1
-                    continue
-                h = hashlib.sha256()
-                streamed = {int(m[1:]): m[0] for m in bytes(marked).decode().split(",") if m}
-                for i, value in enumerate(values):
-                    if i in streamed:
-                        where = (layout.rowid, rowid_value)
-                        _feed_stream(conn, h, table, layout.columns[i], where, streamed[i])
-                    else:
-                        h.update(_encode_row([value]))
-                hashes[h.digest()] += 1
+        while True:
+            try:
+                rows = cursor.fetchmany(BATCH)
+            except sqlite3.OperationalError as exc:
+                if as_str and "decode" in str(exc):
+                    raise _NotUtf8(str(exc)) from None
+                raise
+            if not rows:
+                return
+            yield [
+                sha256(_encode_row(row[2:])).digest()
+                if row[1] is None
+                else _streamed_row(conn, table, layout, row)
+                for row in rows
+            ]
     finally:
         conn.text_factory = saved
-    return hashes
 
 
+def _streamed_row(conn: GuardedConnection, table: str, layout: _Layout, row: Any) -> bytes:
+    """The digest of a row with values to stream (marked in row[1]; NULL in row[2:])."""
+    rowid_value, marked, *values = row
+    h = sha256()
+    text = marked if isinstance(marked, str) else bytes(marked).decode()
+    streamed = {int(m[1:]): m[0] for m in text.split(",") if m}
+    for i, value in enumerate(values):
+        if i in streamed:
+            where = (layout.rowid, rowid_value)
+            _feed_stream(conn, h, table, layout.columns[i], where, streamed[i])
+        else:
+            h.update(_encode_row([value]))
+    return h.digest()
+
+
+_BIG_ENDIAN = functools.partial(int.from_bytes, byteorder="big")
 _INT = struct.Struct(">cq").pack
 _REAL = struct.Struct(">cd").pack
 _SIZED = struct.Struct(">cQ").pack
-# Each value as its tag, then 8 bytes of integer or real, or a length and then the bytes.
-_ENCODE: dict[type, Callable[[Any], bytes]] = {
-    int: lambda v: _INT(b"I", v),
-    _Text: lambda v: _SIZED(b"T", len(v)) + v,
-    type(None): lambda v: b"N",
-    float: lambda v: _REAL(b"F", v),
-    bytes: lambda v: _SIZED(b"B", len(v)) + v,
-}
 
 
-def _encode_row(values: list[Any]) -> bytes:
-    return b"".join([_ENCODE[type(value)](value) for value in values])
+def _encode_row(values: Sequence[Any]) -> bytes:
+    """Each value as its tag, then 8 bytes of integer or real, or a length and the bytes."""
+    parts: list[bytes] = []
+    add = parts.append
+    for value in values:
+        kind = type(value)
+        if kind is int:
+            add(_INT(b"I", value))
+        elif kind is str:
+            data = value.encode()
+            add(_SIZED(b"T", len(data)))
+            add(data)
+        elif kind is _Text:
+            add(_SIZED(b"T", len(value)))
+            add(value)
+        elif kind is bytes:
+            add(_SIZED(b"B", len(value)))
+            add(value)
+        elif kind is float:
+            add(_REAL(b"F", value))
+        elif value is None:
+            add(b"N")
+        else:
+            raise TypeError(f"unexpected value of type {kind.__name__} from SQLite")
+    return b"".join(parts)
 
 
 def _feed_stream(
@@ -187,3 +300,49 @@ def _feed_stream(
             f"SELECT substr({value}, ?, ?) {where}", (start, FALLBACK_CHUNK, rowid[1])
         ).fetchone()
         h.update(bytes(row[0]))
+
+
+def kept_rows(before: Path, after: Path, table: str, limits: Limits | None = None) -> int:
+    """How many of table's rows in the copy before are still in the copy after, as multisets
+    of row digests: the comparison by digests of a table too large to keep them in memory.
+
+    Both copies' row digests go to a scratch SQLite file beside after, which SQLite counts:
+    memory stays bounded. Each copy is read under one deadline; raises QueryTimeout or
+    ValueTooLarge when a limit stops it, SnapshotError when a copy cannot be read.
+    """
+    with tempfile.TemporaryDirectory(dir=after.parent, prefix=".digests-") as scratch:
+        spill = open_memory(limits)
+        try:
+            spill.execute("ATTACH DATABASE ? AS spill", (str(Path(scratch) / "rows.db"),))
+            spill.execute("CREATE TABLE spill.h (side INTEGER NOT NULL, hash BLOB NOT NULL)")
+            for side, path in enumerate((before, after)):
+                with reading(path, f"the rows of table {table}", limits) as conn:
+                    _spill(conn, spill, side, table)
+            spill.execute("CREATE INDEX spill.h_hash ON h (side, hash)")
+            row = spill.execute(
+                "SELECT coalesce(sum(min(o.n, coalesce(n.n, 0))), 0) FROM "
+                "(SELECT hash, count(*) AS n FROM spill.h WHERE side = 0 GROUP BY hash) AS o "
+                "LEFT JOIN (SELECT hash, count(*) AS n FROM spill.h WHERE side = 1 GROUP BY hash)"
+                " AS n USING (hash)"
+            ).fetchone()
+            return int(row[0])
+        finally:
+            spill.close()
+
+
+def _spill(conn: GuardedConnection, spill: GuardedConnection, side: int, table: str) -> None:
+    """Write the copy's row digests of table to spill.h, as side (the same as table_data's)."""
+    with conn.stage():
+        layout = _layout(conn, table)
+        for stream_text in (False, True):
+            spill.execute("DELETE FROM spill.h WHERE side = ?", (side,))
+            hashes = row_hashes(conn, table, layout, stream_text=stream_text)
+            try:
+                while batch := list(itertools.islice(hashes, 10_000)):
+                    spill.executemany(
+                        "INSERT INTO spill.h VALUES (?, ?)", [(side, h) for h in batch]
+                    )
+                return
+            except ValueTooLarge:
+                if stream_text or not any(layout.streamable):
+                    raise

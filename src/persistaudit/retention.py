@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from persistaudit import rowdiff
+from persistaudit import digest, rowdiff
 from persistaudit.exceptions import LimitExceeded, PersistauditError
 from persistaudit.inspect import DatabaseFacts
 from persistaudit.sqlite_guard import Limits
@@ -27,6 +27,9 @@ BY_DIGEST = "content digest"  # the identity of a table compared by the fallback
 # A table's row changes, or why they could not be had (compare by digests), or None (by
 # digests, nothing to say); raises LimitExceeded to leave the table unverified.
 _ByRows = Callable[[str], "rowdiff.RowChanges | str | None"]
+# The rows of a table kept by digest, read again from the copies (too many to keep their
+# digests in memory), or why they could not be.
+_Reread = Callable[[str], "int | str"]
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,11 @@ def compare(
     one lost and one added. The fallback of compare_copies, and its tables gone or volatile.
     """
     kinds = kinds or TableKinds(volatile=volatile)
-    return _compare(before, after, kinds, lambda name: None)
+
+    def no_copies(name: str) -> str:
+        return f"table {name}: too many rows to compare by digests without the copies"
+
+    return _compare(before, after, kinds, lambda name: None, no_copies)
 
 
 def compare_copies(
@@ -183,23 +190,36 @@ def compare_copies(
     """Retention with rows matched by identity between the two host copies (rowdiff).
 
     A table rowdiff cannot read falls back to the row digests, and says why; a limit
-    (QueryTimeout, ValueTooLarge) leaves the table unverified.
+    (QueryTimeout, ValueTooLarge) leaves the table unverified. Copies with the same
+    fingerprint (byte-identical files) hold the same rows: their tables are not compared
+    row by row, only their identity is read.
     """
+    same = bool(before.fingerprint) and before.fingerprint == after.fingerprint
+
+    def reread(name: str) -> int | str:
+        try:
+            return digest.kept_rows(before_path, after_path, name, limits)
+        except PersistauditError as exc:  # a limit too: the table is not verified
+            return f"comparing rows of table {name} by digests: {exc}"
+
     try:
         with rowdiff.attached(before_path, after_path, limits) as conn:
 
             def by_rows(name: str) -> rowdiff.RowChanges | str:
                 try:
+                    old, new = before.data[name], after.data.get(name)
+                    if same and new is not None and not (old.error or new.error):
+                        return rowdiff.unchanged_rows(conn, name, old.rows)
                     return rowdiff.compare_rows(conn, name)
                 except LimitExceeded:
                     raise
                 except PersistauditError as exc:
                     return str(exc)
 
-            return _compare(before, after, kinds, by_rows)
+            return _compare(before, after, kinds, by_rows, reread)
     except PersistauditError as exc:  # a limit too: every table still has its digests
         why = f"the copies could not be attached together: {exc}"
-        return _compare(before, after, kinds, lambda name: why)
+        return _compare(before, after, kinds, lambda name: why, reread)
 
 
 def _compare(
@@ -207,6 +227,7 @@ def _compare(
     after: DatabaseFacts,
     kinds: TableKinds,
     by_rows: _ByRows,
+    reread: _Reread,
 ) -> Retention:
     tables = []
     missing = []
@@ -249,7 +270,14 @@ def _compare(
         if old.error or new.error:
             unverified.append(old.error or new.error)
             continue
-        kept = sum(min(count, new.row_hashes[h]) for h, count in old.row_hashes.items())
+        if old.hashes_kept and new.hashes_kept:
+            kept = sum(min(count, new.row_hashes[h]) for h, count in old.row_hashes.items())
+        else:
+            again = reread(name)
+            if isinstance(again, str):
+                unverified.append(again)
+                continue
+            kept = again
         tables.append(
             TableRetention(
                 name,

@@ -6,7 +6,8 @@ matter follows from the copied file's header (sqlite_files): -wal and -shm in WA
 -journal otherwise.
 The copy is inspected on the host; the container's files are never opened for writing.
 
-Each file is streamed once, from the API's tar stream straight to its destination, within a
+Each file is streamed once, from the API's tar stream straight to its destination (tarstream:
+the engine's chunks are written as they come, and hashed on the way for the fingerprint), within a
 budget: database.max_size for all the files together, and never more than the destination's
 free space less a margin. A database over it is DatabaseTooLarge (the checks are BLOCKED).
 """
@@ -14,6 +15,7 @@ free space less a margin. A database over it is DatabaseTooLarge (the checks are
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import shutil
 import tarfile
@@ -21,10 +23,10 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO
 
+from persistaudit import tarstream
 from persistaudit.config import format_size
 from persistaudit.exceptions import (
     DatabaseMissing,
@@ -36,9 +38,9 @@ from persistaudit.exceptions import (
 from persistaudit.runtime.base import ContainerHandle
 from persistaudit.runtime.restore import FileOwner
 from persistaudit.sqlite_files import COMPANIONS, companions, header_of
+from persistaudit.tarstream import StreamBroken as StreamBroken  # layer_files' import
 
 FREE_SPACE_MARGIN = 256 * 1024**2  # left free on the host's disk by a copy
-COPY_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,25 @@ class Snapshot:
     pause_ms: float
     companions: tuple[str, ...] = ()  # those the header called for, copied where they existed
     owner: FileOwner | None = None  # the main file's owner and mode in the container
+    sha256: dict[str, str] = field(default_factory=dict)  # file name -> SHA-256 of its copy
+
+    @property
+    def fingerprint(self) -> str:
+        """One digest of the files copied (by suffix): equal only for byte-identical copies,
+        which hold the same database whatever SQLite makes of them; "" when unknown.
+
+        The -shm is left out: it is only an index of the -wal, which the first connection to
+        a copy truncates and rebuilds (tests/unit/test_fingerprint.py shows it), and a service
+        that merely reconnects rewrites it.
+        """
+        if set(self.sha256) != set(self.files):
+            return ""
+        name = self.path.name
+        suffixes = {n: n[len(name) :] for n in self.sha256}
+        parts = sorted(
+            f"{suffixes[n]}={h}" for n, h in self.sha256.items() if suffixes[n] != "-shm"
+        )
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def take_snapshot(
@@ -117,6 +138,7 @@ def _copy_one(container: ContainerHandle, want: Wanted) -> Snapshot:
     name = PurePosixPath(want.db_path).name
     files: dict[str, int] = {}
     owners: dict[str, FileOwner] = {}
+    digests: dict[str, str] = {}
     try:
         wanted = _copy_all(
             container,
@@ -126,11 +148,12 @@ def _copy_one(container: ContainerHandle, want: Wanted) -> Snapshot:
             Budget(want.dest, want.max_size),
             files,
             owners,
+            digests,
         )
     except BaseException:
         _discard(want)  # no snapshot, rather than half of one
         raise
-    return Snapshot(want.dest / name, want.db_path, files, 0.0, wanted, owners.get(name))
+    return Snapshot(want.dest / name, want.db_path, files, 0.0, wanted, owners.get(name), digests)
 
 
 def _copy_all(
@@ -141,10 +164,11 @@ def _copy_all(
     budget: Budget,
     files: dict[str, int],
     owners: dict[str, FileOwner],
+    digests: dict[str, str],
 ) -> tuple[str, ...]:
     """The database, then the companions its header calls for (returned); files gets what
-    was copied, owners the main file's owner and mode."""
-    size = _copy_file(container, db_path, dest / name, budget, owners)
+    was copied, owners the main file's owner and mode, digests each file's SHA-256."""
+    size = _copy_file(container, db_path, dest / name, budget, owners, digests)
     if size is None:
         raise DatabaseMissing(
             f"database file {db_path} does not exist in container {container.name}. "
@@ -156,7 +180,8 @@ def _copy_all(
     # Concurrent copies keep the pause short; each is one Docker API round trip.
     with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
         sizes = pool.map(
-            lambda s: _copy_file(container, db_path + s, dest / (name + s), budget), wanted
+            lambda s: _copy_file(container, db_path + s, dest / (name + s), budget, None, digests),
+            wanted,
         )
         for suffix, companion_size in zip(wanted, sizes, strict=True):
             if companion_size is not None:
@@ -195,10 +220,6 @@ class Budget:
             self.used = total
 
 
-class StreamBroken(Exception):
-    """The archive stream from the engine failed part-way (a connection error, say)."""
-
-
 class ChunkReader(io.RawIOBase):
     """A readable file over an iterator of byte chunks, such as the engine's archive stream."""
 
@@ -230,6 +251,7 @@ def _copy_file(
     target: Path,
     budget: Budget,
     owners: dict[str, FileOwner] | None = None,
+    digests: dict[str, str] | None = None,
 ) -> int | None:
     """Stream one file out of the container to target; its size, or None if it does not exist."""
     stream = container.get_archive(path)
@@ -237,7 +259,7 @@ def _copy_file(
         return None
     where = f"{path} in container {container.name}"
     try:
-        return copy_member(stream, where, target, budget, owners)
+        return copy_member(stream, where, target, budget, owners, digests)
     except BaseException:
         target.unlink(missing_ok=True)
         raise
@@ -249,30 +271,36 @@ def copy_member(
     target: Path,
     budget: Budget,
     owners: dict[str, FileOwner] | None = None,
+    digests: dict[str, str] | None = None,
 ) -> int:
     """Write the one regular file of a tar stream to target, reading the stream once; owners,
-    when given, gets the file's owner and mode from its header (by target's name)."""
+    when given, gets the file's owner and mode from its header, digests its SHA-256 (both by
+    target's name)."""
+    chunks = tarstream.Chunks(stream)
     try:
-        with tarfile.open(fileobj=ChunkReader(stream), mode="r|") as tar:
-            member = tar.next()
-            if member is None:
-                raise SnapshotError(f"{where}: the engine sent an empty archive")
-            if member.issym() or member.islnk():
-                raise SnapshotError(
-                    f"{where} is a link to {member.linkname}, not a regular file. "
-                    "Hint: set database.path to the file it points to."
-                )
-            if not member.isfile():
-                raise SnapshotError(f"{where} is not a regular file")
-            budget.reserve(where, member.size)
-            if owners is not None:
-                owners[target.name] = FileOwner.of(member)
-            source = tar.extractfile(member)
-            assert source is not None  # a regular file always has content
-            copied = _write(source, target, member.size, where)
-            if tar.next() is not None:
-                raise SnapshotError(f"{where}: the engine's archive holds more than one file")
-            return copied
+        member = tarstream.next_member(chunks)
+        if member is None:
+            raise SnapshotError(f"{where}: the engine sent an empty archive")
+        if member.issym() or member.islnk():
+            raise SnapshotError(
+                f"{where} is a link to {member.linkname}, not a regular file. "
+                "Hint: set database.path to the file it points to."
+            )
+        if not member.isfile():
+            raise SnapshotError(f"{where} is not a regular file")
+        budget.reserve(where, member.size)
+        if owners is not None:
+            owners[target.name] = FileOwner.of(member)
+        digest = hashlib.sha256()
+        with target.open("wb") as out:
+            for view in tarstream.member_data(chunks, member):
+                out.write(view)
+                digest.update(view)  # while the engine sends the next chunk
+        if tarstream.next_member(chunks) is not None:
+            raise SnapshotError(f"{where}: the engine's archive holds more than one file")
+        if digests is not None:
+            digests[target.name] = digest.hexdigest()
+        return member.size
     except StreamBroken as exc:
         raise SnapshotError(f"{where}: the copy failed, the engine's stream broke: {exc}") from None
     except (tarfile.TarError, EOFError) as exc:
@@ -281,16 +309,3 @@ def copy_member(
         ) from None
     except OSError as exc:
         raise SnapshotError(f"{where}: the copy failed writing to {target}: {exc}") from None
-
-
-def _write(source: IO[bytes], target: Path, size: int, where: str) -> int:
-    copied = 0
-    with target.open("wb") as out:
-        while chunk := source.read(COPY_CHUNK):
-            copied += len(chunk)
-            if copied > size:  # tarfile never reads past a member; say so if it ever did
-                raise SnapshotError(f"{where}: the archive held more than its {size} bytes")
-            out.write(chunk)
-    if copied != size:
-        raise SnapshotError(f"{where}: the archive ended after {copied} of {size} bytes")
-    return copied
