@@ -13,9 +13,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from persistaudit.config import read_yaml, validation_message
 from persistaudit.exceptions import ConfigError, clip_value
 from persistaudit.sqltext import DEFAULT_COLLATION, fold, normalize_collation
+from persistaudit.yamlio import read_yaml, validation_message
 
 MANIFEST_VERSION = 1
 Action = Literal["NO ACTION", "RESTRICT", "SET NULL", "SET DEFAULT", "CASCADE"]
