@@ -10,26 +10,22 @@ from collections.abc import Callable
 from dataclasses import asdict
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import pytest
 
-from persistaudit import __version__, cleanup, engine, outputs, runtime, schema, signals, signing
-from persistaudit.audit import TargetAudit
-from persistaudit.compare import compare
-from persistaudit.config import load_config
-from persistaudit.diff import diff, group_by_table
+# Only light modules here: `diff`, `snapshot FILE`, `report`, `verify` and `--help` must not
+# pay for pytest, docker or testcontainers (most of a second). Each command imports the
+# rest itself; tests/unit/test_light_imports.py holds this.
+from persistaudit import __version__, signals
 from persistaudit.display import printable
-from persistaudit.documents import read_results
 from persistaudit.exceptions import PersistauditError, SnapshotError, TargetBlocked, summarize
 from persistaudit.findings import EXIT_CODES
-from persistaudit.manifest import Manifest, dump_manifest, load_manifest
-from persistaudit.progress import Progress
-from persistaudit.redact import Redactor
-from persistaudit.report import render_html, render_markdown
 from persistaudit.resources import bundled
 from persistaudit.sqlite_files import MAGIC, is_sqlite
+
+if TYPE_CHECKING:
+    from persistaudit.manifest import Manifest
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 4
@@ -97,6 +93,8 @@ class InterruptibleGroup(click.Group):
         except KeyboardInterrupt:
             signals.note_interrupt()
             signals.settle()
+            from persistaudit import cleanup
+
             left = cleanup.left_behind()
             after = (
                 f"could not remove {', '.join(left)} (see the warning above)"
@@ -133,6 +131,11 @@ def run(config: Path, out: Path | None, select: str | None) -> None:
     Exit code: 0 PASS, 1 FAIL, 2 bad usage or config, 3 BLOCKED, 4 ERROR (a bug inside
     persistaudit), 128+N interrupted by signal N (130 SIGINT, 143 SIGTERM, 129 SIGHUP).
     """
+    import pytest
+
+    from persistaudit import engine, outputs, runtime
+    from persistaudit.config import load_config
+
     target = load_config(config)
     out = out or Path("reports") / "out" / target.name
     # Held until the end: a second run into the same folder refuses at once, and the suites
@@ -171,6 +174,8 @@ def run(config: Path, out: Path | None, select: str | None) -> None:
 
 
 def _run_suites(config: Path, out: Path, select: str | None) -> int:
+    import pytest
+
     args = [
         str(bundled("suites")),
         f"--persistaudit-config={config}",
@@ -222,6 +227,9 @@ def snapshot(
 
     Or from --from-sql DDL, or from --from-sqlalchemy models. The output is sorted and stable.
     """
+    from persistaudit import schema
+    from persistaudit.manifest import dump_manifest, load_manifest
+
     given = [x for x in (source, from_sql, from_sqlalchemy) if x is not None]
     if len(given) != 1:
         fail("give exactly one of SOURCE, --from-sql or --from-sqlalchemy")
@@ -257,6 +265,12 @@ def snapshot(
 
 def _snapshot_target(path: Path, name: str | None, database: str | None) -> Manifest:
     """Start the target on a fresh volume, wait until ready, snapshot, clean up."""
+    from persistaudit import engine
+    from persistaudit.audit import TargetAudit
+    from persistaudit.config import load_config
+    from persistaudit.progress import Progress
+    from persistaudit.redact import Redactor
+
     config = load_config(path, require_manifest=False)
     names = [d.name for d in config.declared_databases]
     if database is None and len(names) > 1:
@@ -301,6 +315,10 @@ def diff_command(manifest: Path, other: Path, as_json: bool) -> None:
     Changed SQL is shown as a word diff: [-as in MANIFEST-]{+as in OTHER+}.
     Exit code: 0 equal, 1 drift, 2 bad input.
     """
+    from persistaudit import schema
+    from persistaudit.diff import diff, group_by_table
+    from persistaudit.manifest import load_manifest
+
     expected = load_manifest(manifest)
     if not other.is_file():
         fail(f"{other}: file not found")
@@ -332,6 +350,9 @@ def diff_command(manifest: Path, other: Path, as_json: bool) -> None:
 @one_line_errors
 def report(results: Path, output: Path, fmt: str) -> None:
     """Render the report again from a saved results.json (the same bytes every time)."""
+    from persistaudit.documents import read_results
+    from persistaudit.report import render_html, render_markdown
+
     doc = read_results(results)
     write_output(output, render_html(doc) if fmt == "html" else render_markdown(doc))
 
@@ -342,6 +363,8 @@ def report(results: Path, output: Path, fmt: str) -> None:
 @one_line_errors
 def keygen(path: Path, comment: str) -> None:
     """Make an Ed25519 key pair: PATH (private, mode 600) and PATH.pub (OpenSSH format)."""
+    from persistaudit import signing
+
     private, public = signing.keygen(path, comment)
     key = signing.load_public_key(public)
     click.echo(f"wrote {private} and {public} ({signing.fingerprint(key)})")
@@ -360,6 +383,10 @@ def keygen(path: Path, comment: str) -> None:
 @one_line_errors
 def sign(folder: Path, key: Path, auditor: str, role: str) -> None:
     """Sign a report folder: report.md gets the sign-off block, signature.json covers all files."""
+    from persistaudit import signing
+    from persistaudit.documents import read_results
+    from persistaudit.report import render_html, render_markdown
+
     signing.check_folder(folder)  # before anything is written: nothing through a link
     doc = read_results(folder / "results.json")
     private = signing.load_private_key(key)
@@ -381,6 +408,8 @@ def sign(folder: Path, key: Path, auditor: str, role: str) -> None:
 @one_line_errors
 def verify(folder: Path, pubkey: Path | None) -> None:
     """Check a signed report folder. Exit code: 0 valid, 1 invalid or changed, 2 bad input."""
+    from persistaudit import signing
+
     trusted = signing.load_public_key(pubkey) if pubkey else None
     result = signing.verify(folder, trusted)
     who = {k: one_line(v) for k, v in result.signer.items()}
@@ -408,6 +437,9 @@ def compare_command(old: Path, new: Path, as_json: bool) -> None:
 
     Exit code: 0 when nothing regressed, 1 when something did, 2 on bad input.
     """
+    from persistaudit.compare import compare
+    from persistaudit.documents import read_results
+
     changes = compare(read_results(old), read_results(new))
     if as_json:
         click.echo(json.dumps([asdict(c) for c in changes], indent=2))
@@ -433,6 +465,8 @@ def clean(everything: bool) -> None:
     A run still alive on this host keeps its resources, and so do runs on other hosts
     (which cannot be checked from here): --all removes those too.
     """
+    from persistaudit import cleanup, engine
+
     client = engine.connect()
     runs: dict[str, list[cleanup.Resource]] = {}
     for resource in cleanup.list_resources(client, label=f"{engine.LABEL_MANAGED}=true"):
@@ -466,5 +500,7 @@ def clean(everything: bool) -> None:
 
 
 def _ended(owner: dict[str, str]) -> str:
+    from persistaudit import engine
+
     run = owner.get(engine.LABEL_RUN, "?")
     return f"run {run}: pid {owner.get(engine.LABEL_OWNER_PID, '?')} has ended"
