@@ -7,7 +7,7 @@ not use): a ValidationError is only read, never imported.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -107,10 +107,12 @@ def _check_shape(node: yaml.Node) -> None:
         )
 
 
-def read_yaml(path: Path) -> tuple[Any, str]:
+def read_yaml(path: Path, fast: Callable[[str], Any] | None = None) -> tuple[Any, str]:
     """Parse a YAML file, returning the data and its text (for line numbers on error).
 
     Every problem, however odd the input, is a ConfigError naming the file and line.
+    fast: a parser of a subset of YAML that returns what PyYAML would, or None for a text
+    outside its subset (manifest_yaml.parse).
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -118,6 +120,9 @@ def read_yaml(path: Path) -> tuple[Any, str]:
         raise ConfigError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
+    data = fast(text) if fast is not None else None
+    if data is not None:
+        return data, text
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
