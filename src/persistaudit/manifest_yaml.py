@@ -26,7 +26,7 @@ FLOW_KEYS = ("columns", "foreign_keys", "unique_collations")  # their mappings: 
 BLOCK_LISTS = ("checks",)  # lists of scalars written one item a line (SQL reviews better)
 _STR = "tag:yaml.org,2002:str"
 _MAX_DEPTH = 20
-_MAX_KEY = 1000  # libyaml refuses a simple key over 1,024 characters
+_MAX_KEY = 1000  # libyaml refuses a simple key over 1,024 characters; no line is longer
 
 # The subset's scalars. Plain ones start with none of YAML's indicators and hold no ':' or
 # '#' (so no ': ' or ' #' either), single spaces only; in flow context no ',[]{}?' either.
@@ -130,6 +130,8 @@ class _Reader:
         self.indents: list[int] = []
         self.contents: list[str] = []
         for raw in text.split("\n"):
+            if len(raw) > _MAX_KEY:  # a key that long, even in a flow, is libyaml's to refuse
+                raise _Unsupported
             content = raw.lstrip(" ")
             if not content or content[0] == "#":
                 continue  # blank and comment lines mean nothing in block context
