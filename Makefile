@@ -45,7 +45,8 @@ lint:
 
 bench: setup
 	$(BIN)/python bench/bench_run.py
-	$(BIN)/python bench/bench_diff.py
+	$(BIN)/python bench/bench_manifest.py
+	$(BIN)/python bench/bench_cli.py
 	$(BIN)/python bench/bench_report.py
 
 clean:

@@ -13,28 +13,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from functools import wraps
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
-import pytest
 
-from persistaudit import (
-    __version__,
-    activity,
-    cleanup,
-    engine,
-    outputs,
-    runtime,
-    schema,
-    signals,
-    signing,
-)
-from persistaudit.audit import TargetAudit
-from persistaudit.compare import compare
-from persistaudit.config import load_config
-from persistaudit.diff import diff, group_by_table
+# Only light modules here: `diff`, `snapshot FILE`, `report`, `verify` and `--help` must not
+# pay for pytest, docker or testcontainers (most of a second). Each command imports the
+# rest itself; tests/unit/test_light_imports.py holds this.
+from persistaudit import __version__, activity, signals
 from persistaudit.display import printable
-from persistaudit.documents import read_results
 from persistaudit.exceptions import (
     NoVerdict,
     PersistauditError,
@@ -43,13 +30,12 @@ from persistaudit.exceptions import (
     summarize,
 )
 from persistaudit.findings import EXIT_CODES
-from persistaudit.manifest import Manifest, dump_manifest, load_manifest
-from persistaudit.progress import Progress
-from persistaudit.progress import install as install_progress
-from persistaudit.redact import Redactor
-from persistaudit.report import render_html, render_markdown
 from persistaudit.resources import bundled
 from persistaudit.sqlite_files import MAGIC, is_sqlite
+
+if TYPE_CHECKING:
+    from persistaudit.manifest import Manifest
+    from persistaudit.redact import Redactor
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 4
@@ -117,6 +103,8 @@ class InterruptibleGroup(click.Group):
         except KeyboardInterrupt:
             signals.note_interrupt()
             signals.settle()
+            from persistaudit import cleanup
+
             left = cleanup.left_behind()
             after = (
                 f"could not remove {', '.join(left)} (see the warning above)"
@@ -249,9 +237,14 @@ def _audit(
 
     Returns what the JSON document on stdout says about the run.
     """
-    from persistaudit import ci
+    import pytest
+
+    from persistaudit import ci, engine, outputs, runtime
     from persistaudit import keep as kept_runs
-    from persistaudit.progress import Mode, live_possible
+    from persistaudit.config import load_config
+    from persistaudit.progress import Mode, Progress, live_possible
+    from persistaudit.progress import install as install_progress
+    from persistaudit.redact import Redactor
 
     target = load_config(config)
     out = out or Path("reports") / "out" / target.name
@@ -404,6 +397,9 @@ def _check_writable(path: Path) -> None:
 def _write_copies(out: Path, doc: dict[str, Any], copies: dict[str, Path | None]) -> dict[str, str]:
     """--junit, --json and --html: the published files (or the HTML page), each replaced
     whole; returns their paths by option."""
+    from persistaudit import outputs
+    from persistaudit.report import render_html
+
     written = {}
     for option, path in copies.items():
         if path is None:
@@ -453,6 +449,8 @@ def _run_suites(
     """pytest on the bundled suites and the team's own checks, with no ini file of the
     caller's (its addopts could change what runs); the team's conftest.py files load as
     pytest loads them (those in the folders given and above them)."""
+    import pytest
+
     args = [
         str(bundled("suites")),
         *(str(path.resolve()) for path in team_checks),
@@ -507,6 +505,9 @@ def snapshot(
 
     Or from --from-sql DDL, or from --from-sqlalchemy models. The output is sorted and stable.
     """
+    from persistaudit import schema
+    from persistaudit.manifest import dump_manifest, load_manifest
+
     given = [x for x in (source, from_sql, from_sqlalchemy) if x is not None]
     if len(given) != 1:
         fail("give exactly one of SOURCE, --from-sql or --from-sqlalchemy")
@@ -542,6 +543,12 @@ def snapshot(
 
 def _snapshot_target(path: Path, name: str | None, database: str | None) -> Manifest:
     """Start the target on a fresh volume, wait until ready, snapshot, clean up."""
+    from persistaudit import engine
+    from persistaudit.audit import TargetAudit
+    from persistaudit.config import load_config
+    from persistaudit.progress import Progress
+    from persistaudit.redact import Redactor
+
     config = load_config(path, require_manifest=False)
     names = [d.name for d in config.declared_databases]
     if database is None and len(names) > 1:
@@ -586,6 +593,10 @@ def diff_command(manifest: Path, other: Path, as_json: bool) -> None:
     Changed SQL is shown as a word diff: [-as in MANIFEST-]{+as in OTHER+}.
     Exit code: 0 equal, 1 drift, 2 bad input.
     """
+    from persistaudit import schema
+    from persistaudit.diff import diff, group_by_table
+    from persistaudit.manifest import load_manifest
+
     expected = load_manifest(manifest)
     if not other.is_file():
         fail(f"{other}: file not found")
@@ -617,6 +628,9 @@ def diff_command(manifest: Path, other: Path, as_json: bool) -> None:
 @one_line_errors
 def report(results: Path, output: Path, fmt: str) -> None:
     """Render the report again from a saved results.json (the same bytes every time)."""
+    from persistaudit.documents import read_results
+    from persistaudit.report import render_html, render_markdown
+
     doc = read_results(results)
     base = results.parent  # host paths relative to the folder of results.json
     text = render_html(doc, base=base) if fmt == "html" else render_markdown(doc, base=base)
@@ -629,6 +643,8 @@ def report(results: Path, output: Path, fmt: str) -> None:
 @one_line_errors
 def keygen(path: Path, comment: str) -> None:
     """Make an Ed25519 key pair: PATH (private, mode 600) and PATH.pub (OpenSSH format)."""
+    from persistaudit import signing
+
     private, public = signing.keygen(path, comment)
     key = signing.load_public_key(public)
     click.echo(f"wrote {private} and {public} ({signing.fingerprint(key)})")
@@ -652,6 +668,10 @@ def keygen(path: Path, comment: str) -> None:
 def sign(folder: Path, key: Path, auditor: str, role: str) -> None:
     """Sign a report folder: report.md gets the sign-off block; signature.json, SHA256SUMS
     and SHA256SUMS.sig (ssh-keygen's format) cover all files."""
+    from persistaudit import signing
+    from persistaudit.documents import read_results
+    from persistaudit.report import render_html, render_markdown
+
     signing.check_folder(folder)  # before anything is written: nothing through a link
     doc = read_results(folder / "results.json")
     private = signing.load_private_key(key)
@@ -687,6 +707,8 @@ def verify(
     folder: Path, pubkey: Path | None, signers_file: Path | None, identity: str | None
 ) -> None:
     """Check a signed report folder. Exit code: 0 valid, 1 invalid or changed, 2 bad input."""
+    from persistaudit import signing
+
     if identity is not None and signers_file is None:
         fail("--identity goes with --allowed-signers FILE (the file that lists the identity)")
     from persistaudit import allowed_signers
@@ -741,6 +763,9 @@ def compare_command(old: Path, new: Path, as_json: bool) -> None:
 
     Exit code: 0 when nothing regressed, 1 when something did, 2 on bad input.
     """
+    from persistaudit.compare import compare
+    from persistaudit.documents import read_results
+
     changes = compare(read_results(old), read_results(new))
     if as_json:
         click.echo(json.dumps([asdict(c) for c in changes], indent=2))
@@ -774,7 +799,7 @@ def clean(everything: bool, only: tuple[str, ...]) -> None:
     `run --keep` and runs on other hosts (which cannot be checked from here): --run RUN_ID
     removes one of them, --all all of them.
     """
-    from persistaudit import keep
+    from persistaudit import cleanup, engine, keep
 
     client = engine.connect()
     runs: dict[str, list[cleanup.Resource]] = {}
@@ -824,5 +849,7 @@ def clean(everything: bool, only: tuple[str, ...]) -> None:
 
 
 def _ended(owner: dict[str, str]) -> str:
+    from persistaudit import engine
+
     run = owner.get(engine.LABEL_RUN, "?")
     return f"run {run}: pid {owner.get(engine.LABEL_OWNER_PID, '?')} has ended"

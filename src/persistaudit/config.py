@@ -12,7 +12,6 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -26,7 +25,12 @@ from pydantic import (
 )
 
 from persistaudit import catalog, jsonpath
+from persistaudit.display import format_size as format_size  # re-exported: it lived here
 from persistaudit.exceptions import ConfigError, clip_value
+from persistaudit.yamlio import MAX_ALIAS_NODES as MAX_ALIAS_NODES  # re-exported, likewise
+from persistaudit.yamlio import field_message
+from persistaudit.yamlio import read_yaml as read_yaml
+from persistaudit.yamlio import validation_message as _validation_message
 
 CANARY_VARS = ("i", "marker", "run")
 # HTTP steps only: a number unique to each session the canary opens (a writer of the crash
@@ -384,14 +388,6 @@ def parse_size(value: Any) -> int:
     if number > 2**63:
         raise ValueError("is larger than any database SQLite can hold")
     return int(number)
-
-
-def format_size(n: int) -> str:
-    """A byte count as people read it: 4.0 GiB, 12.5 MiB, 300 bytes."""
-    for unit, scale in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if abs(n) >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"
 
 
 class DatabaseSpec(_Model):
@@ -780,145 +776,6 @@ def interpolate_env(value: Any, environ: dict[str, str]) -> Any:
     return value
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
-    """The 1-based line of the YAML node at a pydantic error location, as deep as it exists."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = [v for k, v in node.value if getattr(k, "value", None) == key]
-            if not match:
-                break
-            node = match[0]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-        else:
-            break
-        line = node.start_mark.line + 1
-    return line
-
-
-# libyaml's C parser when PyYAML has it: 10x faster on large manifests.
-_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-# Aliases may repeat a node; a document whose aliases add more nodes than this is refused
-# (a "billion laughs" document of a few hundred bytes expands to gigabytes downstream).
-MAX_ALIAS_NODES = 100_000
-MAX_DEPTH = 100  # no config or manifest nests deeper than a dozen levels
-
-
-class _Loader(_Base):  # type: ignore[misc]
-    """The safe loader, with a bad tagged value (`!!int x`) reported as a YAML error."""
-
-    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-        try:
-            return super().construct_object(node, deep)
-        except yaml.YAMLError:
-            raise
-        except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
-            shown = clip_value(node.value) if isinstance(node, yaml.ScalarNode) else "this node"
-            tag = node.tag.removeprefix("tag:yaml.org,2002:")
-            raise yaml.constructor.ConstructorError(
-                None, None, f"{shown} is not a valid {tag}", node.start_mark
-            ) from None
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    if isinstance(node, yaml.MappingNode):
-        return [n for pair in node.value for n in pair]
-    return []
-
-
-def _check_shape(node: yaml.Node) -> None:
-    """Refuse recursive aliases, deep nesting and documents whose aliases expand too far.
-
-    Walks the node graph once (iteratively, each distinct node once), counting the nodes
-    the document would have with every alias expanded, before anything is constructed.
-    """
-    size: dict[int, int] = {}
-    open_: set[int] = set()
-    stack: list[tuple[yaml.Node, int, bool]] = [(node, 0, False)]
-    while stack:
-        current, depth, leaving = stack.pop()
-        key = id(current)
-        if leaving:
-            open_.discard(key)
-            size[key] = 1 + sum(size[id(c)] for c in _children(current))
-            continue
-        if key in size:
-            continue
-        if key in open_:
-            raise yaml.composer.ComposerError(
-                None, None, "an alias refers to a node that contains it", current.start_mark
-            )
-        if depth > MAX_DEPTH:
-            raise yaml.composer.ComposerError(
-                None, None, f"nested deeper than {MAX_DEPTH} levels", current.start_mark
-            )
-        open_.add(key)
-        stack.append((current, depth, True))
-        stack.extend((child, depth + 1, False) for child in _children(current))
-    if size[id(node)] - len(size) > MAX_ALIAS_NODES:
-        raise yaml.composer.ComposerError(
-            None,
-            None,
-            f"aliases expand the document by more than {MAX_ALIAS_NODES:,} nodes",
-            node.start_mark,
-        )
-
-
-def read_yaml(path: Path) -> tuple[Any, str]:
-    """Parse a YAML file, returning the data and its text (for line numbers on error).
-
-    Every problem, however odd the input, is a ConfigError naming the file and line.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, text
-        _check_shape(node)
-        return loader.construct_document(node), text
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}{where}: malformed YAML: {problem}") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: malformed YAML: nested too deeply") from None
-    finally:
-        loader.dispose()
-
-
-def validation_message(path: Path, text: str, exc: ValidationError) -> str:
-    """One line for the first error, with file, line and dotted field."""
-    err = exc.errors()[0]
-    loc = tuple(
-        p
-        for p in err["loc"]
-        if not (isinstance(p, str) and (p.startswith(("function-", "branch-")) or p in _STEP_TAGS))
-    )
-    msg = err["msg"].removeprefix("Value error, ")
-    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return field_message(path, text, loc, msg + more)
-
-
-def field_message(path: Path, text: str, loc: tuple[int | str, ...], msg: str) -> str:
-    """path:line: dotted.field: msg, for the field at loc of the YAML document in text."""
-    node = yaml.compose(text, Loader=_Loader)  # only on error: line numbers cost a second parse
-    field = "".join(f"{p}: " for p in [".".join(str(p) for p in loc)] if p)
-    line = _line_of(node, loc)
-    where = f"{path}:{line}" if line else str(path)
-    return f"{where}: {field}{msg}"
-
-
 def _nul_at(value: Any, loc: tuple[int | str, ...] = ()) -> tuple[int | str, ...] | None:
     """Where a string with a NUL byte is (paths, names and env values cannot hold one)."""
     if isinstance(value, str):
@@ -957,7 +814,7 @@ def load_config(
     try:
         config = TargetConfig.model_validate({**data, "source": path.resolve()})
     except ValidationError as exc:
-        raise ConfigError(validation_message(path, text, exc)) from None
+        raise ConfigError(_validation_message(path, text, exc, _STEP_TAGS)) from None
     if config.compose is not None:
         for key in ("volume", "command", "restart_policy"):
             if key in data:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from persistaudit.config import format_size
+from persistaudit.display import format_size
 from persistaudit.exceptions import (
     LimitExceeded,
     QueryTimeout,

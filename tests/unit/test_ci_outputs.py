@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from persistaudit import ci, cli
+from persistaudit import ci, cli, engine, runtime
 from persistaudit.junit import plain_table, render_junit
 from persistaudit.outputs import write_outputs
 from persistaudit.redact import Redactor
@@ -60,8 +60,8 @@ def fake_audit(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, Any]], No
             write_outputs(out, json.loads(json.dumps(doc)), {}, Redactor({"API_TOKEN": SECRET}))
             return 1 if doc["verdict"] == "FAIL" else 0
 
-        monkeypatch.setattr(cli.engine, "connect", lambda: object())
-        monkeypatch.setattr(cli.runtime, "prepare", lambda target, client: None)
+        monkeypatch.setattr(engine, "connect", lambda: object())
+        monkeypatch.setattr(runtime, "prepare", lambda target, client: None)
         monkeypatch.setattr(cli, "_run_suites", suites)
 
     return use

@@ -67,7 +67,7 @@ def removed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         runs.append(run_id)
         return Removal(removed=[f"container {prefix}-1", f"volume {prefix}"])
 
-    monkeypatch.setattr(cli.engine, "connect", lambda: Client())
+    monkeypatch.setattr(engine, "connect", lambda: Client())
     monkeypatch.setattr(cleanup, "remove_run", remove_run)
     monkeypatch.setattr(cleanup, "remove_scratch", lambda prefix: [])
     return runs

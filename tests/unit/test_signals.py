@@ -93,7 +93,7 @@ def test_an_interrupted_command_exits_128_plus_n_not_click_aborted(
         raise KeyboardInterrupt
 
     signals.reset()
-    monkeypatch.setattr("persistaudit.cli.diff", interrupted)
+    monkeypatch.setattr("persistaudit.diff.diff", interrupted)  # imported by the command
     manifest = tmp_path / "m.yaml"
     manifest.write_text("manifest_version: 1\ntables: {}\n")
     result = CliRunner().invoke(main, ["diff", str(manifest), str(manifest)])
