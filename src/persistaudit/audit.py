@@ -25,6 +25,7 @@ from persistaudit import (
     graceful_stop,
     idempotent_init,
     layer_files,
+    overlap,
     retention,
     schema,
     signals,
@@ -310,7 +311,11 @@ class TargetAudit:
         try:
             ready_s = self.runtime.start()
             self.log(f"ready in {ready_s:.1f} s; snapshotting the database")
-            databases = self.snapshot("fresh")
+            # Listing the layer (docker diff) takes as long as a restart on some engines; it
+            # neither reads nor changes the database, so it runs while the copy is taken.
+            with overlap.beside(lambda: self.scan_layer("after the fresh install")) as layer:
+                databases = self.snapshot("fresh")
+                scanned = layer()
         except TargetBlocked as exc:
             removed = self.removed("the fresh install")  # a removal shows as NotFound, not this
             if removed is None:
@@ -331,7 +336,7 @@ class TargetAudit:
             databases,
             self._start_actions(None),
             self._logs(),
-            self.scan_layer("after the fresh install"),
+            scanned,
         )
 
     def scan_layer(self, when: str) -> layer_files.LayerScan | str:
@@ -427,14 +432,16 @@ class TargetAudit:
         if spec.changes_nothing:
             cycle.hollow = "the canary writes change nothing (GET/HEAD only)"
             cycle.actions.append(Evidence(READ_ONLY_WRITES, READ_ONLY_EXPLAINED))
-        cycle.before = self.snapshot(f"before-{name}")
-        if not spec.changes_nothing and unchanged(baseline, cycle.before):
-            time.sleep(WRITE_SETTLE_S)
-            cycle.before = self.snapshot(f"before-{name}-again")
-            if unchanged(baseline, cycle.before):
-                self._note_nothing_new(cycle, baseline)
-        if scan_layer:
-            cycle.layer = self.scan_layer(f"before the {name}")
+        # What the cycle is about to lose, listed while the snapshot before it is taken.
+        scan = (lambda: self.scan_layer(f"before the {name}")) if scan_layer else _not_scanned
+        with overlap.beside(scan) as layer:
+            cycle.before = self.snapshot(f"before-{name}")
+            if not spec.changes_nothing and unchanged(baseline, cycle.before):
+                time.sleep(WRITE_SETTLE_S)
+                cycle.before = self.snapshot(f"before-{name}-again")
+                if unchanged(baseline, cycle.before):
+                    self._note_nothing_new(cycle, baseline)
+            cycle.layer = layer()
         container_name = self.runtime.container.name
         started = time.monotonic()
         try:
@@ -541,6 +548,10 @@ def unchanged(before: dict[str, DatabaseState], after: dict[str, DatabaseState])
         if old is None or new is None or old != new:
             return False
     return True
+
+
+def _not_scanned() -> layer_files.LayerScan | str:
+    return "not scanned"
 
 
 def _went_wrong(cycle: Cycle) -> bool:
