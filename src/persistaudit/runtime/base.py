@@ -181,6 +181,7 @@ class DockerContainer:
             error=str(state.get("Error", "")),
             health=str((state.get("Health") or {}).get("Status", "")),
             health_log=_health_log(state.get("Health") or {}),
+            started_at=str(state.get("StartedAt", "")),
         )
 
     def logs(self, tail: int = LOG_TAIL, current_run: bool = False) -> list[str]:
