@@ -11,8 +11,8 @@ from persistaudit.exceptions import TargetBlocked
 from persistaudit.readiness import (
     ContainerState,
     HealthWait,
-    PerStart,
     LogWait,
+    PerStart,
     fold_repeats,
     strategy_for,
     wait_ready,

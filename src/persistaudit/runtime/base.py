@@ -133,6 +133,7 @@ def _engine_time(stamp: str) -> datetime | None:
     return datetime.fromisoformat(f"{match.group(1)}.{fraction}+00:00")
 
 
+CONFLICT = 409  # the engine's answer to pausing a container that is not running
 HEALTH_OUTPUT = 300  # characters of one healthcheck's output kept as evidence (its end)
 
 
@@ -256,14 +257,24 @@ class DockerContainer:
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
-        """Freeze the container so that files copied meanwhile are mutually consistent."""
-        running = self.state().status == "running"
-        if running:
+        """Freeze the container so that files copied meanwhile are mutually consistent.
+
+        One that is not running (stopped, restarting, paused by someone else: the engine
+        answers 409) is copied as it is, and left as it was. Asked at once, without a look
+        at its state first: that look would cost one more round trip per snapshot.
+        """
+        try:
             self._container.pause()
+        except docker.errors.APIError as exc:
+            if exc.status_code != CONFLICT:
+                raise
+            frozen = False
+        else:
+            frozen = True
         try:
             yield
         finally:
-            if running:
+            if frozen:
                 self._container.unpause()
 
     def get_archive(self, path: str) -> Iterator[bytes] | None:
