@@ -18,7 +18,10 @@ interval); the published port is looked up once per start. Neither side's image 
 timed (a warm-up audit builds it first), nor the bare side's clean-up. Target: the audit
 takes at most 1.25x its bare lifecycle.
 
-Usage: python bench/bench_run.py [--rounds N] [--only core|full]
+--concurrency N writes the canary records N at a time (canary.concurrency) in both audits;
+the bundled config writes them one after another.
+
+Usage: python bench/bench_run.py [--rounds N] [--only core|full] [--concurrency N]
 """
 
 from __future__ import annotations
@@ -138,6 +141,17 @@ def core_only(data: dict[str, Any]) -> None:
     data["suites"] = {"graceful_stop": OFF, "idempotent_init": OFF, "backup": OFF}
 
 
+def concurrent(
+    n: int, change: Callable[[dict[str, Any]], None]
+) -> Callable[[dict[str, Any]], None]:
+    def changed(data: dict[str, Any]) -> None:
+        change(data)
+        if n > 1:
+            data["canary"]["concurrency"] = n
+
+    return changed
+
+
 def audit(config: Path) -> float:
     """Wall time of `persistaudit run CONFIG`; exits when the audit does not pass."""
     with tempfile.TemporaryDirectory() as out:
@@ -164,10 +178,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", choices=("core", "full"))
+    parser.add_argument("--concurrency", type=int, default=1)
     args = parser.parse_args()
     kinds = [args.only] if args.only else ["core", "full"]
+    n = args.concurrency
     with tempfile.TemporaryDirectory() as folder:
-        configs = {"core": config_variant(Path(folder), "core", core_only), "full": DEMO}
+        configs = {
+            "core": config_variant(Path(folder), "core", concurrent(n, core_only)),
+            "full": config_variant(Path(folder), "full", concurrent(n, lambda _data: None)),
+        }
         audit(configs["core"])  # warm-up: builds the image (cached) so neither side pays for it
         times: dict[str, list[float]] = {f"{k}-{s}": [] for k in kinds for s in ("a", "b")}
         for _ in range(args.rounds):
@@ -175,6 +194,7 @@ def main() -> None:
                 times[f"{kind}-a"].append(audit(configs[kind]))
                 times[f"{kind}-b"].append(bare(kind == "full"))
     print(f"rounds: {args.rounds} (medians; each round runs every side once, alternating)")
+    print(f"canary records written {n} at a time")
     for kind in kinds:
         what = "core suites" if kind == "core" else "full demo audit, extra suites"
         print(f"{kind} ({what}):")
