@@ -10,6 +10,7 @@ import abc
 import contextlib
 import math
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -134,6 +135,7 @@ def _engine_time(stamp: str) -> datetime | None:
 
 
 CONFLICT = 409  # the engine's answer to pausing a container that is not running
+FREEZE_RETRY_S = (0.1, 0.3, 1.0)  # waits before asking again for a pause the freezer refused
 HEALTH_OUTPUT = 300  # characters of one healthcheck's output kept as evidence (its end)
 
 
@@ -263,19 +265,32 @@ class DockerContainer:
         answers 409) is copied as it is, and left as it was. Asked at once, without a look
         at its state first: that look would cost one more round trip per snapshot.
         """
-        try:
-            self._container.pause()
-        except docker.errors.APIError as exc:
-            if exc.status_code != CONFLICT:
-                raise
-            frozen = False
-        else:
-            frozen = True
+        frozen = self._pause()
         try:
             yield
         finally:
             if frozen:
                 self._container.unpause()
+
+    def _pause(self) -> bool:
+        """Pause the container: True when it is paused now, False when it was not running.
+
+        The kernel's freezer gives up on a process it cannot stop at once (one blocked in a
+        write to a busy disk): the engine answers "unable to freeze" and leaves the container
+        running, so the pause is asked again a little later, a few times.
+        """
+        for wait in (*FREEZE_RETRY_S, None):
+            try:
+                self._container.pause()
+            except docker.errors.APIError as exc:
+                if exc.status_code == CONFLICT:
+                    return False
+                if wait is None or "unable to freeze" not in str(exc):
+                    raise
+                time.sleep(wait)
+                continue
+            return True
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def get_archive(self, path: str) -> Iterator[bytes] | None:
         """A tar stream of one path, or None when it does not exist."""
