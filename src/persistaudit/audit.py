@@ -8,8 +8,10 @@ snapshotted at each point, all in one pause of the container.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -245,21 +247,29 @@ class TargetAudit:
             return removal.removed
 
     def snapshot(
-        self, label: str, container: ContainerHandle | None = None
+        self,
+        label: str,
+        container: ContainerHandle | None = None,
+        *,
+        copied: Callable[[], None] = lambda: None,
     ) -> dict[str, DatabaseState]:
         """Copy every database out of the running container, in one pause, and inspect each.
 
         container: another one than the target's (a stage's own, e.g. the upgrade's); its
         databases are not the target's latest state. A container removed meanwhile raises
-        TargetRemoved: that is not a missing database.
+        TargetRemoved: that is not a missing database. copied is called once the container
+        is unpaused again (also when the copy failed), before the copies are inspected.
         """
         self._snapshots += 1
         folder = self.workdir / f"{self._snapshots:02d}-{label}"
         entries = list(self.databases.values())
-        copies = take_snapshots(
-            container or self.runtime.container,
-            [Wanted(d.path, folder / d.name, d.max_size) for d in entries],
-        )
+        try:
+            copies = take_snapshots(
+                container or self.runtime.container,
+                [Wanted(d.path, folder / d.name, d.max_size) for d in entries],
+            )
+        finally:
+            copied()
         states = {
             d.name: self._inspect(label, d, copy) for d, copy in zip(entries, copies, strict=True)
         }
@@ -312,9 +322,12 @@ class TargetAudit:
             ready_s = self.runtime.start()
             self.log(f"ready in {ready_s:.1f} s; snapshotting the database")
             # Listing the layer (docker diff) takes as long as a restart on some engines; it
-            # neither reads nor changes the database, so it runs while the copy is taken.
-            with overlap.beside(lambda: self.scan_layer("after the fresh install")) as layer:
-                databases = self.snapshot("fresh")
+            # neither reads nor changes the database, so it runs while the copy is taken (and
+            # reads its candidates once the container is unpaused).
+            copied = threading.Event()
+            scan = functools.partial(self.scan_layer, "after the fresh install", copied.wait)
+            with overlap.beside(scan) as layer, overlap.releasing(copied):
+                databases = self.snapshot("fresh", copied=copied.set)
                 scanned = layer()
         except TargetBlocked as exc:
             removed = self.removed("the fresh install")  # a removal shows as NotFound, not this
@@ -339,10 +352,13 @@ class TargetAudit:
             scanned,
         )
 
-    def scan_layer(self, when: str) -> layer_files.LayerScan | str:
-        """The SQLite files in the container's layer, or why the engine could not list them."""
+    def scan_layer(
+        self, when: str, before_reading: Callable[[], object] = lambda: None
+    ) -> layer_files.LayerScan | str:
+        """The SQLite files in the container's layer, or why the engine could not list them.
+        before_reading: see layer_files.scan."""
         try:
-            return layer_files.scan(self.runtime.container, when)
+            return layer_files.scan(self.runtime.container, when, before_reading=before_reading)
         except (TargetRemoved, DockerException) as exc:
             return f"the container layer could not be listed {when}: {exc}"
 
@@ -433,15 +449,21 @@ class TargetAudit:
             cycle.hollow = "the canary writes change nothing (GET/HEAD only)"
             cycle.actions.append(Evidence(READ_ONLY_WRITES, READ_ONLY_EXPLAINED))
         # What the cycle is about to lose, listed while the snapshot before it is taken.
-        scan = (lambda: self.scan_layer(f"before the {name}")) if scan_layer else _not_scanned
-        with overlap.beside(scan) as layer:
-            cycle.before = self.snapshot(f"before-{name}")
-            if not spec.changes_nothing and unchanged(baseline, cycle.before):
-                time.sleep(WRITE_SETTLE_S)
-                cycle.before = self.snapshot(f"before-{name}-again")
-                if unchanged(baseline, cycle.before):
-                    self._note_nothing_new(cycle, baseline)
+        copied = threading.Event()
+        scan = (
+            functools.partial(self.scan_layer, f"before the {name}", copied.wait)
+            if scan_layer
+            else _not_scanned
+        )
+        with overlap.beside(scan) as layer, overlap.releasing(copied):
+            cycle.before = self.snapshot(f"before-{name}", copied=copied.set)
+            suspect = not spec.changes_nothing and unchanged(baseline, cycle.before)
             cycle.layer = layer()
+        if suspect:  # no scan under way: the pause below is the only thing the engine does
+            time.sleep(WRITE_SETTLE_S)
+            cycle.before = self.snapshot(f"before-{name}-again")
+            if unchanged(baseline, cycle.before):
+                self._note_nothing_new(cycle, baseline)
         container_name = self.runtime.container.name
         started = time.monotonic()
         try:

@@ -10,6 +10,7 @@ stage (or the clean-up) has moved on.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -28,3 +29,13 @@ def beside(work: Callable[[], _T]) -> Iterator[Callable[[], _T]]:
         yield future.result
     finally:
         pool.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def releasing(event: threading.Event) -> Iterator[None]:
+    """Set event on leaving the block however it is left: work beside it that waits for the
+    event is never left waiting (beside() would wait for it in turn)."""
+    try:
+        yield
+    finally:
+        event.set()
