@@ -21,12 +21,18 @@ takes at most 1.25x its bare lifecycle.
 --concurrency N writes the canary records N at a time (canary.concurrency) in both audits;
 the bundled config writes them one after another.
 
+--against CHECKOUT also times the audits of another checkout's code (its src/ first on
+PYTHONPATH, e.g. a `git worktree` of main) in the same rounds: before and after a change,
+under the same load.
+
 Usage: python bench/bench_run.py [--rounds N] [--only core|full] [--concurrency N]
+       [--against CHECKOUT]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -152,8 +158,12 @@ def concurrent(
     return changed
 
 
-def audit(config: Path) -> float:
-    """Wall time of `persistaudit run CONFIG`; exits when the audit does not pass."""
+def audit(config: Path, checkout: Path | None = None) -> float:
+    """Wall time of `persistaudit run CONFIG` (with checkout's code); exits when the audit
+    does not pass."""
+    env = None
+    if checkout is not None:
+        env = {**os.environ, "PYTHONPATH": str(checkout.resolve() / "src")}
     with tempfile.TemporaryDirectory() as out:
         started = time.monotonic()
         proc = subprocess.run(
@@ -161,6 +171,7 @@ def audit(config: Path) -> float:
             capture_output=True,
             text=True,
             check=False,
+            env=env,
         )
         elapsed = time.monotonic() - started
     if proc.returncode != 0:
@@ -179,6 +190,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", choices=("core", "full"))
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--against", type=Path, metavar="CHECKOUT")
     args = parser.parse_args()
     kinds = [args.only] if args.only else ["core", "full"]
     n = args.concurrency
@@ -188,11 +200,14 @@ def main() -> None:
             "full": config_variant(Path(folder), "full", concurrent(n, lambda _data: None)),
         }
         audit(configs["core"])  # warm-up: builds the image (cached) so neither side pays for it
-        times: dict[str, list[float]] = {f"{k}-{s}": [] for k in kinds for s in ("a", "b")}
+        sides = ("a", "b", "c") if args.against else ("a", "b")
+        times: dict[str, list[float]] = {f"{k}-{s}": [] for k in kinds for s in sides}
         for _ in range(args.rounds):
             for kind in kinds:
                 times[f"{kind}-a"].append(audit(configs[kind]))
                 times[f"{kind}-b"].append(bare(kind == "full"))
+                if args.against:
+                    times[f"{kind}-c"].append(audit(configs[kind], args.against))
     print(f"rounds: {args.rounds} (medians; each round runs every side once, alternating)")
     print(f"canary records written {n} at a time")
     for kind in kinds:
@@ -202,6 +217,9 @@ def main() -> None:
         b = show("bare docker lifecycle", times[f"{kind}-b"])
         verdict = "met" if a / b <= TARGET else "not met"
         print(f"  {'ratio':<30} {a / b:6.2f}x  (target: {TARGET}x or less: {verdict})")
+        if args.against:
+            c = show(f"run, {args.against.name}", times[f"{kind}-c"])
+            print(f"  {'ratio, ' + args.against.name:<30} {c / b:6.2f}x")
 
 
 if __name__ == "__main__":
