@@ -8,8 +8,10 @@ snapshotted at each point, all in one pause of the container.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from persistaudit import (
     graceful_stop,
     idempotent_init,
     layer_files,
+    overlap,
     retention,
     schema,
     signals,
@@ -260,21 +263,29 @@ class TargetAudit:
             return cleanup.list_resources(client, label=f"{engine.LABEL_RUN}={self.run_id}")
 
     def snapshot(
-        self, label: str, container: ContainerHandle | None = None
+        self,
+        label: str,
+        container: ContainerHandle | None = None,
+        *,
+        copied: Callable[[], None] = lambda: None,
     ) -> dict[str, DatabaseState]:
         """Copy every database out of the running container, in one pause, and inspect each.
 
         container: another one than the target's (a stage's own, e.g. the upgrade's); its
         databases are not the target's latest state. A container removed meanwhile raises
-        TargetRemoved: that is not a missing database.
+        TargetRemoved: that is not a missing database. copied is called once the container
+        is unpaused again (also when the copy failed), before the copies are inspected.
         """
         self._snapshots += 1
         folder = self.workdir / f"{self._snapshots:02d}-{label}"
         entries = list(self.databases.values())
-        copies = take_snapshots(
-            container or self.runtime.container,
-            [Wanted(d.path, folder / d.name, d.max_size) for d in entries],
-        )
+        try:
+            copies = take_snapshots(
+                container or self.runtime.container,
+                [Wanted(d.path, folder / d.name, d.max_size) for d in entries],
+            )
+        finally:
+            copied()
         states = {
             d.name: self._inspect(label, d, copy) for d, copy in zip(entries, copies, strict=True)
         }
@@ -327,7 +338,14 @@ class TargetAudit:
         try:
             ready_s = self.runtime.start()
             self.log(f"ready in {ready_s:.1f} s; snapshotting the database")
-            databases = self.snapshot("fresh")
+            # Listing the layer (docker diff) takes as long as a restart on some engines; it
+            # neither reads nor changes the database, so it runs while the copy is taken (and
+            # reads its candidates once the container is unpaused).
+            copied = threading.Event()
+            scan = functools.partial(self.scan_layer, "after the fresh install", copied.wait)
+            with overlap.beside(scan) as layer, overlap.releasing(copied):
+                databases = self.snapshot("fresh", copied=copied.set)
+                scanned = layer()
         except TargetBlocked as exc:
             removed = self.removed("the fresh install")  # a removal shows as NotFound, not this
             if removed is None:
@@ -348,13 +366,16 @@ class TargetAudit:
             databases,
             self._start_actions(None),
             self._logs(),
-            self.scan_layer("after the fresh install"),
+            scanned,
         )
 
-    def scan_layer(self, when: str) -> layer_files.LayerScan | str:
-        """The SQLite files in the container's layer, or why the engine could not list them."""
+    def scan_layer(
+        self, when: str, before_reading: Callable[[], object] = lambda: None
+    ) -> layer_files.LayerScan | str:
+        """The SQLite files in the container's layer, or why the engine could not list them.
+        before_reading: see layer_files.scan."""
         try:
-            return layer_files.scan(self.runtime.container, when)
+            return layer_files.scan(self.runtime.container, when, before_reading=before_reading)
         except (TargetRemoved, DockerException) as exc:
             return f"the container layer could not be listed {when}: {exc}"
 
@@ -444,14 +465,22 @@ class TargetAudit:
         if spec.changes_nothing:
             cycle.hollow = "the canary writes change nothing (GET/HEAD only)"
             cycle.actions.append(Evidence(READ_ONLY_WRITES, READ_ONLY_EXPLAINED))
-        cycle.before = self.snapshot(f"before-{name}")
-        if not spec.changes_nothing and unchanged(baseline, cycle.before):
+        # What the cycle is about to lose, listed while the snapshot before it is taken.
+        copied = threading.Event()
+        scan = (
+            functools.partial(self.scan_layer, f"before the {name}", copied.wait)
+            if scan_layer
+            else _not_scanned
+        )
+        with overlap.beside(scan) as layer, overlap.releasing(copied):
+            cycle.before = self.snapshot(f"before-{name}", copied=copied.set)
+            suspect = not spec.changes_nothing and unchanged(baseline, cycle.before)
+            cycle.layer = layer()
+        if suspect:  # no scan under way: the pause below is the only thing the engine does
             time.sleep(WRITE_SETTLE_S)
             cycle.before = self.snapshot(f"before-{name}-again")
             if unchanged(baseline, cycle.before):
                 self._note_nothing_new(cycle, baseline)
-        if scan_layer:
-            cycle.layer = self.scan_layer(f"before the {name}")
         container_name = self.runtime.container.name
         started = time.monotonic()
         try:
@@ -558,6 +587,10 @@ def unchanged(before: dict[str, DatabaseState], after: dict[str, DatabaseState])
         if old is None or new is None or old != new:
             return False
     return True
+
+
+def _not_scanned() -> layer_files.LayerScan | str:
+    return "not scanned"
 
 
 def _went_wrong(cycle: Cycle) -> bool:

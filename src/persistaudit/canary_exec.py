@@ -87,14 +87,17 @@ class ExecCanary:
         return perform
 
     def write(self, container: ContainerHandle, run: str, start: int) -> list[Canary]:
-        return write_records(self.spec, run, start, self._perform(container))
+        # A command holds no session: concurrent writers share one performer.
+        workers = max(1, min(self.spec.concurrency, self.spec.records))
+        return write_records(self.spec, run, start, [self._perform(container)] * workers)
 
     def writer(self, container: ContainerHandle, run: str) -> Callable[[int], Canary]:
         perform = self._perform(container)
         return lambda i: write_record(self.spec, run, i, perform)
 
     def read(self, container: ContainerHandle, run: str, canaries: list[Canary]) -> ReadBack:
-        return read_records(self.spec, run, canaries, self._perform(container))
+        workers = max(1, min(self.spec.concurrency, len(canaries)))
+        return read_records(self.spec, run, canaries, [self._perform(container)] * workers)
 
     def describe(self, records: list[Canary]) -> str:
         first = self.spec.write[0]

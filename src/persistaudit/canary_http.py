@@ -241,9 +241,8 @@ class HttpCanary:
             session.captured |= outcome.captured
         return session, None, outcome
 
-    def _opened(self, container: ContainerHandle, run: str) -> Perform:
+    def _opened(self, endpoints: Endpoints, run: str) -> Perform:
         """Steps performed in a fresh session; CanaryError when its setup fails."""
-        endpoints = Endpoints(container)
         session, problem, outcome = self._session(endpoints, run)
         if problem:
             raise CanaryError(
@@ -254,19 +253,26 @@ class HttpCanary:
         return self._perform(endpoints, session)
 
     def write(self, container: ContainerHandle, run: str, start: int) -> list[Canary]:
-        return write_records(self.spec, run, start, self._opened(container, run))
+        # One session per concurrent writer, as separate clients of the service would have.
+        endpoints = Endpoints(container)
+        writers = min(self.spec.concurrency, self.spec.records)
+        sessions = [self._opened(endpoints, run) for _ in range(writers)]
+        return write_records(self.spec, run, start, sessions)
 
     def writer(self, container: ContainerHandle, run: str) -> Callable[[int], Canary]:
-        perform = self._opened(container, run)
+        perform = self._opened(Endpoints(container), run)
         return lambda i: write_record(self.spec, run, i, perform)
 
     def read(self, container: ContainerHandle, run: str, canaries: list[Canary]) -> ReadBack:
         endpoints = Endpoints(container)
-        session, problem, _ = self._session(endpoints, run)
-        if problem:
-            # No record can be read without the session: each is missing, with the reason.
-            return ReadBack([], list(canaries), f"opening the session to read: {problem}")
-        return read_records(self.spec, run, canaries, self._perform(endpoints, session))
+        sessions: list[Perform] = []
+        for _ in range(max(1, min(self.spec.concurrency, len(canaries)))):
+            session, problem, _ = self._session(endpoints, run)
+            if problem:
+                # No record can be read without the session: each is missing, with the reason.
+                return ReadBack([], list(canaries), f"opening the session to read: {problem}")
+            sessions.append(self._perform(endpoints, session))
+        return read_records(self.spec, run, canaries, sessions)
 
     def describe(self, records: list[Canary]) -> str:
         first = self.spec.write[0]

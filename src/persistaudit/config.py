@@ -284,16 +284,27 @@ CanaryStep = Annotated[
 ]
 
 
+MAX_CANARY_CONCURRENCY = 32  # concurrent canary writers at most: a load, not a flood
+
+
 class CanarySpec(_Model):
     """Canary records written through the service before a cycle and read back after it.
 
     The steps are all of one kind (http or exec): kind names the canary driver. setup (HTTP
     only) opens a session: it runs with a fresh cookie jar before a cycle's writes and again
     before the reads after it (a restart logs everyone out). A value captured in setup is the
-    session's; one captured by a write step is kept with its record, for the reads.
+    session's; one captured by a write step is kept with its record, for the reads. With
+    concurrency N, N writers share the records, each in a session of its own; so do the
+    readers after the cycle.
     """
 
     records: int = Field(default=20, ge=1, le=100_000)
+    concurrency: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_CANARY_CONCURRENCY,
+        description="records written (and read back) at the same time; 1: one after another",
+    )
     setup: list[HttpStep] = Field(default_factory=list)
     write: list[CanaryStep] = Field(min_length=1)
     read: list[CanaryStep] = Field(min_length=1)

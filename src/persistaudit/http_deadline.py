@@ -8,11 +8,13 @@ rest is urllib's (redirects, proxies from the environment), as before.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import http.client
 import http.cookiejar
 import io
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -62,13 +64,56 @@ class _Connection(http.client.HTTPConnection):
         self.response_class = functools.partial(_Response, deadline=deadline)  # type: ignore[assignment]
 
 
-class _Handler(urllib.request.HTTPHandler):
-    def __init__(self, deadline: float) -> None:
-        super().__init__()
-        self._deadline = deadline
+# The deadline and the cookie jar of the exchange under way in this thread: one opener
+# serves every request (building urllib's opener, its handlers and the proxies from the
+# environment, costs more than a request to a local service), and a redirect's new request
+# shares both.
+_deadline: contextvars.ContextVar[float] = contextvars.ContextVar("persistaudit_http_deadline")
+_jar: contextvars.ContextVar[http.cookiejar.CookieJar | None] = contextvars.ContextVar(
+    "persistaudit_http_cookies", default=None
+)
 
+
+class _Handler(urllib.request.HTTPHandler):
     def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(functools.partial(_Connection, deadline=self._deadline), req)
+        connection = functools.partial(_Connection, deadline=_deadline.get())
+        return self.do_open(connection, req)
+
+
+class _Cookies(urllib.request.HTTPCookieProcessor):
+    """urllib's cookie handling, with the jar of the exchange under way."""
+
+    def __init__(self) -> None:
+        super().__init__(http.cookiejar.CookieJar())
+
+    def http_request(self, request: urllib.request.Request) -> urllib.request.Request:
+        jar = _jar.get()
+        if jar is not None:
+            jar.add_cookie_header(request)
+        return request
+
+    def http_response(
+        self, request: urllib.request.Request, response: http.client.HTTPResponse
+    ) -> http.client.HTTPResponse:
+        jar = _jar.get()
+        if jar is not None:
+            jar.extract_cookies(response, request)
+        return response
+
+    https_request = http_request
+    https_response = http_response
+
+
+_opener: list[urllib.request.OpenerDirector] = []  # built on first use
+_opener_lock = threading.Lock()
+
+
+def opener() -> urllib.request.OpenerDirector:
+    """urllib's opener with the deadline and cookie handlers, built once."""
+    with _opener_lock:
+        if not _opener:
+            _opener.append(urllib.request.build_opener(_Handler(), _Cookies()))
+        return _opener[0]
 
 
 @dataclass(frozen=True)
@@ -104,14 +149,11 @@ def exchange(
     cookies: http.cookiejar.CookieJar | None = None,
 ) -> Answer:
     """fetch(), with the answer's headers, and cookies kept in (and sent from) a jar."""
-    deadline = time.monotonic() + timeout
-    handlers: list[urllib.request.BaseHandler] = [_Handler(deadline)]
-    if cookies is not None:
-        handlers.append(urllib.request.HTTPCookieProcessor(cookies))
-    opener = urllib.request.build_opener(*handlers)
+    deadline = _deadline.set(time.monotonic() + timeout)
+    jar = _jar.set(cookies)
     try:
         try:
-            with opener.open(request, timeout=timeout) as response:
+            with opener().open(request, timeout=timeout) as response:
                 return Answer(
                     int(response.status), list(response.headers.items()), response.read(max_body)
                 )
@@ -124,3 +166,6 @@ def exchange(
         raise
     except http.client.HTTPException as exc:
         raise OSError(f"not a valid HTTP answer: {type(exc).__name__}: {exc}") from None
+    finally:
+        _jar.reset(jar)
+        _deadline.reset(deadline)

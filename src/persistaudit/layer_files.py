@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import posixpath
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from persistaudit.mounts import covers
@@ -36,10 +36,23 @@ class LayerScan:
     unexamined: list[str] = field(default_factory=list)  # candidates past MAX_EXAMINED
 
 
-def scan(container: ContainerHandle, when: str, *, limit: int = MAX_EXAMINED) -> LayerScan:
-    """The SQLite files in the container's layer; TargetRemoved if the container is gone."""
+def scan(
+    container: ContainerHandle,
+    when: str,
+    *,
+    limit: int = MAX_EXAMINED,
+    before_reading: Callable[[], object] = lambda: None,
+) -> LayerScan:
+    """The SQLite files in the container's layer; TargetRemoved if the container is gone.
+
+    before_reading is called between listing the layer and reading the candidates' first
+    bytes: a scan beside a snapshot waits there until the container is unpaused (reading a
+    file out of a container while the engine freezes it can make the freeze fail).
+    """
     mounts = [m.destination for m in container.mounts()]
-    outside = [p for p in container.changed_files() if not any(covers(m, p) for m in mounts)]
+    changed = container.changed_files()
+    before_reading()
+    outside = [p for p in changed if not any(covers(m, p) for m in mounts)]
     kept = [p for p in outside if not any(covers(root, p) for root in IGNORED_ROOTS)]
     listed = set(kept)
     folders = {posixpath.dirname(p) for p in kept}

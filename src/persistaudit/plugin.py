@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from persistaudit import (
     keep,
     outputs,
     progress,
+    report,
     selection,
     signals,
     upgrade,
@@ -162,6 +164,10 @@ class AuditSession:
 
     def open_audit(self) -> TargetAudit:
         collector = self._collector()
+        if self.out is not None:  # the report's template compiles while the target starts
+            threading.Thread(
+                target=_compile_report, name="persistaudit-report", daemon=True
+            ).start()
         client = engine.connect()
         collector.engine_info = engine.Engine.describe(client).__dict__
         with signals.shielded(resume=True):  # kept (for close_audit) before an interrupt lands
@@ -300,6 +306,13 @@ class AuditSession:
 
 
 DATABASE_FIXTURE = "persistaudit_database"
+
+
+def _compile_report() -> None:
+    """report.prepare(), in the background: a template that does not compile fails again when
+    the report is written, and is reported there as the run reports any error."""
+    with contextlib.suppress(Exception):
+        report.prepare()
 
 
 def _check_id(item: pytest.Item) -> str:

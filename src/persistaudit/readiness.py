@@ -33,6 +33,8 @@ class ContainerState:
     # healthy or unhealthy; health_log is its last probes ("exit N: output"), oldest first.
     health: str = ""
     health_log: tuple[str, ...] = ()
+    # The engine's State.StartedAt, new at every start of the container ("" when unknown).
+    started_at: str = ""
 
 
 class Probeable(Protocol):
@@ -128,6 +130,40 @@ class HealthWait:
         return state.health == "healthy"
 
 
+class PerStart:
+    """The container as one wait polls it: each published port is looked up once per start of
+    the container (a new State.StartedAt), not on every poll, which would ask the engine
+    twice per poll. Without a start time every lookup goes to the container."""
+
+    def __init__(self, container: Probeable) -> None:
+        self._container = container
+        self._started = ""
+        self._bases: dict[int, str] = {}
+
+    @property
+    def name(self) -> str:
+        return self._container.name
+
+    def state(self) -> ContainerState:
+        state = self._container.state()
+        if state.started_at != self._started:
+            self._started, self._bases = state.started_at, {}
+        return state
+
+    def logs(self, tail: int = LOG_TAIL, current_run: bool = False) -> list[str]:
+        return self._container.logs(tail=tail, current_run=current_run)
+
+    def exec(self, command: list[str], timeout: float | None = None) -> tuple[int, str]:
+        return self._container.exec(command, timeout=timeout)
+
+    def url(self, port: int, path: str) -> str:
+        if not self._started:
+            return self._container.url(port, path)
+        if port not in self._bases:
+            self._bases[port] = self._container.url(port, "")  # LookupError: not kept
+        return self._bases[port] + path
+
+
 def strategy_for(spec: ReadinessSpec) -> WaitStrategy:
     if spec.http is not None:
         return HttpWait(spec.http.port, spec.http.path, spec.http.status)
@@ -165,8 +201,9 @@ def _poll(
 ) -> float:
     started = time.monotonic()
     crashed_with = 0  # the last non-zero exit code seen: the engine resets it on each restart
+    polled = PerStart(container)
     while True:
-        state = container.state()
+        state = polled.state()
         crashed_with = state.exit_code or crashed_with
         restarts = state.restart_count - restarts_before
         left = timeout - (time.monotonic() - started)
@@ -174,7 +211,7 @@ def _poll(
         if (
             state.status == "running"
             and restarts < RESTART_LOOP_COUNT
-            and strategy.ready(container, timeout=poll)
+            and strategy.ready(polled, timeout=poll)
         ):
             return time.monotonic() - started
         elapsed = time.monotonic() - started

@@ -10,6 +10,7 @@ import functools
 import json
 import re
 import shlex
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,9 @@ SPENT = (
 )
 
 _envs: dict[bool, jinja2.Environment] = {}
+_envs_lock = threading.Lock()  # prepare() may build one in a thread of its own
+MARKDOWN_TEMPLATE = "report.md.j2"
+_compiling = threading.Lock()
 
 
 def _cut(text: str, limit: int) -> str:
@@ -172,6 +176,11 @@ def fence(value: Any) -> str:
 
 def environment(inert: bool = False) -> jinja2.Environment:
     """The report's templates; inert=True for the Markdown that becomes the HTML page."""
+    with _envs_lock:
+        return _environment(inert)
+
+
+def _environment(inert: bool) -> jinja2.Environment:
     if inert not in _envs:
         env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(bundled("templates"))),
@@ -322,8 +331,21 @@ def render_markdown(
 
     base: the folder of results.json, which host paths are shown relative to (relpaths).
     """
-    template = environment(inert).get_template("report.md.j2")
-    return template.render(**report_context(results, signoff, base))
+    return _markdown_template(inert).render(**report_context(results, signoff, base))
+
+
+def _markdown_template(inert: bool = False) -> jinja2.Template:
+    # One compilation at a time: a report asked for while prepare() compiles waits for it
+    # rather than compiling the same template beside it.
+    with _compiling:
+        return environment(inert).get_template(MARKDOWN_TEMPLATE)
+
+
+def prepare() -> None:
+    """Compile the Markdown report's template now. Compiling it takes far longer than
+    rendering it, so an audit has it done in a thread while the target starts, and the
+    report at the end does not wait for it."""
+    _markdown_template()
 
 
 def render_html(

@@ -7,6 +7,7 @@ What the stages conclude comes from the files the fake serves, so each test chan
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,11 @@ import pytest
 from persistaudit.audit import NOTHING_NEW, READ_ONLY_WRITES, TargetAudit
 from persistaudit.config import TargetConfig, load_config
 from persistaudit.exceptions import SnapshotError
+from persistaudit.layer_files import LayerScan
 from persistaudit.readiness import ContainerState
 from persistaudit.snapshot import take_snapshot
-from persistaudit.sqlite_files import companions
-from tests.unit.fakes import FakeRuntime
+from persistaudit.sqlite_files import MAGIC, companions
+from tests.unit.fakes import FakeHandle, FakeRuntime
 
 
 @pytest.fixture
@@ -308,3 +310,46 @@ def test_a_canary_that_writes_is_not_flagged(
     assert NOTHING_NEW not in [e.title for e in cycle.actions]
     assert cycle.hollow == ""
     assert cycle.before["main"].label == "before-restart"  # no second look was needed
+
+
+def test_the_layer_is_listed_beside_a_snapshot_but_never_read_while_it_is_paused(
+    config: TargetConfig, runtime: FakeRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The layer scans run while the fresh and before-recreate copies are taken; the first
+    bytes of a candidate are read only once the container is unpaused (an engine can fail to
+    freeze a container while a file is read out of it)."""
+    reads: list[tuple[str, bool]] = []
+    archive, start = FakeHandle.get_archive, FakeRuntime.start
+
+    def get_archive(self: FakeHandle, path: str) -> Any:
+        if path in self.layer:
+            reads.append((path, self.is_paused))
+        elif self.is_paused:
+            time.sleep(0.2)  # a slow copy of the database: the scan is ready to read meanwhile
+        return archive(self, path)
+
+    def start_with_a_stray_database(self: FakeRuntime) -> float:
+        ready = start(self)
+        self.container.layer["/srv/cache.db"] = MAGIC + bytes(100)
+        return ready
+
+    def changed_files(self: FakeHandle) -> list[str]:
+        deadline = time.monotonic() + 2
+        while not self.is_paused and time.monotonic() < deadline:
+            time.sleep(0.01)  # a slow docker diff: still under way when the pause comes
+        return listed(self)
+
+    listed = FakeHandle.changed_files
+    monkeypatch.setattr(FakeHandle, "get_archive", get_archive)
+    monkeypatch.setattr(FakeHandle, "changed_files", changed_files)
+    monkeypatch.setattr(FakeRuntime, "start", start_with_a_stray_database)
+    audit = make_audit(config, runtime, tmp_path)
+
+    fresh, cycle = audit.fresh, audit.recreate_cycle
+
+    for scan in (fresh.layer, cycle.layer):
+        assert isinstance(scan, LayerScan)
+        assert scan.databases == ["/srv/cache.db"]
+    assert reads == [("/srv/cache.db", False), ("/srv/cache.db", False)]
+    assert fresh.database.facts is not None
+    assert cycle.before["main"].facts is not None

@@ -368,3 +368,45 @@ def test_concurrent_writers_each_get_their_own_session_number(config_dir: Path) 
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+class Serialised(_Handler):
+    """The session service, counting logins; one request at a time changes its notes."""
+
+    lock = threading.Lock()
+    logins = 0
+
+    def do_POST(self) -> None:
+        with self.lock:
+            if self.path == "/login":
+                type(self).logins += 1
+            super().do_POST()
+
+
+def test_concurrent_canary_writers_and_readers_each_log_in_once(config_dir: Path) -> None:
+    """canary.concurrency 3: three sessions write the records (each logged in by the setup),
+    each record keeps its own captured id, and three new sessions read them all back."""
+    state = Service()
+    handler = type("Handler", (Serialised,), {"service": state, "logins": 0})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        container = cast(ContainerHandle, Published(server.server_address[1]))
+        canary = SESSION_CANARY.replace("records: 2\n", "records: 12\n  concurrency: 3\n")
+        canaries = driver(config_dir, canary)
+        written = canaries.write(container, "r1", 1)
+        assert handler.logins == 3
+        assert [c.i for c in written] == list(range(1, 13))
+        titles = {n["id"]: n["title"] for n in state.notes.values()}
+        assert [titles[int(dict(c.captures)["capture.id"])] for c in written] == [
+            c.marker for c in written
+        ]
+        state.restart()
+        back = canaries.read(container, "r1", written)
+        assert (back.found, back.missing) == (written, [])
+        assert handler.logins == 6
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

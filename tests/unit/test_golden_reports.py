@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 
 import jsonschema
 import pytest
 
+from persistaudit import report
 from persistaudit.junit import render_junit
 from persistaudit.report import render_html, render_markdown
 from tests.helpers import REPO
@@ -137,3 +139,23 @@ def test_junit_has_one_case_per_check_with_failures() -> None:
     (internal,) = error.iter("error")
     assert internal.get("type") == "internal-error"
     assert "TypeError: injected fault" in (internal.get("message") or "")
+
+
+def test_a_template_prepared_in_a_thread_is_not_compiled_again_for_the_report(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The audit compiles the report's template while the target starts (report.prepare in
+    a thread); writing the report then only renders it, the same bytes as ever."""
+    monkeypatch.setattr(report, "_envs", {})
+    thread = threading.Thread(target=report.prepare)
+    thread.start()
+    thread.join()
+    loader = report.environment().loader
+    assert loader is not None
+
+    def no_second_compilation(*args: object) -> None:
+        raise AssertionError("the template was loaded again")
+
+    monkeypatch.setattr(loader, "get_source", no_second_compilation)
+    golden = (GOLDEN / "pass.report.md").read_text()
+    assert report.render_markdown(load("pass")) == golden

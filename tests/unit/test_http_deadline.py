@@ -6,19 +6,22 @@ The servers are local threads on 127.0.0.1; nothing here needs Docker.
 
 from __future__ import annotations
 
+import http.cookiejar
 import http.server
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
 
+from persistaudit import http_deadline
 from persistaudit.canary_http import Endpoints, send
 from persistaudit.config import HttpStep
 from persistaudit.exceptions import TargetBlocked
-from persistaudit.http_deadline import fetch
+from persistaudit.http_deadline import exchange, fetch
 from persistaudit.readiness import ContainerState, HttpWait, wait_ready
 
 DRIP_EVERY = 0.2  # far below urllib's per-read timeout: only a total deadline stops it
@@ -198,3 +201,39 @@ def test_a_server_that_is_not_http_is_an_oserror_not_a_traceback(
     server = dripper(head_fast=True, answer=b"SSH-2.0-OpenSSH\r\n\r\n")
     with pytest.raises(OSError, match="not a valid HTTP answer"):
         fetch(f"http://127.0.0.1:{server.port}/", timeout=5)
+
+
+def test_requests_share_one_opener_per_cookie_jar_and_each_keeps_its_own_deadline(
+    plain_server: int, dripper: Callable[..., Dripper], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """urllib's opener is built once, not for every request; the deadline and the cookie jar
+    are each request's own, and a redirect keeps them."""
+    monkeypatch.setattr(http_deadline, "_opener", [])
+    built: list[int] = []
+    build = urllib.request.build_opener
+
+    def counted(*handlers: urllib.request.BaseHandler) -> urllib.request.OpenerDirector:
+        built.append(len(handlers))
+        return build(*handlers)
+
+    monkeypatch.setattr(urllib.request, "build_opener", counted)
+    base = f"http://127.0.0.1:{plain_server}"
+    jar = http.cookiejar.CookieJar()
+    for _ in range(5):
+        assert fetch(f"{base}/moved", timeout=5) == (201, b"answer to /made")
+        assert exchange(f"{base}/made", timeout=5, cookies=jar).status == 201
+    assert built == [2]  # one opener, with the deadline and the cookie handlers
+
+    slow = dripper()
+    took, outcome = finishes_within(8, lambda: send_slowly(slow.port))
+    assert took < 1 + 1.0
+    assert outcome == "TimeoutError"
+    assert fetch(f"{base}/made", timeout=5) == (201, b"answer to /made")  # its own deadline
+
+
+def send_slowly(port: int) -> str:
+    try:
+        fetch(f"http://127.0.0.1:{port}/", timeout=1)
+    except TimeoutError:
+        return "TimeoutError"
+    return "answered"

@@ -12,6 +12,7 @@ from persistaudit.readiness import (
     ContainerState,
     HealthWait,
     LogWait,
+    PerStart,
     fold_repeats,
     strategy_for,
     wait_ready,
@@ -145,3 +146,48 @@ def test_a_loop_that_exits_0_says_so_after_watching() -> None:
     c = Scripted([running(0), running(2)])
     with pytest.raises(TargetBlocked, match="last exit code 0"):
         wait_ready(c, LogWait("never"), timeout=5, interval=0.01)
+
+
+@dataclass
+class Ported(Scripted):
+    """Publishes port 8080 from its second lookup on, on a port that changes with each start."""
+
+    lookups: int = 0
+
+    def url(self, port: int, path: str) -> str:
+        self.lookups += 1
+        if self.lookups == 1:
+            raise LookupError("not published yet")
+        state = self.states[min(self.calls, len(self.states)) - 1]
+        return f"http://127.0.0.1:{30000 + len(state.started_at)}{path}"
+
+
+def started(at: str) -> ContainerState:
+    return ContainerState("running", 0, 0, "", started_at=at)
+
+
+def test_a_wait_looks_a_port_up_once_per_start_of_the_container() -> None:
+    c = Ported([started("t1"), started("t1"), started("t1"), started("t22")])
+    polled = PerStart(c)
+    polled.state()
+    with pytest.raises(LookupError):  # not published yet: not kept, asked again next time
+        polled.url(8080, "/health")
+    assert polled.url(8080, "/health") == "http://127.0.0.1:30002/health"
+    polled.state()
+    assert polled.url(8080, "/x") == "http://127.0.0.1:30002/x"
+    assert c.lookups == 2  # the same start: the port known
+    polled.state()
+    polled.state()  # started again (t22): its port is looked up anew
+    assert polled.url(8080, "/health") == "http://127.0.0.1:30003/health"
+    assert c.lookups == 3
+
+
+def test_without_a_start_time_every_port_lookup_asks_the_container() -> None:
+    c = Ported([running()])
+    polled = PerStart(c)
+    polled.state()
+    with pytest.raises(LookupError):
+        polled.url(8080, "/")
+    polled.url(8080, "/")
+    polled.url(8080, "/")
+    assert c.lookups == 3

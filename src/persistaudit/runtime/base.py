@@ -136,6 +136,8 @@ def _engine_time(stamp: str) -> datetime | None:
 
 UNPAUSE_SETTLE_S = 2.0  # the longest wait for the engine to record an unpause
 EXEC_TIMEOUT = 300.0  # seconds a command run in the target may take when its caller set none
+CONFLICT = 409  # the engine's answer to pausing a container that is not running
+FREEZE_RETRY_S = (0.1, 0.3, 1.0)  # waits before asking again for a pause the freezer refused
 HEALTH_OUTPUT = 300  # characters of one healthcheck's output kept as evidence (its end)
 
 
@@ -184,6 +186,7 @@ class DockerContainer:
             error=str(state.get("Error", "")),
             health=str((state.get("Health") or {}).get("Status", "")),
             health_log=_health_log(state.get("Health") or {}),
+            started_at=str(state.get("StartedAt", "")),
         )
 
     def logs(self, tail: int = LOG_TAIL, current_run: bool = False) -> list[str]:
@@ -253,14 +256,17 @@ class DockerContainer:
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
-        """Freeze the container so that files copied meanwhile are mutually consistent."""
-        running = self.state().status == "running"
-        if running:
-            self._container.pause()
+        """Freeze the container so that files copied meanwhile are mutually consistent.
+
+        One that is not running (stopped, restarting, paused by someone else: the engine
+        answers 409) is copied as it is, and left as it was. Asked at once, without a look
+        at its state first: that look would cost one more round trip per snapshot.
+        """
+        frozen = self._pause()
         try:
             yield
         finally:
-            if running:
+            if frozen:
                 self._container.unpause()
                 self._wait_unpaused()
 
@@ -271,6 +277,26 @@ class DockerContainer:
         deadline = time.monotonic() + UNPAUSE_SETTLE_S
         while self.state().status == "paused" and time.monotonic() < deadline:
             time.sleep(0.01)
+
+    def _pause(self) -> bool:
+        """Pause the container: True when it is paused now, False when it was not running.
+
+        The kernel's freezer gives up on a process it cannot stop at once (one blocked in a
+        write to a busy disk): the engine answers "unable to freeze" and leaves the container
+        running, so the pause is asked again a little later, a few times.
+        """
+        for wait in (*FREEZE_RETRY_S, None):
+            try:
+                self._container.pause()
+            except docker.errors.APIError as exc:
+                if exc.status_code == CONFLICT:
+                    return False
+                if wait is None or "unable to freeze" not in str(exc):
+                    raise
+                time.sleep(wait)
+                continue
+            return True
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def get_archive(self, path: str) -> Iterator[bytes] | None:
         """A tar stream of one path, or None when it does not exist."""
