@@ -34,14 +34,30 @@ class SdkContainer:
 
     refusals: list[docker.errors.APIError] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    late_unpause: int = 0  # inspections still saying "paused" after the unpause call
+    status: str = "running"
 
     def pause(self) -> None:
         self.calls.append("pause")
         if self.refusals:
             raise self.refusals.pop(0)
+        self.status = "paused"
 
     def unpause(self) -> None:
         self.calls.append("unpause")
+        if not self.late_unpause:
+            self.status = "running"
+
+    def reload(self) -> None:
+        if self.status == "paused" and "unpause" in self.calls:
+            if self.late_unpause:
+                self.late_unpause -= 1
+            else:
+                self.status = "running"
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return {"State": {"Status": self.status}}
 
 
 @pytest.fixture(autouse=True)
@@ -84,3 +100,14 @@ def test_any_other_refusal_is_raised_at_once() -> None:
     with pytest.raises(docker.errors.APIError, match="something else broke"), container.paused():
         pass
     assert sdk.calls == ["pause"]
+
+
+def test_paused_returns_once_the_engine_reports_the_unpause() -> None:
+    """The engine records an unpause from containerd's event, a moment after the call: a
+    snapshot right after must not find the container "paused" and skip its own pause."""
+    sdk = SdkContainer(late_unpause=3)
+    container = DockerContainer(cast(Any, sdk))
+    with container.paused():
+        pass
+    assert container.state().status == "running"
+    assert sdk.late_unpause == 0
