@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for persistaudit: a .venv with the package, a Docker engine, Compose v2,
 # and the demo service's base image. Each step is skipped quickly when already done.
-# Usage: scripts/setup.sh [venv|tools|engine|compose|base-image|wheelhouse|all]   (default: all)
+# Usage: scripts/setup.sh [venv|tools|sshd|engine|compose|base-image|wheelhouse|all]   (default: all)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,6 +55,19 @@ setup_tools() {
   fi
   say "installing ${missing[*]} (ssh-keygen and sha256sum, for checking signed reports)"
   apt_install "${missing[@]}"
+}
+
+setup_sshd() {
+  # OpenSSH's server, for the test that audits through an ssh:// Docker context (an sshd of
+  # the test's own on 127.0.0.1; the package's own service is not used). Optional: without
+  # it that one test skips, so a failed install is a warning, never a failed set-up.
+  [ -x /usr/sbin/sshd ] && return 0
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    say "warning: no /usr/sbin/sshd: the ssh:// engine test skips (install openssh-server to run it)"
+    return 0
+  fi
+  say "installing openssh-server (for the ssh:// engine test)"
+  apt_install openssh-server || say "warning: could not install openssh-server: the ssh:// engine test skips"
 }
 
 engine_answers() { timeout 20 docker info >/dev/null 2>&1; }
@@ -245,10 +258,11 @@ setup_wheelhouse() {
 case "${1:-all}" in
   venv) setup_venv ;;
   tools) setup_tools ;;
+  sshd) setup_sshd ;;
   engine) setup_engine ;;
   compose) setup_venv; setup_compose ;;
   base-image) setup_engine; setup_base_image ;;
   wheelhouse) setup_venv; setup_wheelhouse ;;
-  all) setup_venv; setup_tools; setup_engine; setup_compose; setup_base_image; setup_wheelhouse ;;
-  *) die "unknown step '$1' (venv, tools, engine, compose, base-image, wheelhouse, all)" ;;
+  all) setup_venv; setup_tools; setup_sshd; setup_engine; setup_compose; setup_base_image; setup_wheelhouse ;;
+  *) die "unknown step '$1' (venv, tools, sshd, engine, compose, base-image, wheelhouse, all)" ;;
 esac
