@@ -97,7 +97,7 @@ def test_a_bug_inside_a_check_is_error_exit_4_with_its_traceback(tmp_path: Path)
     assert "evidence/internal-error-fresh_install.constraints.txt" in results["evidence_files"]
 
     report = (out / "report.md").read_text()
-    assert "**Verdict: ERROR**" in report
+    assert "| Verdict | **ERROR**" in report
     assert "persistaudit itself failed inside `fresh_install.constraints`" in report
     assert "`fresh_install.constraints` (internal error)" in report.split("Not tested:")[1]
     junit = ET.fromstring((out / "junit.xml").read_text())
