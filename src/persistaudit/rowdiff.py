@@ -198,38 +198,38 @@ def attached(
         conn.close()
 
 
+@contextmanager
+def _comparing(conn: GuardedConnection, table: str) -> Iterator[None]:
+    """One stage of conn's deadline for table; a limit or SQLite's refusal names the table."""
+    try:
+        with conn.stage():
+            yield
+    except LimitExceeded as exc:
+        raise type(exc)(f"comparing rows of table {printable(table)}: {exc}") from None
+    except sqlite3.DatabaseError as exc:
+        raise SnapshotError(
+            f"comparing rows of table {printable(table)}: {sqlite_message(exc)}"
+        ) from None
+
+
 def compare_rows(conn: GuardedConnection, table: str) -> RowChanges:
     """How table's rows changed between the attached copies (see attached()).
 
     Raises LimitExceeded when a limit stops the comparison, and SnapshotError when SQLite
     cannot read the table; the caller reports the table as not verified.
     """
-    try:
-        with conn.stage():
-            shape = _shape(conn, table)
-            if shape.key:
-                return _by_key(conn, table, shape)
-            return _by_content(conn, table, shape)
-    except LimitExceeded as exc:
-        raise type(exc)(f"comparing rows of table {printable(table)}: {exc}") from None
-    except sqlite3.DatabaseError as exc:
-        raise SnapshotError(
-            f"comparing rows of table {printable(table)}: {sqlite_message(exc)}"
-        ) from None
+    with _comparing(conn, table):
+        shape = _shape(conn, table)
+        if shape.key:
+            return _by_key(conn, table, shape)
+        return _by_content(conn, table, shape)
 
 
 def unchanged_rows(conn: GuardedConnection, table: str, rows: int) -> RowChanges:
     """RowChanges of a table known to be the same in both copies (byte-identical files):
     its identity is read as compare_rows does, its rows are not compared."""
-    try:
-        with conn.stage():
-            shape = _shape(conn, table)
-    except LimitExceeded as exc:
-        raise type(exc)(f"comparing rows of table {printable(table)}: {exc}") from None
-    except sqlite3.DatabaseError as exc:
-        raise SnapshotError(
-            f"comparing rows of table {printable(table)}: {sqlite_message(exc)}"
-        ) from None
+    with _comparing(conn, table):
+        shape = _shape(conn, table)
     if shape.rowid:
         identity = "rowid"
     elif shape.key:
