@@ -35,20 +35,25 @@ class Audit:
 
 
 def persistaudit(
-    *args: str, timeout: float = 300, tmpdir: Path | None = None
+    *args: str,
+    timeout: float = 300,
+    tmpdir: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the persistaudit command; the result's .pid names the process for leftovers().
 
     With tmpdir, the process's temp dir (TMPDIR): what it leaves there can be counted,
-    apart from other audits running on the same machine.
+    apart from other audits running on the same machine. env: variables set besides the
+    environment's own.
     """
+    extra = {**({"TMPDIR": str(tmpdir)} if tmpdir else {}), **(env or {})}
     with subprocess.Popen(
         [sys.executable, "-m", "persistaudit", *args],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "TMPDIR": str(tmpdir)} if tmpdir else None,
+        env={**os.environ, **extra} if extra else None,
     ) as proc:
         try:
             stdout, stderr = proc.communicate(timeout=timeout)

@@ -16,7 +16,7 @@ import docker
 import pytest
 
 from persistaudit.engine import LABEL_MANAGED, LABEL_RUN
-from tests.e2e.conftest import config_variant, leftovers
+from tests.e2e.conftest import config_variant, leftovers, persistaudit
 from tests.helpers import NOTES_APP, REPO
 
 pytestmark = pytest.mark.docker
@@ -50,22 +50,8 @@ LIGHT = {  # the demo with fewer canaries and without the slower optional checks
 
 
 def run(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    with subprocess.Popen(
-        [sys.executable, "-m", "persistaudit", *args],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "GITHUB_ACTIONS": "", **env},
-    ) as proc:
-        try:
-            stdout, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-    done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
-    done.pid = proc.pid  # type: ignore[attr-defined]
-    return done
+    """persistaudit off GitHub Actions (whatever runs these tests), with env set besides."""
+    return persistaudit(*args, timeout=timeout, env={"GITHUB_ACTIONS": "", **env})
 
 
 def test_copies_json_stdout_and_keep_on_the_demo(

@@ -24,15 +24,21 @@ def cli(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-@pytest.fixture
-def signed(tmp_path: Path) -> tuple[Path, Path]:
-    """A report folder made from golden results, signed with a fresh key."""
+def report_folder(tmp_path: Path) -> Path:
+    """An unsigned report folder made from golden results: results, report, evidence, JUnit."""
     folder = tmp_path / "report"
     (folder / "evidence").mkdir(parents=True)
     shutil.copy(GOLDEN / "fail.results.json", folder / "results.json")
     assert cli("report", str(folder / "results.json"), "-o", str(folder / "report.md"))[0] == 0
     (folder / "evidence" / "startup.log").write_text("notes-app: ready\n")
     (folder / "junit.xml").write_text("<testsuites/>\n")
+    return folder
+
+
+@pytest.fixture
+def signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A report folder made from golden results, signed with a fresh key."""
+    folder = report_folder(tmp_path)
     key = tmp_path / "auditor"
     assert cli("keygen", str(key))[0] == 0
     code, out = cli(

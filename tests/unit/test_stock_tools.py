@@ -11,11 +11,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from persistaudit import signing
-from persistaudit.cli import main
 from tests.helpers import REPO
+from tests.unit.test_signing import cli, report_folder
 
 GOLDEN = REPO / "tests" / "golden"
 SSH_KEYGEN = shutil.which("ssh-keygen")
@@ -28,20 +27,10 @@ needs_tools = pytest.mark.skipif(
 IDENTITY = "ada@example.org"
 
 
-def cli(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.output
-
-
 @pytest.fixture
 def signed(tmp_path: Path) -> tuple[Path, Path, Path]:
     """A report folder signed with a persistaudit key, and an allowed-signers file for it."""
-    folder = tmp_path / "report"
-    (folder / "evidence").mkdir(parents=True)
-    shutil.copy(GOLDEN / "fail.results.json", folder / "results.json")
-    assert cli("report", str(folder / "results.json"), "-o", str(folder / "report.md"))[0] == 0
-    (folder / "evidence" / "startup.log").write_text("notes-app: ready\n")
-    (folder / "junit.xml").write_text("<testsuites/>\n")
+    folder = report_folder(tmp_path)
     key = tmp_path / "auditor"
     code, out = cli("keygen", str(key))
     assert code == 0, out
