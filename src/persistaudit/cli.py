@@ -103,9 +103,7 @@ class InterruptibleGroup(click.Group):
         except KeyboardInterrupt:
             signals.note_interrupt()
             signals.settle()
-            from persistaudit import cleanup
-
-            left = cleanup.left_behind()
+            left = _left_behind()
             after = (
                 f"could not remove {', '.join(left)} (see the warning above)"
                 if left
@@ -117,6 +115,19 @@ class InterruptibleGroup(click.Group):
                 doc = _run_document(signals.exit_code(), error=message)
                 click.echo(json.dumps(doc, indent=2))
             sys.exit(signals.exit_code())
+
+
+def _left_behind() -> list[str]:
+    """What this process's clean-ups could not remove, without importing anything.
+
+    Everything that creates a resource imports cleanup first, so a process that has not
+    (fully) imported it has nothing left behind. Importing it here would import docker,
+    and an interrupt that landed in the middle of the first `import docker` leaves that
+    module half-initialised: cleanup's import would then fail with a traceback.
+    """
+    module = sys.modules.get("persistaudit.cleanup")
+    left_behind: Callable[[], list[str]] | None = getattr(module, "left_behind", None)
+    return left_behind() if left_behind else []
 
 
 @click.group(cls=InterruptibleGroup, context_settings={"help_option_names": ["-h", "--help"]})

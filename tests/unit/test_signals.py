@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,6 +103,32 @@ def test_an_interrupted_command_exits_128_plus_n_not_click_aborted(
     assert result.exit_code == 130, result.output
     assert result.output.strip().splitlines()[-1].startswith("persistaudit: interrupted by SIGINT")
     assert "Aborted" not in result.output
+
+
+def test_an_interrupt_during_the_first_import_of_docker_exits_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A signal that lands while a command first imports docker leaves that module half
+    initialised (no docker.errors yet); the interrupt's own report must not import it again.
+    Seen in CI: a SIGINT 0.47 s into `run` ended in a traceback from cleanup's import."""
+
+    def interrupted(*_args: object) -> None:
+        raise KeyboardInterrupt
+
+    signals.reset()
+    monkeypatch.setitem(sys.modules, "docker", types.ModuleType("docker"))  # half-imported
+    monkeypatch.delitem(sys.modules, "persistaudit.cleanup")  # not imported yet
+    monkeypatch.delattr("persistaudit.cleanup")
+    monkeypatch.setattr("persistaudit.diff.diff", interrupted)
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("manifest_version: 1\ntables: {}\n")
+    result = CliRunner().invoke(main, ["diff", str(manifest), str(manifest)])
+    signals.reset()
+    assert result.exit_code == 130, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        "persistaudit: interrupted by SIGINT: no results written; nothing it created is left"
+    )
+    assert "Traceback" not in result.output
 
 
 def test_an_interrupt_swallowed_by_a_finalizer_is_not_printed(
