@@ -29,7 +29,7 @@ from typing import Any
 
 from persistaudit import schema
 from persistaudit.diff import diff
-from persistaudit.manifest import Manifest, dump_manifest, load_manifest
+from persistaudit.manifest import dump_manifest, from_data, load_manifest
 from persistaudit.schema import read_schema
 
 TARGET_S = 0.5
@@ -114,8 +114,8 @@ def main() -> None:
     parser.add_argument("--brackets", type=int, default=200_000)
     args = parser.parse_args()
     a_data = manifest_data(args.tables, args.columns, 1)
-    a = Manifest.model_validate(a_data)
-    b = Manifest.model_validate(mutate(manifest_data(args.tables, args.columns, 1), 2))
+    a = from_data(a_data)
+    b = from_data(mutate(manifest_data(args.tables, args.columns, 1), 2))
     rounds = args.rounds
     with tempfile.TemporaryDirectory() as tmp:
         yaml_path, db_path = Path(tmp) / "a.yaml", Path(tmp) / "a.db"

@@ -557,6 +557,7 @@ def _snapshot_target(path: Path, name: str | None, database: str | None) -> Mani
     from persistaudit import engine
     from persistaudit.audit import TargetAudit
     from persistaudit.config import load_config
+    from persistaudit.manifest import replace
     from persistaudit.progress import Progress
     from persistaudit.redact import Redactor
 
@@ -587,7 +588,7 @@ def _snapshot_target(path: Path, name: str | None, database: str | None) -> Mani
         if state.schema is None:
             raise SnapshotError(state.error)
         default = config.name if len(names) == 1 else f"{config.name}-{chosen}"
-        return state.schema.model_copy(update={"name": name or default})
+        return replace(state.schema, name=name or default)
     finally:
         if audit is not None:
             audit.close()

@@ -117,11 +117,14 @@ def _simple_flow(text: str) -> Any:
     if text[0] == "[":
         return [_flow_scalar(item) for item in inner.split(", ")]
     mapping = {}
-    for pair in inner.split(", "):
+    pairs = inner.split(", ")
+    for pair in pairs:
         key, sep, value = pair.partition(": ")
         if not sep:
             raise _Unsupported
         mapping[_flow_scalar(key)] = _flow_scalar(value)
+    if len(mapping) != len(pairs):
+        raise _Unsupported  # a duplicate key: PyYAML's loader says where
     return mapping
 
 
@@ -167,6 +170,8 @@ class _Reader:
             if match is None or len(match[1]) > _MAX_KEY:
                 raise _Unsupported
             key = _scalar(match[1])
+            if key in data:
+                raise _Unsupported  # a duplicate key: PyYAML's loader says where
             rest = match[2]
             self.i += 1
             if rest is not None:
@@ -264,7 +269,10 @@ def _flow(tokens: list[str], i: int, depth: int) -> tuple[Any, int]:
             key = tokens[i] if i < len(tokens) else ""
             if key[:1] in ("", "{", "}", "[", "]", ",", ":") or tokens[i + 1 : i + 2] != [": "]:
                 raise _Unsupported
-            mapping[_scalar(key)], i = _flow(tokens, i + 2, depth + 1)
+            name = _scalar(key)
+            if name in mapping:
+                raise _Unsupported
+            mapping[name], i = _flow(tokens, i + 2, depth + 1)
             closing = tokens[i] if i < len(tokens) else ""
             if closing == "}":
                 return mapping, i + 1

@@ -6,6 +6,7 @@ results, none from the clock.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
@@ -180,6 +181,24 @@ def environment(inert: bool = False) -> jinja2.Environment:
         return _environment(inert)
 
 
+class _TemplateCache(jinja2.FileSystemBytecodeCache):
+    """Compiled templates kept between runs: compiling the report's template takes longer
+    than `persistaudit report` may (issue 13: 0.2 s). Jinja's own per-user folder (created
+    0700, refused when another user owns it); an edited template is compiled again, as each
+    entry is checked against its source; a cache that cannot be written is no error."""
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        with contextlib.suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    try:
+        return _TemplateCache()
+    except (OSError, RuntimeError):
+        return None  # no private folder to be had: compile each time
+
+
 def _environment(inert: bool) -> jinja2.Environment:
     if inert not in _envs:
         env = jinja2.Environment(
@@ -189,6 +208,7 @@ def _environment(inert: bool) -> jinja2.Environment:
             keep_trailing_newline=True,
             trim_blocks=True,
             lstrip_blocks=True,
+            bytecode_cache=_bytecode_cache(),
         )
         env.filters.update(
             cell=functools.partial(md_cell, inert=inert),

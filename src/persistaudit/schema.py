@@ -19,6 +19,7 @@ from persistaudit.manifest import (
     Trigger,
     UniqueCollation,
     View,
+    replace,
 )
 from persistaudit.sqlite_files import copy_database
 from persistaudit.sqlite_guard import Limits, open_memory, reading
@@ -204,13 +205,9 @@ def keep_annotations(new: Manifest, old: Manifest) -> Manifest:
     for name, table in new.tables.items():
         before = old_tables.get(fold(name))
         marked = {fold(c.name) for c in before.columns if c.json_valid} if before else set()
-        columns = [
-            c.model_copy(update={"json_valid": fold(c.name) in marked}) for c in table.columns
-        ]
-        tables[name] = table.model_copy(update={"columns": columns})
-    return new.model_copy(
-        update={"tables": tables, "options": old.options, "name": old.name or new.name}
-    )
+        columns = [replace(c, json_valid=fold(c.name) in marked) for c in table.columns]
+        tables[name] = replace(table, columns=columns)
+    return replace(new, tables=tables, options=old.options, name=old.name or new.name)
 
 
 def from_sql(path: Path, name: str | None = None) -> Manifest:

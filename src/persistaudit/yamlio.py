@@ -60,6 +60,21 @@ class _Loader(_Base):  # type: ignore[misc]
                 None, None, f"{shown} is not a valid {tag}", node.start_mark
             ) from None
 
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> Any:
+        """A key given twice is an error: YAML keeps the last silently, and a setting or
+        a table written twice would be half lost without a word."""
+        if isinstance(node, yaml.MappingNode):
+            seen: set[tuple[str, str]] = set()
+            for key, _ in node.value:
+                if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                    continue
+                if (key.tag, key.value) in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {clip_value(key.value)}", key.start_mark
+                    )
+                seen.add((key.tag, key.value))
+        return super().construct_mapping(node, deep)
+
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.SequenceNode):

@@ -50,6 +50,10 @@ BAD_YAML = [
     ("a: &r [*r]\n", "malformed YAML: an alias refers to a node that contains it"),
     ("a: &r {b: *r}\n", "malformed YAML: an alias refers to a node that contains it"),
     ("a: " + "[" * 150 + "]" * 150 + "\n", "malformed YAML: nested deeper than 100 levels"),
+    # YAML keeps the last of two equal keys: a setting or table written twice, half lost.
+    ("a: 1\nb: 2\na: 3\n", "bad.yaml:3:1: malformed YAML: duplicate key 'a'"),
+    ("a: {b: 1, b: 2}\n", "bad.yaml:1:11: malformed YAML: duplicate key 'b'"),
+    ("a:\n  b: 1\n  b: {}\n", "bad.yaml:3:3: malformed YAML: duplicate key 'b'"),
 ]
 
 

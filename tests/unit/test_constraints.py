@@ -4,6 +4,7 @@ import sqlite3
 from pathlib import Path
 
 from persistaudit.constraints import probe
+from persistaudit.manifest import replace
 from persistaudit.schema import from_file
 
 SCHEMA = """
@@ -57,10 +58,8 @@ def test_missing_check_and_unique_are_not_enforced(tmp_path: Path) -> None:
 def test_invalid_json_and_a_view_broken_by_a_rename_fail(tmp_path: Path) -> None:
     manifest = from_file(make(tmp_path, "good.db", SCHEMA))
     users = manifest.tables["users"]
-    cols = [c.model_copy(update={"json_valid": c.name == "prefs"}) for c in users.columns]
-    manifest = manifest.model_copy(
-        update={"tables": {**manifest.tables, "users": users.model_copy(update={"columns": cols})}}
-    )
+    cols = [replace(c, json_valid=c.name == "prefs") for c in users.columns]
+    manifest = replace(manifest, tables={**manifest.tables, "users": replace(users, columns=cols)})
     broken = make(
         tmp_path,
         "broken.db",

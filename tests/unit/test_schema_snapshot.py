@@ -225,10 +225,32 @@ def test_bad_database_files_are_one_line_exit_2(
         ("manifest_version: 1\ntables: {a: {columns: [\n", r"m.yaml:\d+:\d+: malformed YAML"),
         (
             "manifest_version: 1\ntables: {a: {colour: red}}\n",
-            r"m.yaml:2: tables.a.colour: Extra inputs",
+            r"m.yaml:2: tables.a.colour: unknown field",
         ),
         ("manifest_version: 3\ntables: {}\n", "manifest_version 3 is not supported"),
-        ("tables: {}\n", "manifest_version: Field required"),
+        ("tables: {}\n", "manifest_version: missing"),
+        (
+            "manifest_version: 1\ntables:\n  a:\n    columns:\n"
+            "    - {name: x}\n    - {name: y, pk: one}\n",
+            r"m.yaml:6: tables.a.columns.1.pk: expected `int`, got `str`",
+        ),
+        (
+            "manifest_version: 1\ntables:\n  a: {}\nindexes:\n  ix: {columns: [x]}\n",
+            r"m.yaml:5: indexes.ix: object missing required field `table`",
+        ),
+        (
+            "manifest_version: 1\noptions: {min_tables: -1}\ntables: {}\n",
+            r"m.yaml:2: options.min_tables: expected `int` >= 0",
+        ),
+        (
+            "manifest_version: 1\ntables: {a: {}, A: {}}\n",
+            r"m.yaml:1: tables 'a' and 'A' are one name in SQLite",
+        ),
+        (
+            "manifest_version: 1\ntables:\n"
+            "  a: {unique_collations: [{columns: [x], collations: {}}]}\n",
+            r"m.yaml:3: tables.a: unique_collations names UNIQUE\(x\), which is not in unique",
+        ),
     ],
 )
 def test_bad_manifests_are_one_line_exit_2(tmp_path: Path, text: str, message: str) -> None:
