@@ -75,7 +75,8 @@ def imports() -> dict[str, list[str]]:
         BASELINE: [*python, "pass"],
         "import click": [*python, "import click"],
         "import yaml (diff, snapshot)": [*python, "import yaml"],
-        "import pydantic (diff, snapshot)": [*python, "import pydantic; pydantic.BaseModel"],
+        "import msgspec (diff, snapshot)": [*python, "import msgspec"],
+        "import pydantic (run only)": [*python, "import pydantic; pydantic.BaseModel"],
         "import jinja2 (report)": [*python, "import jinja2"],
         "import cryptography (verify)": [
             *python,
