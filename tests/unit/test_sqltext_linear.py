@@ -31,6 +31,7 @@ from persistaudit.schema import read_schema
 SCAN_N, SCAN_GROWTH, SCAN_BOUND = 2_500, 32, 200
 DENSE_N, DENSE_GROWTH, DENSE_BOUND = 1_000, 32, 6
 Make = Callable[[int], Callable[[], object]]
+CACHED_LENGTH = sqltext._CACHED_LENGTH
 
 LONG_SCANS: dict[str, Callable[[int], str]] = {
     "unclosed brackets": lambda n: "[" * n,
@@ -48,6 +49,13 @@ MANY_TOKENS: dict[str, Callable[[int], str]] = {
     "blob prefixes": lambda n: "x'0" * (n // 3),
     "words": lambda n: "a " * (n // 2),
 }
+
+
+@pytest.fixture(autouse=True)
+def no_token_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tokenize every time: a cached small text would take no time at all and make any
+    growth look quadratic (the cache itself is a lookup and a copy)."""
+    monkeypatch.setattr(sqltext, "_CACHED_LENGTH", -1)
 
 
 def everything(text: str) -> None:
@@ -155,3 +163,15 @@ def test_unclosed_quotes_are_kept_as_written() -> None:
     assert sqltext.normalize("'Abc") == "'Abc"
     assert sqltext.normalize("[Abc") == "[Abc"
     assert sqltext.normalize_type('"my') != sqltext.normalize_type("my")
+
+
+def test_cached_tokens_are_each_callers_own_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cached text gives the same tokens as one tokenized afresh, in a list of its own."""
+    monkeypatch.setattr(sqltext, "_CACHED_LENGTH", CACHED_LENGTH)  # undo no_token_cache
+    sqltext._cached_tokens.cache_clear()
+    sql = "CREATE TABLE t (a TEXT COLLATE nocase, b [x y])"
+    first = sqltext.tokens(sql)
+    first.append(sqltext.Token("op", ";"))
+    again = sqltext.tokens(sql)
+    assert again == first[:-1] == sqltext._tokens(sql)
+    assert sqltext._cached_tokens.cache_info().hits == 1
