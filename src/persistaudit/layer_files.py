@@ -1,6 +1,7 @@
 """SQLite files a service wrote in its container layer, where a re-created container loses them.
 
-The engine lists what a container added or changed outside its mounts (docker diff); each
+The engine lists what a container added or changed outside its mounts (docker diff; read from
+the layer's host folder when the engine is local, see upper_dir); each
 candidate's first bytes are read through the archive API and matched against the SQLite
 header (sqlite_files.is_sqlite). Bounded: at most MAX_EXAMINED files, likely database names
 first, and of each only the tar header and the first 16 bytes are read before the stream is

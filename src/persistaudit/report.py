@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import re
 import shlex
+import stat
 import threading
 from pathlib import Path
 from typing import Any
@@ -183,9 +185,8 @@ def environment(inert: bool = False) -> jinja2.Environment:
 
 class _TemplateCache(jinja2.FileSystemBytecodeCache):
     """Compiled templates kept between runs: compiling the report's template takes longer
-    than `persistaudit report` may (issue 13: 0.2 s). Jinja's own per-user folder (created
-    0700, refused when another user owns it); an edited template is compiled again, as each
-    entry is checked against its source; a cache that cannot be written is no error."""
+    than `persistaudit report` may (issue 13: 0.2 s). An edited template is compiled again
+    (each entry is checked against its source); a cache that cannot be written is no error."""
 
     def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
         with contextlib.suppress(OSError):
@@ -193,10 +194,19 @@ class _TemplateCache(jinja2.FileSystemBytecodeCache):
 
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """In the user's cache folder ($XDG_CACHE_HOME or ~/.cache), persistaudit/templates:
+    created private, and used only while it is the user's own and writable by nobody else
+    (what is in it is run). None where no such folder can be had: compiled each time."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "persistaudit", "templates")
     try:
-        return _TemplateCache()
-    except (OSError, RuntimeError):
-        return None  # no private folder to be had: compile each time
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        info = os.stat(folder, follow_symlinks=False)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        return None
+    return _TemplateCache(folder)
 
 
 def _environment(inert: bool) -> jinja2.Environment:
