@@ -228,6 +228,8 @@ class ResultCollector:
                     "journal_mode": d.journal_mode,
                     "persist": d.persist,
                     "volatile": list(d.volatile),
+                    "append_only": list(d.append_only),
+                    "immutable": list(d.immutable),
                 }
                 for d in declared
             ],

@@ -18,7 +18,11 @@ TWO_DATABASES = GOOD_CONFIG.replace(
   path: /data/app.db
 """,
     """databases:
-  - {name: main, path: /data/app.db, manifest: manifest.yaml}
+  - name: main
+    path: /data/app.db
+    manifest: manifest.yaml
+    append_only: [items]
+    immutable: [owners]
   - {name: vectors, path: /data/vectors.db, manifest: manifest.yaml, persist: false}
 """,
 ).replace(
@@ -75,6 +79,8 @@ def test_one_result_per_database_with_its_name_in_the_id(pytester: pytest.Pytest
     jsonschema.validate(doc, json.loads((SCHEMAS / RESULTS_SCHEMA_FILE).read_text()))
     assert [d["name"] for d in doc["target"]["databases"]] == ["main", "vectors"]
     assert doc["target"]["databases"][1]["persist"] is False
+    main = doc["target"]["databases"][0]
+    assert (main["append_only"], main["immutable"]) == (["items"], ["owners"])
     junit = (pytester.path / "out" / "junit.xml").read_text()
     assert 'name="team.db[vectors]"' in junit
 
