@@ -10,6 +10,7 @@ import abc
 import contextlib
 import math
 import os
+import posixpath
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import docker.errors
+import requests
 from docker import DockerClient
 from docker.models.containers import Container
 
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
     from persistaudit.runtime.restore import FileOwner, Restored
     from persistaudit.runtime.upgrade import Rehearsal
 
-from persistaudit import activity, reproduce, upper_dir
+from persistaudit import activity, host_copy, reproduce, upper_dir
 from persistaudit.cleanup import Removal
 from persistaudit.config import TargetConfig
 from persistaudit.exceptions import RestoreUnsupported, TargetRemoved, UpgradeUnsupported
@@ -163,6 +165,9 @@ class DockerContainer:
     def __init__(self, container: Container, host_ip: str = "127.0.0.1") -> None:
         self._container = container
         self.host_ip = host_ip
+        # Whether files on its mounts may be read from the host (host_copy), and the
+        # container's attributes that says so: a container's mounts never change.
+        self._host_readable: tuple[str, dict[str, Any]] | None = None
 
     @property
     def name(self) -> str:
@@ -300,7 +305,13 @@ class DockerContainer:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def get_archive(self, path: str) -> Iterator[bytes] | None:
-        """A tar stream of one path, or None when it does not exist."""
+        """A tar stream of one path, or None when it does not exist.
+
+        A regular file on a mount is read from the host when the engine is local (host_copy:
+        the engine's archive call takes 50 ms, this under one); the stream is the same."""
+        hosted = self._from_host(path)
+        if hosted is not None:
+            return hosted
         try:
             stream, _stat = self._container.get_archive(path)
         except docker.errors.NotFound:
@@ -329,6 +340,33 @@ class DockerContainer:
         except docker.errors.NotFound:
             raise TargetRemoved(f"container {self.name} was removed by something else") from None
         return sorted(str(c["Path"]) for c in changes if c.get("Kind") in (0, 1))
+
+    def _from_host(self, path: str) -> Iterator[bytes] | None:
+        if os.environ.get("PERSISTAUDIT_COPY_FROM_ENGINE"):
+            return None  # asked to use the engine's archive (tests compare the two)
+        attrs = self._host_attrs()
+        found = host_copy.host_source(attrs, path) if attrs is not None else None
+        opened = host_copy.open_file(*found) if found is not None else None
+        if opened is None:
+            return None
+        return host_copy.tar_stream(*opened, posixpath.basename(path))
+
+    def _host_attrs(self) -> dict[str, Any] | None:
+        """The container's attributes when its mounts may be read from the host, else None."""
+        if self._host_readable is not None and self._host_readable[0] == self.id:
+            return self._host_readable[1]
+        client = self._container.client
+        if client is None or str(getattr(client.api, "base_url", "")) != host_copy.LOCAL_SOCKET:
+            return None
+        try:
+            options = client.info().get("SecurityOptions") or []
+            attrs = self.attrs
+        except (docker.errors.DockerException, requests.RequestException):
+            return None  # the engine's own route says what went wrong
+        if host_copy.maps_ids([str(o) for o in options]):
+            return None
+        self._host_readable = (self.id, attrs)
+        return attrs
 
     def _listed_from_host(self) -> list[str] | None:
         if os.environ.get("PERSISTAUDIT_LAYER_FROM_ENGINE"):

@@ -1,0 +1,117 @@
+"""A file on a volume read from the host (host_copy) is the copy the engine's archive gives."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+from docker.models.containers import Container
+
+from persistaudit.runtime.base import DockerContainer
+from persistaudit.snapshot import Budget, copy_member
+
+pytestmark = pytest.mark.docker
+
+BASE_IMAGE = os.environ.get("PERSISTAUDIT_BASE_IMAGE", "persistaudit/base-python:bookworm")
+LABELS = {"io.persistaudit.managed": "true"}
+SETUP = (
+    "head -c 300000 /dev/urandom > /data/app.db && chown 1234:2345 /data/app.db"
+    " && chmod 640 /data/app.db && mkdir -p /data/sub && echo x > /data/sub/inner.db"
+    " && ln -s /etc/passwd /data/link.db && mkfifo /data/fifo.db"
+    " && ln -s /data/sub /data/linked && echo y > /bound/on-bind.db"
+)
+
+
+@pytest.fixture
+def container(engine: docker.DockerClient, tmp_path: Path) -> Iterator[Container]:
+    name = f"pa-hostcopy-{uuid.uuid4().hex[:8]}"
+    volume = engine.volumes.create(name, labels=LABELS)
+    bound = tmp_path / "bound"
+    bound.mkdir()
+    made = engine.containers.run(
+        BASE_IMAGE,
+        ["sleep", "600"],
+        name=name,
+        labels=LABELS,
+        volumes={
+            volume.name: {"bind": "/data", "mode": "rw"},
+            str(bound): {"bind": "/bound", "mode": "rw"},
+        },
+        detach=True,
+    )
+    try:
+        code, output = made.exec_run(["sh", "-c", SETUP])
+        assert code == 0, output
+        yield made
+    finally:
+        made.remove(force=True)
+        volume.remove(force=True)
+
+
+def copy(handle: DockerContainer, path: str, dest: Path) -> tuple[bytes, object, str]:
+    """The copy's bytes and owner, or the error the snapshot reports."""
+    stream = handle.get_archive(path)
+    if stream is None:
+        return b"", None, "missing"
+    owners: dict[str, object] = {}
+    try:
+        copy_member(stream, path, dest, Budget(dest.parent, 10**9), owners)  # type: ignore[arg-type]
+    except Exception as exc:
+        return b"", None, type(exc).__name__ + ": " + str(exc)
+    return dest.read_bytes(), owners[dest.name], ""
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/data/app.db",
+        "/data/sub/inner.db",
+        "/bound/on-bind.db",
+        "/data/link.db",
+        "/data/fifo.db",
+        "/data/linked/inner.db",
+        "/data/absent.db",
+    ],
+)
+def test_the_host_copy_is_the_engines(
+    container: Container, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    handle = DockerContainer(container)
+    if handle._host_attrs() is None:
+        pytest.skip("the engine is not local here, or maps user ids")
+    hosted = handle._from_host(path)
+    # Regular files on the mounts come from the host; links, fifos and missing files from
+    # the engine (which resolves a link inside the container).
+    assert (hosted is not None) == (
+        path in ("/data/app.db", "/data/sub/inner.db", "/bound/on-bind.db")
+    )
+    if hosted is not None:
+        list(hosted)  # the stream closes its file
+    from_host = copy(handle, path, tmp_path / "host")
+    monkeypatch.setenv("PERSISTAUDIT_COPY_FROM_ENGINE", "1")
+    from_engine = copy(handle, path, tmp_path / "engine")
+    assert from_host == from_engine
+    if path == "/data/app.db":
+        assert len(from_host[0]) == 300_000
+        assert from_host[1] == from_engine[1]
+        owner = from_host[1]
+        assert (owner.uid, owner.gid, owner.mode) == (1234, 2345, 0o640)  # type: ignore[attr-defined]
+
+
+def test_the_stream_is_one_member_tar(container: Container) -> None:
+    handle = DockerContainer(container)
+    hosted = handle._from_host("/data/sub/inner.db")
+    if hosted is None:
+        pytest.skip("the engine is not local here, or maps user ids")
+    with tarfile.open(fileobj=io.BytesIO(b"".join(hosted))) as archive:
+        members = archive.getmembers()
+        assert [m.name for m in members] == ["inner.db"]
+        extracted = archive.extractfile(members[0])
+        assert extracted is not None
+        assert extracted.read() == b"x\n"
