@@ -43,11 +43,14 @@ def host_source(attrs: dict[str, Any], path: str) -> tuple[str, list[str]] | Non
     mount is not one the host can read the same way (see the module's docstring)."""
     from persistaudit.mounts import covers  # mounts imports the runtime, which imports this
 
-    requested = (attrs.get("HostConfig") or {}).get("Mounts") or []
+    host_config = attrs.get("HostConfig") or {}
+    requested = host_config.get("Mounts") or []
     if any((m.get("VolumeOptions") or {}).get("Subpath") for m in requested):
         return None
+    # `--tmpfs` mounts are not in Mounts: one inside a volume hides the volume's folder there.
+    tmpfs = [{"Type": "tmpfs", "Destination": d} for d in host_config.get("Tmpfs") or {}]
     best: dict[str, Any] | None = None
-    for mount in attrs.get("Mounts") or []:
+    for mount in [*(attrs.get("Mounts") or []), *tmpfs]:
         destination = mount.get("Destination")
         if not isinstance(destination, str) or not covers(destination, path):
             continue

@@ -39,6 +39,9 @@ def test_mounts_the_host_cannot_read_the_same_way_are_the_engines() -> None:
     assert host_copy.host_source(attrs(tmpfs), "/data/app.db") is None
     relative = {**VOLUME, "Source": "v/_data"}
     assert host_copy.host_source(attrs(relative), "/data/app.db") is None
+    hidden = {**attrs(VOLUME), "HostConfig": {"Tmpfs": {"/data/cache": ""}}}
+    assert host_copy.host_source(hidden, "/data/cache/c.db") is None  # a tmpfs over the volume
+    assert host_copy.host_source(hidden, "/data/app.db") == ("/v/_data", ["app.db"])
     subpath = [{"Type": "volume", "Target": "/data", "VolumeOptions": {"Subpath": "app"}}]
     assert host_copy.host_source(attrs(VOLUME, requested=subpath), "/data/app.db") is None
 
