@@ -153,13 +153,13 @@ class Options(_Model, frozen=True, kw_only=True):
     min_tables: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
-_SECTIONS = ("tables", "indexes", "views", "triggers")
 _SECTION_TYPES: dict[str, type[_Model]] = {
     "tables": Table,
     "indexes": Index,
     "views": View,
     "triggers": Trigger,
 }
+_SECTIONS = tuple(_SECTION_TYPES)
 
 
 class Manifest(_Model, frozen=True, kw_only=True):

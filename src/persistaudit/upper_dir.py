@@ -21,7 +21,8 @@ import stat
 from dataclasses import dataclass
 from typing import Any
 
-LOCAL_SOCKET = "http+docker://localhost"  # the docker SDK's base_url for a unix socket
+from persistaudit.host_copy import LOCAL_SOCKET
+
 DRIVERS = ("overlay2", "overlay")
 MAX_ENTRIES = 100_000
 MAX_DEPTH = 200  # folder levels walked; deeper is the engine's to list

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import docker
 import pytest
 import yaml
+from docker.models.containers import Container
 
 from persistaudit.engine import LABEL_OWNER_HOST, LABEL_OWNER_PID
 from tests.helpers import NOTES_APP, REPO
@@ -118,6 +121,33 @@ def config_variant(tmp_path: Path, source: Path, name: str, **changes: object) -
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+BASE_IMAGE = os.environ.get("PERSISTAUDIT_BASE_IMAGE", "persistaudit/base-python:bookworm")
+MANAGED = {"io.persistaudit.managed": "true"}  # what `persistaudit clean` finds if left
+
+
+@contextlib.contextmanager
+def sleeping_container(
+    engine: docker.DockerClient, prefix: str, setup: str, binds: dict[str, str] | None = None
+) -> Iterator[Container]:
+    """A container of the base image doing nothing, with a fresh volume at /data (and host
+    folders bound as binds says: host path -> mount point), after the shell command setup
+    ran in it; removed with its volume afterwards."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    volume = engine.volumes.create(name, labels=MANAGED)
+    mounts = {volume.name: {"bind": "/data", "mode": "rw"}}
+    mounts |= {host: {"bind": inside, "mode": "rw"} for host, inside in (binds or {}).items()}
+    made = engine.containers.run(
+        BASE_IMAGE, ["sleep", "600"], name=name, labels=MANAGED, volumes=mounts, detach=True
+    )
+    try:
+        code, output = made.exec_run(["sh", "-c", setup])
+        assert code == 0, output
+        yield made
+    finally:
+        made.remove(force=True)
+        volume.remove(force=True)
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import os
 import tarfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,11 +13,10 @@ from docker.models.containers import Container
 
 from persistaudit.runtime.base import DockerContainer
 from persistaudit.snapshot import Budget, copy_member
+from tests.e2e.conftest import sleeping_container
 
 pytestmark = pytest.mark.docker
 
-BASE_IMAGE = os.environ.get("PERSISTAUDIT_BASE_IMAGE", "persistaudit/base-python:bookworm")
-LABELS = {"io.persistaudit.managed": "true"}
 SETUP = (
     "head -c 300000 /dev/urandom > /data/app.db && chown 1234:2345 /data/app.db"
     " && chmod 640 /data/app.db && mkdir -p /data/sub && echo x > /data/sub/inner.db"
@@ -30,28 +27,10 @@ SETUP = (
 
 @pytest.fixture
 def container(engine: docker.DockerClient, tmp_path: Path) -> Iterator[Container]:
-    name = f"pa-hostcopy-{uuid.uuid4().hex[:8]}"
-    volume = engine.volumes.create(name, labels=LABELS)
     bound = tmp_path / "bound"
     bound.mkdir()
-    made = engine.containers.run(
-        BASE_IMAGE,
-        ["sleep", "600"],
-        name=name,
-        labels=LABELS,
-        volumes={
-            volume.name: {"bind": "/data", "mode": "rw"},
-            str(bound): {"bind": "/bound", "mode": "rw"},
-        },
-        detach=True,
-    )
-    try:
-        code, output = made.exec_run(["sh", "-c", SETUP])
-        assert code == 0, output
+    with sleeping_container(engine, "pa-hostcopy", SETUP, {str(bound): "/bound"}) as made:
         yield made
-    finally:
-        made.remove(force=True)
-        volume.remove(force=True)
 
 
 def copy(handle: DockerContainer, path: str, dest: Path) -> tuple[bytes, object, str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import docker
@@ -12,11 +10,10 @@ from docker.models.containers import Container
 
 from persistaudit import upper_dir
 from persistaudit.runtime.base import DockerContainer
+from tests.e2e.conftest import sleeping_container
 
 pytestmark = pytest.mark.docker
 
-BASE_IMAGE = os.environ.get("PERSISTAUDIT_BASE_IMAGE", "persistaudit/base-python:bookworm")
-LABELS = {"io.persistaudit.managed": "true"}
 # Added files and folders, a deletion, a link, a fifo, a file on the volume, scratch in /tmp.
 WRITES = (
     "mkdir -p /var/lib/app/state && echo x > /var/lib/app/state/app.db"
@@ -28,23 +25,8 @@ WRITES = (
 
 @pytest.fixture
 def container(engine: docker.DockerClient) -> Iterator[Container]:
-    name = f"pa-layer-{uuid.uuid4().hex[:8]}"
-    volume = engine.volumes.create(name, labels=LABELS)
-    made = engine.containers.run(
-        BASE_IMAGE,
-        ["sleep", "600"],
-        name=name,
-        labels=LABELS,
-        volumes={volume.name: {"bind": "/data", "mode": "rw"}},
-        detach=True,
-    )
-    try:
-        code, output = made.exec_run(["sh", "-c", WRITES])
-        assert code == 0, output
+    with sleeping_container(engine, "pa-layer", WRITES) as made:
         yield made
-    finally:
-        made.remove(force=True)
-        volume.remove(force=True)
 
 
 def test_the_host_listing_is_docker_diffs(
