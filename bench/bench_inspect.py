@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import docker
 
@@ -47,6 +48,7 @@ TARGET_MBPS = 500.0
 TARGET_RSS_MB = 150.0
 # A shared machine can be slow: the deadline of one table's digest is not what is measured.
 LIMITS = Limits(query_timeout=3600)
+ONE_ROW = "c.execute(\"INSERT INTO tags VALUES (1, 'bench')\"); c.commit()"
 
 
 def generate(path: Path, size: int) -> None:
@@ -96,10 +98,15 @@ def child(container_id: str, folder: str) -> None:
     from persistaudit.runtime.base import DockerContainer
     from persistaudit.snapshot import Wanted, take_snapshots
 
-    handle = DockerContainer(docker.from_env().containers.get(container_id))
-    out = {}
+    container = docker.from_env().containers.get(container_id)
+    handle = DockerContainer(container)
+    out: dict[str, object] = {}
     previous = None
-    for label in ("first", "again"):
+    for label in ("first", "again", "one-row"):
+        if label == "one-row":  # the service adds a row to one table: the others keep pages
+            add = f"import sqlite3; c = sqlite3.connect('{DB_IN_CONTAINER}'); {ONE_ROW}"
+            if container.exec_run(["python3", "-c", add]).exit_code:
+                raise SystemExit("could not add a row in the container")
         cpu = _cpu_s(resource.RUSAGE_SELF)
         started = time.monotonic()
         copy = take_snapshots(handle, [Wanted(DB_IN_CONTAINER, Path(folder) / label, 8 << 30)])
@@ -121,6 +128,8 @@ def child(container_id: str, folder: str) -> None:
             "cpu_s": _cpu_s(resource.RUSAGE_SELF) - cpu,
             "copy_s": copied - started,
             "rows": sum(facts.counts.values()),
+            "reused": len(getattr(facts, "reused", ())),
+            "tables": len(facts.data),
         }
         previous = facts
     out["reused"] = hasattr(inspect, "inspect_snapshot")
@@ -202,15 +211,15 @@ class Bench:
         self.made.clear()
 
 
-def measure(bench: Bench, size_mb: int, work: Path, rounds: int) -> dict[str, float]:
+def measure(bench: Bench, size_mb: int, work: Path, rounds: int) -> dict[str, Any]:
     folder = work / f"db-{size_mb}"
     folder.mkdir()
     db = folder / "app.db"
     generate(db, size_mb * MB)
     file_mb = sum(f.stat().st_size for f in folder.iterdir()) / MB
     container = bench.container_with(db, size_mb)
-    times, cpus, agains, copies, hwms = [], [], [], [], []
-    reused = False
+    times, cpus, agains, one_rows, copies, hwms = [], [], [], [], [], []
+    reused, kept = False, "0"
     for _ in range(rounds):
         scratch = work / "copies"
         scratch.mkdir()
@@ -230,6 +239,8 @@ def measure(bench: Bench, size_mb: int, work: Path, rounds: int) -> dict[str, fl
         cpus.append(got["first"].get("cpu_s", float("nan")))
         copies.append(got["first"]["copy_s"])
         agains.append(got["again"]["s"])
+        one_rows.append(got["one-row"]["s"])
+        kept = f"{got['one-row']['reused']} of {got['one-row']['tables']}"
         hwms.append(got["hwm_kb"] / 1024)
         reused = got.get("reused", False)
     baselines = [dump_baseline(db) for _ in range(rounds)]
@@ -239,6 +250,8 @@ def measure(bench: Bench, size_mb: int, work: Path, rounds: int) -> dict[str, fl
         "s": statistics.median(times),
         "copy_s": statistics.median(copies),
         "again_s": statistics.median(agains),
+        "one_row_s": statistics.median(one_rows),
+        "kept": kept,
         "cpu_s": statistics.median(cpus),
         "rss": max(hwms),
         "reused": reused,
@@ -276,7 +289,7 @@ def main() -> None:
     _print_growth(results)
 
 
-def _print_row(size: int, r: dict[str, float]) -> None:
+def _print_row(size: int, r: dict[str, Any]) -> None:
     mbps = r["mb"] / r["s"]
     print(
         f"{size:5d} MB ({r['mb']:.1f} MB on disk)\n"
@@ -289,12 +302,15 @@ def _print_row(size: int, r: dict[str, float]) -> None:
         f" persistaudit / baseline: {r['s'] / r['dump_s']:.2f}x wall, "
         f"{r['cpu_s'] / r['dump_cpu_s']:.2f}x CPU\n"
         f"  the unchanged database copied out again: {r['again_s']:.2f} s "
-        f"({'facts reused' if r['reused'] else 'read in full again'})",
+        f"({'facts reused' if r['reused'] else 'read in full again'})\n"
+        f"  after one row was added to one table: {r['one_row_s']:.2f} s "
+        f"({r['one_row_s'] / r['s']:.2f}x of the first; row digests of {r['kept']} tables "
+        "reused, their pages unchanged)",
         flush=True,
     )
 
 
-def _print_growth(results: dict[int, dict[str, float]]) -> None:
+def _print_growth(results: dict[int, dict[str, Any]]) -> None:
     if len(results) < 2:
         return
     sizes = sorted(results)

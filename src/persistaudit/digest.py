@@ -1,13 +1,19 @@
 """Row digests of a table, computed streaming: what retention compares between two snapshots.
 
-A row's digest is a sha256 over its raw values, each written as a type tag, then (for text
-and blobs) an 8-byte length, then its bytes: no two different rows give the same stream,
-whatever their values. Blobs over CHUNK bytes are fed in chunks through SQLite's blob I/O,
-never read whole, so a 900 MB blob costs a megabyte of memory. Text is read whole up to the
-connection's length limit; a table holding longer text is read again with every text value
-streamed. A table's digest covers the multiset of its row digests (their sum, _Multiset), so
-rows are read in one pass in any order and never held: memory stays bounded whatever the
-table's size. Values come in batches of BATCH rows; text is read as str, decoded in C.
+A row's digest is a sha256 over its raw values in marshal's version-2 form of a tuple: a
+type tag per value, then a fixed-size integer or real, or (for text and blobs) a 4-byte
+length and the bytes. That form is a serialization (it loads back), so no two different
+rows give the same stream; version 2 has no back-references, so it depends on the values
+alone; and marshal writes it in C, a few times faster than building it here per row. Rows
+read another way (a streamed value, text that is no UTF-8) are written in the same form by
+_encode_row, so a row's digest never depends on how it was read.
+
+Blobs over CHUNK bytes are fed in chunks through SQLite's blob I/O, never read whole, so a
+900 MB blob costs a megabyte of memory. Text is read whole up to the connection's length
+limit; a table holding longer text is read again with every text value streamed. A table's
+digest covers the multiset of its row digests (their sum, _Multiset), so rows are read in
+one pass in any order and never held: memory stays bounded whatever the table's size.
+Values come in batches of BATCH rows; text is read as str, decoded in C.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import marshal
 import re
 import sqlite3
 import struct
@@ -204,6 +211,8 @@ def _hash_batches(
     sql = f"SELECT {rowid}, {mark}, {', '.join(exprs)} FROM {_quote(table)}"
     saved = conn.text_factory
     conn.text_factory = str if as_str else _Text
+    fast = as_str  # _Text is no str: marshal would refuse it
+    dumps = marshal.dumps
     try:
         cursor = conn.execute(sql)
         while True:
@@ -216,8 +225,8 @@ def _hash_batches(
             if not rows:
                 return
             yield [
-                sha256(_encode_row(row[2:])).digest()
-                if row[1] is None
+                sha256(dumps(row[2:], 2)).digest()
+                if row[1] is None and fast
                 else _streamed_row(conn, table, layout, row)
                 for row in rows
             ]
@@ -226,51 +235,45 @@ def _hash_batches(
 
 
 def _streamed_row(conn: GuardedConnection, table: str, layout: _Layout, row: Any) -> bytes:
-    """The digest of a row with values to stream (marked in row[1]; NULL in row[2:])."""
+    """The digest of a row read the slow way: values marked in row[1] are streamed (NULL in
+    row[2:]), _Text is written as the str it stands for; the same bytes marshal would give."""
     rowid_value, marked, *values = row
     h = sha256()
-    text = marked if isinstance(marked, str) else bytes(marked).decode()
-    streamed = {int(m[1:]): m[0] for m in text.split(",") if m}
+    h.update(_TUPLE(b"(", len(values)))
+    if marked is None:
+        streamed: dict[int, str] = {}
+    else:
+        text = marked if isinstance(marked, str) else bytes(marked).decode()
+        streamed = {int(m[1:]): m[0] for m in text.split(",") if m}
     for i, value in enumerate(values):
         if i in streamed:
             where = (layout.rowid, rowid_value)
             _feed_stream(conn, h, table, layout.columns[i], where, streamed[i])
         else:
-            h.update(_encode_row([value]))
+            h.update(_encode_value(value))
     return h.digest()
 
 
 _BIG_ENDIAN = functools.partial(int.from_bytes, byteorder="big")
-_INT = struct.Struct(">cq").pack
-_REAL = struct.Struct(">cd").pack
-_SIZED = struct.Struct(">cQ").pack
+_TUPLE = struct.Struct("<ci").pack  # marshal's TYPE_TUPLE, then the count
+_SIZED = struct.Struct("<ci").pack  # marshal's TYPE_STRING or TYPE_UNICODE, then the length
+_TAGS = {"B": b"s", "T": b"u"}  # streamed blob, streamed text: marshal's bytes and str
+
+
+def _encode_value(value: Any) -> bytes:
+    """One value as marshal's version 2 writes it; _Text (SQLite's UTF-8 bytes of a TEXT
+    value) as the str it decodes to, or, when it is no UTF-8, as those bytes under the same
+    tag (which no str gives, so it is told apart from every valid text)."""
+    if type(value) is _Text:
+        return _SIZED(b"u", len(value)) + value
+    if value is None or type(value) in (int, float, str, bytes):
+        return marshal.dumps(value, 2)
+    raise TypeError(f"unexpected value of type {type(value).__name__} from SQLite")
 
 
 def _encode_row(values: Sequence[Any]) -> bytes:
-    """Each value as its tag, then 8 bytes of integer or real, or a length and the bytes."""
-    parts: list[bytes] = []
-    add = parts.append
-    for value in values:
-        kind = type(value)
-        if kind is int:
-            add(_INT(b"I", value))
-        elif kind is str:
-            data = value.encode()
-            add(_SIZED(b"T", len(data)))
-            add(data)
-        elif kind is _Text:
-            add(_SIZED(b"T", len(value)))
-            add(value)
-        elif kind is bytes:
-            add(_SIZED(b"B", len(value)))
-            add(value)
-        elif kind is float:
-            add(_REAL(b"F", value))
-        elif value is None:
-            add(b"N")
-        else:
-            raise TypeError(f"unexpected value of type {kind.__name__} from SQLite")
-    return b"".join(parts)
+    """A row's values as marshal.dumps(tuple(values), 2) writes them (see _encode_value)."""
+    return b"".join([_TUPLE(b"(", len(values)), *map(_encode_value, values)])
 
 
 def _feed_stream(
@@ -282,11 +285,11 @@ def _feed_stream(
     kind: str,
 ) -> None:
     """Feed one large value in chunks: the same bytes _feed_value would, never all at once."""
-    tag = kind.encode()
+    tag = _TAGS[kind]
     if HAS_BLOB_IO:
         blobopen = getattr(conn, "blobopen")  # noqa: B009 - Python 3.11+, mypy checks 3.10
         with blobopen(table, column, rowid[1], readonly=True) as blob:
-            h.update(tag + len(blob).to_bytes(8, "big"))
+            h.update(_SIZED(tag, len(blob)))
             while chunk := blob.read(CHUNK):
                 conn.check_deadline()
                 h.update(chunk)
@@ -294,7 +297,7 @@ def _feed_stream(
     value = f"CAST({_quote(column)} AS BLOB)"
     where = f"FROM {_quote(table)} WHERE {rowid[0]} = ?"
     size = int(conn.execute(f"SELECT length({value}) {where}", (rowid[1],)).fetchone()[0])
-    h.update(tag + size.to_bytes(8, "big"))
+    h.update(_SIZED(tag, size))
     for start in range(1, size + 1, FALLBACK_CHUNK):
         row = conn.execute(
             f"SELECT substr({value}, ?, ?) {where}", (start, FALLBACK_CHUNK, rowid[1])

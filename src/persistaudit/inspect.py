@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from persistaudit import digest
+from persistaudit import btree_pages, digest
 from persistaudit.digest import TableData
 from persistaudit.exceptions import LimitExceeded
 from persistaudit.sqlite_files import MAGIC as HEADER
@@ -68,6 +68,9 @@ class DatabaseFacts:
     integrity_error: str = ""  # why PRAGMA integrity_check could not finish (a limit)
     foreign_key_error: str = ""  # why PRAGMA foreign_key_check could not finish
     fingerprint: str = ""  # the snapshot's (inspect_snapshot): equal for byte-identical copies
+    # table -> digest of its b-tree pages (btree_pages): equal pages hold equal rows
+    page_digests: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    reused: tuple[str, ...] = ()  # the tables whose row digests came from the previous copy
 
     @property
     def complete(self) -> bool:
@@ -100,23 +103,28 @@ def inspect_snapshot(
     byte-identical files (the same fingerprint) and no limit stopped any of it.
 
     Identical bytes are the same database to SQLite, so nothing is read twice; one changed
-    byte anywhere makes the fingerprints differ and the copy is read in full.
+    byte anywhere makes the fingerprints differ and the copy is read again, with the row
+    digests of each table whose pages did not change taken from previous.
     """
     fingerprint = snapshot.fingerprint
     same = previous is not None and fingerprint and previous.fingerprint == fingerprint
     if previous is not None and same and previous.complete:
         return dataclasses.replace(previous, path=str(snapshot.path))
-    facts = inspect_database(snapshot.path, limits)
+    facts = inspect_database(snapshot.path, limits, previous)
     return dataclasses.replace(facts, fingerprint=fingerprint)
 
 
-def inspect_database(path: Path, limits: Limits | None = None) -> DatabaseFacts:
+def inspect_database(
+    path: Path, limits: Limits | None = None, previous: DatabaseFacts | None = None
+) -> DatabaseFacts:
     """The facts of the database at path, a copy that is persistaudit's own.
 
     integrity_check and foreign_key_check run on a second connection in a second thread,
     while this one digests the tables (SQLite lets go of the GIL): the slowest of the two
-    sets the pace, not their sum.
+    sets the pace, not their sum. A table whose pages are those it had in previous (another
+    copy of the same database) keeps previous's row digests: they are not read again.
     """
+    settled = btree_pages.checkpoint(path, limits)  # before any reader: it writes the copy
     with reading(path, "the database", limits) as conn:
         header = read_header(path)
         objects = conn.execute(
@@ -126,8 +134,12 @@ def inspect_database(path: Path, limits: Limits | None = None) -> DatabaseFacts:
             n: sql for t, n, _, sql in objects if t == "table" and not n.startswith("sqlite_")
         }
         journal_mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+        # The pages first: they say which tables need no reading. Not in the checks' thread:
+        # sharing the GIL with the row digests, they would cost as much, and come too late.
+        pages = _page_digests(conn, path) if settled else {}
+        same = _same_pages(pages, previous)
         with _Checks(path, limits) as checks:
-            data = _all_table_data(conn, tables)
+            data = _all_table_data(conn, tables, {n: t for n, t in same.items() if n in tables})
         integrity, integrity_error = checks.integrity
         fk, fk_error = checks.foreign_keys
         violations, total = fk or ([], 0)
@@ -144,15 +156,39 @@ def inspect_database(path: Path, limits: Limits | None = None) -> DatabaseFacts:
             foreign_key_violations_total=total,
             integrity_error=integrity_error,
             foreign_key_error=fk_error,
+            page_digests=pages,
+            reused=tuple(n for n in tables if n in same),
         )
 
 
-def _all_table_data(conn: GuardedConnection, tables: dict[str, str]) -> dict[str, TableData]:
-    """Every table's digest; row digests kept within ROW_HASHES_PER_DATABASE in all."""
+def _page_digests(conn: GuardedConnection, path: Path) -> dict[str, str]:
+    """btree_pages.page_digests, or none when a limit stops them (then nothing is reused)."""
+    try:
+        return btree_pages.page_digests(conn, path)
+    except LimitExceeded:
+        return {}
+
+
+def _same_pages(pages: dict[str, str], previous: DatabaseFacts | None) -> dict[str, TableData]:
+    """previous's row digests of each table whose pages are unchanged (and were read whole)."""
+    if previous is None:
+        return {}
+    return {
+        name: old
+        for name, old in previous.data.items()
+        if not old.error and name in pages and previous.page_digests.get(name) == pages[name]
+    }
+
+
+def _all_table_data(
+    conn: GuardedConnection, tables: dict[str, str], known: dict[str, TableData]
+) -> dict[str, TableData]:
+    """Every table's digest, from known when there; row digests kept within
+    ROW_HASHES_PER_DATABASE in all."""
     left = ROW_HASHES_PER_DATABASE
     data = {}
     for name in tables:
-        data[name] = _table_data(conn, name, left)
+        data[name] = known[name] if name in known else _table_data(conn, name, left)
         if data[name].hashes_kept:
             left = max(left - data[name].rows, 0)
     return data

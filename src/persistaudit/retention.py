@@ -191,8 +191,9 @@ def compare_copies(
 
     A table rowdiff cannot read falls back to the row digests, and says why; a limit
     (QueryTimeout, ValueTooLarge) leaves the table unverified. Copies with the same
-    fingerprint (byte-identical files) hold the same rows: their tables are not compared
-    row by row, only their identity is read.
+    fingerprint (byte-identical files) hold the same rows, and so does a table with the same
+    pages in both (btree_pages): such tables are not compared row by row, only their
+    identity is read.
     """
     same = bool(before.fingerprint) and before.fingerprint == after.fingerprint
 
@@ -208,7 +209,9 @@ def compare_copies(
             def by_rows(name: str) -> rowdiff.RowChanges | str:
                 try:
                     old, new = before.data[name], after.data.get(name)
-                    if same and new is not None and not (old.error or new.error):
+                    pages = before.page_digests.get(name)
+                    alike = same or (pages is not None and after.page_digests.get(name) == pages)
+                    if alike and new is not None and not (old.error or new.error):
                         return rowdiff.unchanged_rows(conn, name, old.rows)
                     return rowdiff.compare_rows(conn, name)
                 except LimitExceeded:

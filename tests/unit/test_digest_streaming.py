@@ -159,7 +159,7 @@ def test_an_interrupt_while_digesting_stops_the_integrity_check_too(
     its deadline, and nothing is left running."""
     db = hostile.slow_check(tmp_path / "slow.db", rows=30_000)  # integrity_check: ~30 s
 
-    def interrupted(conn: object, tables: object) -> object:
+    def interrupted(conn: object, tables: object, known: object) -> object:
         time.sleep(0.2)  # the check is under way
         raise KeyboardInterrupt
 

@@ -252,7 +252,8 @@ def test_a_limit_leaves_the_table_unverified(make_db: Callable[..., Path]) -> No
         "CREATE TABLE t (k TEXT, v TEXT); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL "
         "SELECT i + 1 FROM c WHERE i < 300000) INSERT INTO t SELECT 'k', 'row ' || i FROM c;"
     )
-    before, after = make_db(big, "big-before.db"), make_db(big, "big-after.db")
+    changed = big + "UPDATE t SET v = 'changed' WHERE rowid = 7;"  # else equal pages: no read
+    before, after = make_db(big, "big-before.db"), make_db(changed, "big-after.db")
     facts = inspect_database(before), inspect_database(after)
     result = compare_copies(before, after, *facts, TableKinds(), Limits(query_timeout=0.001))
     assert result.tables == []  # neither kept nor lost
