@@ -215,9 +215,7 @@ def test_text_longer_than_the_length_limit_is_streamed_too(tmp_path: Path) -> No
     whole = table(db, "t")
     small = table(db, "t", Limits(max_value_bytes=MIB))
     assert small.digest == whole.digest
-    assert dict(whole.row_hashes) == {
-        row_hash(integer(1), text(value)): 1
-    }
+    assert dict(whole.row_hashes) == {row_hash(integer(1), text(value)): 1}
 
 
 def test_a_value_over_the_limit_that_cannot_be_streamed_is_unverified(tmp_path: Path) -> None:
