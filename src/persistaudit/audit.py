@@ -303,7 +303,12 @@ class TargetAudit:
                 raise copy
             state.snapshot = copy
             last = self._latest.get(database.name)  # byte-identical copies are read once
-            state.facts = inspect_snapshot(copy, limits, last.facts if last else None)
+            state.facts = facts = inspect_snapshot(copy, limits, last.facts if last else None)
+            if facts.reused:
+                self.log(
+                    f"snapshot {label}: {len(facts.reused)} of {len(facts.data)} tables of "
+                    f"{database.name} have the pages they had before; their rows are not read"
+                )
             state.schema = schema.from_copy(copy.path, self.config.name, limits)
         except TargetRemoved:
             raise

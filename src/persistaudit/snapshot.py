@@ -10,6 +10,8 @@ Each file is streamed once, from the API's tar stream straight to its destinatio
 the engine's chunks are written as they come, and hashed on the way for the fingerprint), within a
 budget: database.max_size for all the files together, and never more than the destination's
 free space less a margin. A database over it is DatabaseTooLarge (the checks are BLOCKED).
+A file the host can read on a local engine's volume is copied in the kernel instead, and
+hashed once the container is unpaused (host_copy).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import os
 import shutil
 import tarfile
 import threading
@@ -26,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from persistaudit import tarstream
+from persistaudit import host_copy, tarstream
 from persistaudit.config import format_size
 from persistaudit.exceptions import (
     DatabaseMissing,
@@ -122,7 +125,8 @@ def take_snapshots(
         raise
     pause_ms = (time.monotonic() - started) * 1000
     return [
-        dataclasses.replace(r, pause_ms=pause_ms) if isinstance(r, Snapshot) else r for r in results
+        dataclasses.replace(hash_copies(r), pause_ms=pause_ms) if isinstance(r, Snapshot) else r
+        for r in results
     ]
 
 
@@ -253,16 +257,72 @@ def _copy_file(
     owners: dict[str, FileOwner] | None = None,
     digests: dict[str, str] | None = None,
 ) -> int | None:
-    """Stream one file out of the container to target; its size, or None if it does not exist."""
+    """Stream one file out of the container to target; its size, or None if it does not exist.
+
+    A file the host can read (host_copy) is copied in the kernel, and its digest left for
+    hash_copies once the service runs again."""
+    where = f"{path} in container {container.name}"
+    host_file = getattr(container, "host_file", None)  # DockerContainer's; not every handle's
+    opened = host_file(path) if host_file is not None else None
+    if opened is not None:
+        fd, info = opened
+        try:
+            return _copy_host_file(fd, info, where, target, budget, owners)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
     stream = container.get_archive(path)
     if stream is None:
         return None
-    where = f"{path} in container {container.name}"
     try:
         return copy_member(stream, where, target, budget, owners, digests)
     except BaseException:
         target.unlink(missing_ok=True)
         raise
+
+
+def _copy_host_file(
+    fd: int,
+    info: os.stat_result,
+    where: str,
+    target: Path,
+    budget: Budget,
+    owners: dict[str, FileOwner] | None,
+) -> int:
+    """The file open at fd (read on the host) to target: what copy_member does with the
+    engine's archive of it, but copied in the kernel and hashed later."""
+    try:
+        budget.reserve(where, info.st_size)
+    except BaseException:
+        os.close(fd)
+        raise
+    if owners is not None:
+        owners[target.name] = FileOwner(info.st_uid, info.st_gid, info.st_mode & 0o7777)
+    try:
+        copied = host_copy.copy_to(fd, info, target)
+    except OSError as exc:
+        raise SnapshotError(f"{where}: the copy failed writing to {target}: {exc}") from None
+    if copied != info.st_size:
+        raise SnapshotError(
+            f"{where}: the copy failed, the file was cut off at {copied} of {info.st_size} bytes"
+        )
+    return copied
+
+
+def hash_copies(snapshot: Snapshot) -> Snapshot:
+    """snapshot with the SHA-256 of each copied file it lacks (those copied in the kernel);
+    a file that cannot be read again is left without one (no fingerprint: read in full)."""
+    for name in snapshot.files:
+        if name not in snapshot.sha256:
+            digest = hashlib.sha256()
+            try:
+                with (snapshot.path.parent / name).open("rb") as file:
+                    while chunk := file.read(host_copy.CHUNK):
+                        digest.update(chunk)
+            except OSError:
+                continue
+            snapshot.sha256[name] = digest.hexdigest()
+    return snapshot
 
 
 def copy_member(

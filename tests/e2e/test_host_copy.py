@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +12,9 @@ import docker
 import pytest
 from docker.models.containers import Container
 
+from persistaudit.exceptions import DatabaseTooLarge
 from persistaudit.runtime.base import DockerContainer
-from persistaudit.snapshot import Budget, copy_member
+from persistaudit.snapshot import Budget, copy_member, take_snapshot
 from tests.e2e.conftest import sleeping_container
 
 pytestmark = pytest.mark.docker
@@ -94,3 +96,35 @@ def test_the_stream_is_one_member_tar(container: Container) -> None:
         extracted = archive.extractfile(members[0])
         assert extracted is not None
         assert extracted.read() == b"x\n"
+
+
+def test_a_snapshot_copied_in_the_kernel_is_the_engines_copy(
+    container: Container, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bytes, owner and fingerprint (hashed after the pause) are those of the engine's route."""
+    handle = DockerContainer(container)
+    if handle._host_attrs() is None:
+        pytest.skip("the engine is not local here, or maps user ids")
+    opened = handle.host_file("/data/app.db")
+    assert opened is not None  # the kernel's route is the one taken
+    os.close(opened[0])
+    kernel = take_snapshot(handle, "/data/app.db", tmp_path / "kernel", max_size=10**9)
+    monkeypatch.setenv("PERSISTAUDIT_COPY_FROM_ENGINE", "1")
+    engine = take_snapshot(handle, "/data/app.db", tmp_path / "engine", max_size=10**9)
+    assert kernel.path.read_bytes() == engine.path.read_bytes()
+    assert len(kernel.path.read_bytes()) == 300_000
+    assert kernel.owner == engine.owner
+    assert kernel.files == engine.files
+    assert kernel.sha256 == engine.sha256
+    assert kernel.fingerprint == engine.fingerprint != ""
+
+
+def test_a_copy_over_the_budget_is_refused_on_the_kernels_route_too(
+    container: Container, tmp_path: Path
+) -> None:
+    handle = DockerContainer(container)
+    if handle._host_attrs() is None:
+        pytest.skip("the engine is not local here, or maps user ids")
+    with pytest.raises(DatabaseTooLarge):
+        take_snapshot(handle, "/data/app.db", tmp_path / "small", max_size=1000)
+    assert not list((tmp_path / "small").iterdir())

@@ -11,6 +11,8 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from persistaudit import host_copy
 
 
@@ -92,3 +94,43 @@ def test_a_file_that_shrinks_meanwhile_ends_the_stream_short(tmp_path: Path) -> 
     os.truncate(tmp_path / "a.db", 100)
     raw = b"".join(host_copy.tar_stream(*opened, "a.db"))
     assert len(raw) == tarfile.BLOCKSIZE + 100  # the header and what was there: cut off
+
+
+@pytest.mark.parametrize("kernel", [True, False])
+def test_copy_to_copies_the_bytes_with_or_without_the_kernels_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel: bool
+) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    (tmp_path / "a.db").write_bytes(data)
+    monkeypatch.setattr(host_copy, "KERNEL_CHUNK", 1024 * 1024)  # several calls
+    if not kernel:
+        monkeypatch.delattr(os, "copy_file_range", raising=False)
+    opened = host_copy.open_file(str(tmp_path), ["a.db"])
+    assert opened is not None
+    (tmp_path / "copy").write_bytes(b"old and longer " * 400_000)  # truncated first
+    assert host_copy.copy_to(*opened, tmp_path / "copy") == len(data)
+    assert (tmp_path / "copy").read_bytes() == data
+
+
+def test_copy_to_falls_back_when_the_kernel_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(200_000)
+    (tmp_path / "a.db").write_bytes(data)
+
+    def refused(*args: object) -> int:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "copy_file_range", refused)
+    opened = host_copy.open_file(str(tmp_path), ["a.db"])
+    assert opened is not None
+    assert host_copy.copy_to(*opened, tmp_path / "copy") == len(data)
+    assert (tmp_path / "copy").read_bytes() == data
+
+
+def test_copy_to_reports_a_file_that_shrank_meanwhile(tmp_path: Path) -> None:
+    (tmp_path / "a.db").write_bytes(b"x" * 5000)
+    opened = host_copy.open_file(str(tmp_path), ["a.db"])
+    assert opened is not None
+    os.truncate(tmp_path / "a.db", 100)
+    assert host_copy.copy_to(*opened, tmp_path / "copy") == 100  # the snapshot says cut off

@@ -341,12 +341,17 @@ class DockerContainer:
             raise TargetRemoved(f"container {self.name} was removed by something else") from None
         return sorted(str(c["Path"]) for c in changes if c.get("Kind") in (0, 1))
 
-    def _from_host(self, path: str) -> Iterator[bytes] | None:
+    def host_file(self, path: str) -> tuple[int, os.stat_result] | None:
+        """The regular file at path opened on the host, with its stat, when host_copy may
+        read it there (the caller closes it); None when the engine is to be asked."""
         if os.environ.get("PERSISTAUDIT_COPY_FROM_ENGINE"):
             return None  # asked to use the engine's archive (tests compare the two)
         attrs = self._host_attrs()
         found = host_copy.host_source(attrs, path) if attrs is not None else None
-        opened = host_copy.open_file(*found) if found is not None else None
+        return host_copy.open_file(*found) if found is not None else None
+
+    def _from_host(self, path: str) -> Iterator[bytes] | None:
+        opened = self.host_file(path)
         if opened is None:
             return None
         return host_copy.tar_stream(*opened, posixpath.basename(path))
