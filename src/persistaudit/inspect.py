@@ -109,7 +109,7 @@ def inspect_snapshot(
     fingerprint = snapshot.fingerprint
     same = previous is not None and fingerprint and previous.fingerprint == fingerprint
     if previous is not None and same and previous.complete:
-        return dataclasses.replace(previous, path=str(snapshot.path))
+        return dataclasses.replace(previous, path=str(snapshot.path), reused=tuple(previous.data))
     facts = inspect_database(snapshot.path, limits, previous)
     return dataclasses.replace(facts, fingerprint=fingerprint)
 

@@ -13,6 +13,7 @@ import docker
 import pytest
 
 from persistaudit import engine as engine_module
+from persistaudit import host_copy
 from persistaudit.config import load_config
 from persistaudit.exceptions import SnapshotError
 from persistaudit.runtime import ImageRuntime
@@ -32,8 +33,9 @@ FRESH_NEEDING_THE_SNAPSHOT = [
 
 
 def test_a_copy_that_fails_midway_leaves_the_container_running(
-    engine: docker.DockerClient, tmp_path: Path
+    engine: docker.DockerClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("PERSISTAUDIT_COPY_FROM_ENGINE", "1")  # the engine's stream breaks
     config = load_config(NOTES_APP / "audit.yaml")
     runtime = ImageRuntime(config, engine, engine_module.new_run_id())
     try:
@@ -62,6 +64,40 @@ def test_a_copy_that_fails_midway_leaves_the_container_running(
         container.get_archive = real  # type: ignore[method-assign]
         snap = take_snapshot(container, config.database.path, tmp_path / "b", max_size=2**30)
         assert snap.path.stat().st_size > 0  # and the next copy works
+    finally:
+        runtime.close()
+    assert leftovers(engine, os.getpid()) == []
+
+
+def test_a_kernel_copy_that_fails_midway_leaves_the_container_running(
+    engine: docker.DockerClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host's route (host_copy.copy_to): a write that fails halfway, as on a full disk."""
+    config = load_config(NOTES_APP / "audit.yaml")
+    runtime = ImageRuntime(config, engine, engine_module.new_run_id())
+    try:
+        runtime.start()
+        container = runtime.container
+        if container.host_file(config.database.path) is None:
+            pytest.skip("the engine is not local here, or maps user ids")
+        real = host_copy.copy_to
+
+        def fails_midway(fd: int, info: os.stat_result, target: Path) -> int:
+            os.close(fd)
+            target.write_bytes(b"SQLite format 3\0" + bytes(1000))
+            assert container.state().status == "paused"
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(host_copy, "copy_to", fails_midway)
+        with pytest.raises(SnapshotError, match=r"the copy failed writing to .*No space left"):
+            take_snapshot(container, config.database.path, tmp_path / "a", max_size=2**30)
+        assert container.state().status == "running"
+        assert list((tmp_path / "a").iterdir()) == []  # no half snapshot left behind
+
+        monkeypatch.setattr(host_copy, "copy_to", real)
+        snap = take_snapshot(container, config.database.path, tmp_path / "b", max_size=2**30)
+        assert snap.path.stat().st_size > 0  # and the next copy works
+        assert snap.fingerprint
     finally:
         runtime.close()
     assert leftovers(engine, os.getpid()) == []
