@@ -9,7 +9,6 @@ digest names the very bytes that were verified.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -20,19 +19,12 @@ from persistaudit.diff import diff
 from persistaudit.exceptions import LimitExceeded, PersistauditError, SnapshotError, sqlite_message
 from persistaudit.inspect import DatabaseFacts, inspect_database
 from persistaudit.manifest import Manifest
+from persistaudit.sqlite_files import Digest as Digest  # backup_stage's import
+from persistaudit.sqlite_files import digest_of as digest_of
 from persistaudit.sqlite_guard import Limits, open_copy, reading
 
 BACKUP_PAGES = 256  # pages per step of the backup API: a deadline is checked between steps
-HASH_CHUNK = 1024 * 1024
 API_METHOD = "SQLite online backup API (sqlite3.Connection.backup) from a paused snapshot"
-
-
-@dataclass(frozen=True)
-class Digest:
-    """A file as an auditor can later recognise it."""
-
-    sha256: str
-    size: int
 
 
 @dataclass
@@ -56,17 +48,6 @@ class Verification:
             and self.facts.integrity_ok
             and not self.schema_changes
         )
-
-
-def digest_of(path: Path) -> Digest:
-    """SHA-256 and size of one file, read in chunks."""
-    h = hashlib.sha256()
-    size = 0
-    with path.open("rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            h.update(chunk)
-            size += len(chunk)
-    return Digest(h.hexdigest(), size)
 
 
 def api_backup(source: Path, dest: Path, limits: Limits | None = None) -> float:

@@ -51,17 +51,15 @@ def checkpoint(path: Path, limits: Limits | None = None) -> bool:
 def page_digests(conn: GuardedConnection, path: Path) -> dict[str, str]:
     """{table: digest of its CREATE statement, encoding and pages} for each ordinary table
     of the copy at path, read with conn (open on path, after checkpoint(path) said True);
-    {} when they cannot be read. A limit (the deadline) raises LimitExceeded."""
+    {} when they cannot be read, a limit (the deadline) included: then nothing is reused."""
     wal = path.with_name(path.name + "-wal")
     try:
         if wal.exists() and wal.stat().st_size:
             return {}  # frames the file does not hold: checkpoint() was not called
         with conn.stage():
             return _digests(conn, path)
-    except LimitExceeded:
-        raise
-    except (sqlite3.DatabaseError, OSError):
-        return {}  # no dbstat, a damaged file: the inspection reads and reports it
+    except (sqlite3.DatabaseError, OSError, LimitExceeded):
+        return {}  # no dbstat, a damaged file, the deadline: the inspection reads and reports
 
 
 def _digests(conn: GuardedConnection, path: Path) -> dict[str, str]:

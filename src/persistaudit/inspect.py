@@ -136,10 +136,10 @@ def inspect_database(
         journal_mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
         # The pages first: they say which tables need no reading. Not in the checks' thread:
         # sharing the GIL with the row digests, they would cost as much, and come too late.
-        pages = _page_digests(conn, path) if settled else {}
-        same = _same_pages(pages, previous)
+        pages = btree_pages.page_digests(conn, path) if settled else {}
+        same = _same_pages(tables, pages, previous)
         with _Checks(path, limits) as checks:
-            data = _all_table_data(conn, tables, {n: t for n, t in same.items() if n in tables})
+            data = _all_table_data(conn, tables, same)
         integrity, integrity_error = checks.integrity
         fk, fk_error = checks.foreign_keys
         violations, total = fk or ([], 0)
@@ -157,26 +157,24 @@ def inspect_database(
             integrity_error=integrity_error,
             foreign_key_error=fk_error,
             page_digests=pages,
-            reused=tuple(n for n in tables if n in same),
+            reused=tuple(same),
         )
 
 
-def _page_digests(conn: GuardedConnection, path: Path) -> dict[str, str]:
-    """btree_pages.page_digests, or none when a limit stops them (then nothing is reused)."""
-    try:
-        return btree_pages.page_digests(conn, path)
-    except LimitExceeded:
-        return {}
-
-
-def _same_pages(pages: dict[str, str], previous: DatabaseFacts | None) -> dict[str, TableData]:
-    """previous's row digests of each table whose pages are unchanged (and were read whole)."""
+def _same_pages(
+    tables: dict[str, str], pages: dict[str, str], previous: DatabaseFacts | None
+) -> dict[str, TableData]:
+    """previous's row digests of each of tables whose pages are unchanged (and were read
+    whole), in the order of tables."""
     if previous is None:
         return {}
     return {
         name: old
-        for name, old in previous.data.items()
-        if not old.error and name in pages and previous.page_digests.get(name) == pages[name]
+        for name in tables
+        if (old := previous.data.get(name)) is not None
+        and not old.error
+        and name in pages
+        and previous.page_digests.get(name) == pages[name]
     }
 
 

@@ -40,7 +40,7 @@ from persistaudit.exceptions import (
 )
 from persistaudit.runtime.base import ContainerHandle
 from persistaudit.runtime.restore import FileOwner
-from persistaudit.sqlite_files import COMPANIONS, companions, header_of
+from persistaudit.sqlite_files import COMPANIONS, companions, digest_of, header_of
 from persistaudit.tarstream import StreamBroken as StreamBroken  # layer_files' import
 
 FREE_SPACE_MARGIN = 256 * 1024**2  # left free on the host's disk by a copy
@@ -314,14 +314,10 @@ def hash_copies(snapshot: Snapshot) -> Snapshot:
     a file that cannot be read again is left without one (no fingerprint: read in full)."""
     for name in snapshot.files:
         if name not in snapshot.sha256:
-            digest = hashlib.sha256()
             try:
-                with (snapshot.path.parent / name).open("rb") as file:
-                    while chunk := file.read(host_copy.CHUNK):
-                        digest.update(chunk)
+                snapshot.sha256[name] = digest_of(snapshot.path.parent / name).sha256
             except OSError:
                 continue
-            snapshot.sha256[name] = digest.hexdigest()
     return snapshot
 
 

@@ -11,6 +11,7 @@ where SQLite replays the WAL or rolls the hot journal back, on the copy.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,3 +143,25 @@ def copy_database(src: Path, dest: Path) -> dict[str, int]:
             raise SnapshotError(f"{src}: cannot copy the database to {dest}: {exc}") from None
         raise
     return copied
+
+
+HASH_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A file as an auditor can later recognise it."""
+
+    sha256: str
+    size: int
+
+
+def digest_of(path: Path) -> Digest:
+    """SHA-256 and size of one file, read in chunks."""
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+    return Digest(h.hexdigest(), size)
