@@ -38,6 +38,14 @@ def write(db: Path, sql: str) -> None:
     conn.close()
 
 
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """The service's database, with SCHEMA: each test copies it and changes it."""
+    db = tmp_path / "a.db"
+    write(db, SCHEMA)
+    return db
+
+
 def digests(db: Path) -> dict[str, str]:
     assert btree_pages.checkpoint(db)
     conn = open_copy(db)
@@ -48,10 +56,8 @@ def digests(db: Path) -> dict[str, str]:
 
 
 def test_a_table_left_alone_keeps_its_digest_and_a_changed_one_does_not(
-    tmp_path: Path,
+    db: Path,
 ) -> None:
-    db = tmp_path / "a.db"
-    write(db, SCHEMA)
     before = digests(copy_of(db, "before.db"))
     write(db, "INSERT INTO grow VALUES (2, 'two')")
     after = digests(db)
@@ -69,9 +75,7 @@ def test_a_table_left_alone_keeps_its_digest_and_a_changed_one_does_not(
         "DELETE FROM keep WHERE k = 2000",
     ],
 )
-def test_any_change_sqlite_would_read_changes_the_digest(tmp_path: Path, change: str) -> None:
-    db = tmp_path / "a.db"
-    write(db, SCHEMA)
+def test_any_change_sqlite_would_read_changes_the_digest(db: Path, change: str) -> None:
     before = digests(copy_of(db, "before.db"))
     write(db, change)
     assert digests(db)["keep"] != before["keep"]
@@ -103,10 +107,8 @@ def test_a_wal_copy_is_checkpointed_so_its_frames_count(tmp_path: Path) -> None:
 
 
 def test_without_dbstat_there_are_no_digests_and_nothing_is_reused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = tmp_path / "a.db"
-    write(db, SCHEMA)
     first = inspect_database(copy_of(db, "first.db"))
     monkeypatch.setattr(btree_pages, "_digests", _no_dbstat)
     again = inspect_database(copy_of(db, "again.db"), previous=first)
@@ -120,9 +122,7 @@ def _no_dbstat(conn: sqlite3.Connection, path: Path) -> dict[str, str]:
     raise AssertionError("unreachable")
 
 
-def test_a_damaged_page_is_never_taken_for_the_healthy_one(tmp_path: Path) -> None:
-    db = tmp_path / "a.db"
-    write(db, SCHEMA)
+def test_a_damaged_page_is_never_taken_for_the_healthy_one(db: Path) -> None:
     first = inspect_database(copy_of(db, "first.db"))
     data = bytearray(db.read_bytes())
     data[4096 : 4096 + 200] = b"\xff" * 200  # the root page of table keep overwritten
@@ -134,10 +134,8 @@ def test_a_damaged_page_is_never_taken_for_the_healthy_one(tmp_path: Path) -> No
 
 
 def test_row_digests_are_reused_only_for_tables_whose_pages_did_not_change(
-    tmp_path: Path,
+    db: Path,
 ) -> None:
-    db = tmp_path / "a.db"
-    write(db, SCHEMA)
     first = inspect_database(copy_of(db, "first.db"))
     write(db, "INSERT INTO grow VALUES (2, 'two')")
     again = inspect_database(copy_of(db, "again.db"), previous=first)
@@ -151,10 +149,8 @@ def test_row_digests_are_reused_only_for_tables_whose_pages_did_not_change(
 
 
 def test_a_table_unverified_before_is_read_again_even_with_equal_pages(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = tmp_path / "a.db"
-    write(db, SCHEMA)
     real = inspect._table_data
 
     def stopped(conn: object, name: str, keep: int) -> inspect.TableData:
@@ -170,10 +166,8 @@ def test_a_table_unverified_before_is_read_again_even_with_equal_pages(
 
 
 def test_retention_compares_rows_of_changed_tables_and_spares_the_others(
-    tmp_path: Path,
+    db: Path,
 ) -> None:
-    db = tmp_path / "a.db"
-    write(db, SCHEMA)
     before_path = copy_of(db, "before.db")
     before = inspect_database(before_path)
     write(db, "DELETE FROM grow WHERE k = 1; INSERT INTO grow VALUES (5, 'five')")
