@@ -25,7 +25,8 @@ from pathlib import Path
 from persistaudit.exceptions import LimitExceeded, PersistauditError
 from persistaudit.sqlite_guard import GuardedConnection, Limits, open_copy
 
-BATCH = 256  # dbstat rows per fetch: their pages (1 MiB of 4 KiB pages) are hashed at once
+BATCH = 1024  # dbstat rows per fetch; their pages are read after each fetch
+READ = 4 << 20  # bytes per pread at most, whatever the page size
 _VIRTUAL = re.compile(r"\s*create\s+virtual\b", re.IGNORECASE)
 
 
@@ -70,12 +71,7 @@ def _digests(conn: GuardedConnection, path: Path) -> dict[str, str]:
         for name, sql in conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
         if not str(name).startswith("sqlite_") and not _VIRTUAL.match(str(sql or ""))
     }
-    hashes: dict[str, hashlib._Hash] = {}
-    for name, sql in tables.items():
-        h = hashes[name] = hashlib.sha256(b"pages\0")
-        for part in (encoding, sql):
-            data = part.encode()
-            h.update(len(data).to_bytes(8, "big") + data)
+    walks = {name: _Walk(encoding, sql) for name, sql in tables.items()}
     conn.execute("BEGIN")  # one read transaction: the file cannot change under the walk
     try:
         # pread, not mmap: pages mapped into the process would count as its memory (RSS).
@@ -84,18 +80,60 @@ def _digests(conn: GuardedConnection, path: Path) -> dict[str, str]:
             cursor = conn.execute("SELECT name, path, pageno FROM dbstat")
             while rows := cursor.fetchmany(BATCH):
                 conn.check_deadline()
-                parts: dict[str, list[bytes]] = {}
                 for name, where, pageno in rows:
-                    if name not in hashes:  # an index or sqlite_schema
-                        continue
-                    page = os.pread(fd, page_size, (int(pageno) - 1) * page_size)
-                    if len(page) != page_size:
+                    if (walk := walks.get(name)) is not None:  # not an index, sqlite_schema
+                        walk.visit(str(where), int(pageno))
+                for walk in walks.values():
+                    if not walk.read(fd, page_size):
                         return {}  # a page past the file's end: damaged
-                    parts.setdefault(name, []).extend((str(where).encode(), b"\0", page))
-                for name, chunks in parts.items():  # one update a batch: sha256 in C
-                    hashes[name].update(b"".join(chunks))
         finally:
             os.close(fd)
     finally:
         conn.execute("COMMIT")
-    return {name: h.hexdigest() for name, h in hashes.items()}
+    return {name: walk.hexdigest() for name, walk in walks.items()}
+
+
+class _Walk:
+    """One table's pages in dbstat's order: their paths and their bytes, hashed apart.
+
+    Paths end in NUL and pages have one size, so the two streams together say which bytes
+    came at which path. Hashed apart, a run of pages that follow each other in the file is
+    read with one pread and hashed with one update, instead of one of each a page.
+    """
+
+    def __init__(self, encoding: str, sql: str) -> None:
+        self.paths = hashlib.sha256(b"pages\0")
+        for part in (encoding, sql):
+            data = part.encode()
+            self.paths.update(len(data).to_bytes(8, "big") + data)
+        self.pages = hashlib.sha256()
+        self._where: list[str] = []
+        self._runs: list[list[int]] = []  # [first page number, pages]
+
+    def visit(self, where: str, pageno: int) -> None:
+        self._where.append(where)
+        runs = self._runs
+        if runs and runs[-1][0] + runs[-1][1] == pageno:
+            runs[-1][1] += 1
+        else:
+            runs.append([pageno, 1])
+
+    def read(self, fd: int, page_size: int) -> bool:
+        """Hash the pages visited since the last read; False when one lies past the end."""
+        if self._where:
+            self.paths.update("\0".join(self._where).encode() + b"\0")
+            self._where.clear()
+        for first, count in self._runs:
+            at, end = (first - 1) * page_size, (first - 1 + count) * page_size
+            while at < end:
+                size = min(end - at, max(READ // page_size, 1) * page_size)
+                data = os.pread(fd, size, at)
+                if len(data) != size:
+                    return False
+                self.pages.update(data)
+                at += size
+        self._runs.clear()
+        return True
+
+    def hexdigest(self) -> str:
+        return hashlib.sha256(self.paths.digest() + self.pages.digest()).hexdigest()

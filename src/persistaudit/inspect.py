@@ -4,8 +4,11 @@ Every statement runs under the limits of sqlite_guard. When a limit stops integr
 foreign_key_check or a table's row digests, the fact says why instead of holding a result,
 and the check that needs it reports BLOCKED; a limit on the basic facts raises.
 
-Memory stays bounded whatever the database's size: rows are digested streaming (digest.py),
-and only a budget of row digests is kept for the comparison by digests.
+Row digests are read when first asked for (TableRows), not during the inspection: most
+tables of an audit's snapshots keep their pages from one snapshot to the next (btree_pages),
+and retention compares the others through SQL on both copies (rowdiff), so the Python work
+per row is spent only on what needs it. Memory stays bounded whatever the database's size:
+rows are digested streaming (digest.py), and only a budget of row digests is kept.
 """
 
 from __future__ import annotations
@@ -15,14 +18,14 @@ import dataclasses
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from persistaudit import btree_pages, digest
 from persistaudit.digest import TableData
-from persistaudit.exceptions import LimitExceeded
+from persistaudit.exceptions import LimitExceeded, PersistauditError, sqlite_message
 from persistaudit.sqlite_files import MAGIC as HEADER
 from persistaudit.sqlite_files import WAL_VERSION, read_header
 from persistaudit.sqlite_guard import GuardedConnection, Limits, open_copy, reading
@@ -36,6 +39,7 @@ __all__ = [
     "DatabaseFacts",
     "ForeignKeyViolation",
     "TableData",
+    "TableRows",
     "inspect_database",
     "inspect_snapshot",
     "open_copy",
@@ -63,14 +67,14 @@ class DatabaseFacts:
     integrity: list[str]
     foreign_key_violations: list[ForeignKeyViolation]  # the first MAX_FK_VIOLATIONS
     tables: dict[str, str]  # name -> CREATE statement; the full schema is schema.read_schema's
-    data: dict[str, TableData] = field(repr=False)
+    data: Mapping[str, TableData] = field(repr=False)  # a TableRows: read when asked for
     foreign_key_violations_total: int = 0
     integrity_error: str = ""  # why PRAGMA integrity_check could not finish (a limit)
     foreign_key_error: str = ""  # why PRAGMA foreign_key_check could not finish
     fingerprint: str = ""  # the snapshot's (inspect_snapshot): equal for byte-identical copies
     # table -> digest of its b-tree pages (btree_pages): equal pages hold equal rows
     page_digests: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
-    reused: tuple[str, ...] = ()  # the tables whose row digests came from the previous copy
+    reused: tuple[str, ...] = ()  # the tables whose pages are the previous copy's
 
     @property
     def complete(self) -> bool:
@@ -108,10 +112,19 @@ def inspect_snapshot(
     """
     fingerprint = snapshot.fingerprint
     same = previous is not None and fingerprint and previous.fingerprint == fingerprint
-    if previous is not None and same and previous.complete:
+    if previous is not None and same and _sound(previous):
         return dataclasses.replace(previous, path=str(snapshot.path), reused=tuple(previous.data))
     facts = inspect_database(snapshot.path, limits, previous)
     return dataclasses.replace(facts, fingerprint=fingerprint)
+
+
+def _sound(facts: DatabaseFacts) -> bool:
+    """No limit stopped any fact read so far (row digests not yet read are not read here)."""
+    if facts.integrity_error or facts.foreign_key_error:
+        return False
+    if isinstance(facts.data, TableRows):
+        return not facts.data.failed()
+    return not any(t.error for t in facts.data.values())
 
 
 def inspect_database(
@@ -120,9 +133,10 @@ def inspect_database(
     """The facts of the database at path, a copy that is persistaudit's own.
 
     integrity_check and foreign_key_check run on a second connection in a second thread,
-    while this one digests the tables (SQLite lets go of the GIL): the slowest of the two
-    sets the pace, not their sum. A table whose pages are those it had in previous (another
-    copy of the same database) keeps previous's row digests: they are not read again.
+    while this one hashes each table's pages (SQLite and hashlib let go of the GIL): the
+    slowest of the two sets the pace, not their sum. A table whose pages are those it had in
+    previous (another copy of the same database) will take previous's row digests; the
+    others' are read from path when first asked for (TableRows), so path must stay.
     """
     settled = btree_pages.checkpoint(path, limits)  # before any reader: it writes the copy
     with reading(path, "the database", limits) as conn:
@@ -134,15 +148,12 @@ def inspect_database(
             n: sql for t, n, _, sql in objects if t == "table" and not n.startswith("sqlite_")
         }
         journal_mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
-        # The pages first: they say which tables need no reading. Not in the checks' thread:
-        # sharing the GIL with the row digests, they would cost as much, and come too late.
-        pages = btree_pages.page_digests(conn, path) if settled else {}
-        same = _same_pages(tables, pages, previous)
         with _Checks(path, limits) as checks:
-            data = _all_table_data(conn, tables, same)
+            pages = btree_pages.page_digests(conn, path) if settled else {}
         integrity, integrity_error = checks.integrity
         fk, fk_error = checks.foreign_keys
         violations, total = fk or ([], 0)
+        same = _same_pages(tables, pages, previous)
         return DatabaseFacts(
             path=str(path),
             size_bytes=path.stat().st_size,
@@ -152,7 +163,12 @@ def inspect_database(
             integrity=integrity or [],
             foreign_key_violations=violations,
             tables=tables,
-            data=data,
+            data=TableRows(
+                path,
+                limits,
+                tables,
+                {name: previous.data for name in same} if previous is not None else {},
+            ),
             foreign_key_violations_total=total,
             integrity_error=integrity_error,
             foreign_key_error=fk_error,
@@ -163,33 +179,96 @@ def inspect_database(
 
 def _same_pages(
     tables: dict[str, str], pages: dict[str, str], previous: DatabaseFacts | None
-) -> dict[str, TableData]:
-    """previous's row digests of each of tables whose pages are unchanged (and were read
-    whole), in the order of tables."""
+) -> list[str]:
+    """The tables whose pages are those they had in previous, in the order of tables."""
     if previous is None:
-        return {}
-    return {
-        name: old
+        return []
+    return [
+        name
         for name in tables
-        if (old := previous.data.get(name)) is not None
-        and not old.error
+        if name in previous.data
         and name in pages
         and previous.page_digests.get(name) == pages[name]
-    }
+    ]
 
 
-def _all_table_data(
-    conn: GuardedConnection, tables: dict[str, str], known: dict[str, TableData]
-) -> dict[str, TableData]:
-    """Every table's digest, from known when there; row digests kept within
-    ROW_HASHES_PER_DATABASE in all."""
-    left = ROW_HASHES_PER_DATABASE
-    data = {}
-    for name in tables:
-        data[name] = known[name] if name in known else _table_data(conn, name, left)
-        if data[name].hashes_kept:
-            left = max(left - data[name].rows, 0)
-    return data
+class TableRows(Mapping[str, TableData]):
+    """Each table's row digests (TableData), read from the copy at path when first asked for.
+
+    A table whose pages are another copy's (same: its TableRows) takes that copy's digests,
+    unless a limit stopped them there; then it is read here. A limit, or SQLite refusing the
+    table (a damaged page), gives a TableData whose error says why, as a limit did when the
+    digests were read with the other facts. At most ROW_HASHES_PER_DATABASE row digests are
+    kept, in the order the tables are asked for. Safe to use from several threads.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        limits: Limits | None,
+        tables: Mapping[str, str],
+        same: Mapping[str, Mapping[str, TableData]],
+    ) -> None:
+        self._path = path
+        self._limits = limits
+        self._names = list(tables)
+        self._same = dict(same)
+        self._read: dict[str, TableData] = {}
+        self._left = ROW_HASHES_PER_DATABASE
+        self._lock = threading.RLock()
+
+    def __getitem__(self, name: str) -> TableData:
+        with self._lock:
+            if (data := self._read.get(name)) is not None:
+                return data
+            if name not in self._same and name not in self._names:
+                raise KeyError(name)
+            if (other := self._same.get(name)) is not None and not (data := other[name]).error:
+                self._read[name] = data
+                return data
+            self._read[name] = data = self._table_data(name)
+            if data.hashes_kept:
+                self._left = max(self._left - data.rows, 0)
+            return data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def known(self, name: str) -> TableData | None:
+        """name's digests if they were read already (here or in the copy they come from)."""
+        with self._lock:
+            if (data := self._read.get(name)) is not None:
+                return data
+            other = self._same.get(name)
+            return other.known(name) if isinstance(other, TableRows) else None
+
+    def failed(self) -> bool:
+        """Did a limit or an error stop any table read so far?"""
+        with self._lock:
+            return any(t.error for t in self._read.values())
+
+    def _table_data(self, name: str) -> TableData:
+        def failed(why: str) -> TableData:
+            return TableData(name, 0, "", Counter(), f"row digests of table {name}: {why}")
+
+        try:
+            conn = open_copy(self._path, self._limits)
+        except PersistauditError as exc:  # the copy is gone or no longer a database
+            return failed(str(exc))
+        try:
+            return digest.table_data(conn, name, keep_hashes=self._left)
+        except LimitExceeded as exc:
+            return failed(str(exc))
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            return failed(f"{self._path}: cannot read the table: {sqlite_message(exc)}")
+        finally:
+            conn.close()
 
 
 class _Checks:
@@ -273,10 +352,3 @@ def _foreign_key_violations(conn: GuardedConnection) -> tuple[list[ForeignKeyVio
         if len(kept) < MAX_FK_VIOLATIONS:
             kept.append(ForeignKeyViolation(str(r[0]), r[1], str(r[2]), int(r[3])))
     return kept, total
-
-
-def _table_data(conn: GuardedConnection, name: str, keep: int) -> TableData:
-    try:
-        return digest.table_data(conn, name, keep_hashes=keep)
-    except LimitExceeded as exc:
-        return TableData(name, 0, "", Counter(), f"row digests of table {name}: {exc}")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from persistaudit import digest, rowdiff
 from persistaudit.exceptions import LimitExceeded, PersistauditError
-from persistaudit.inspect import DatabaseFacts
+from persistaudit.inspect import DatabaseFacts, TableRows
 from persistaudit.sqlite_guard import Limits
 
 ROWS = "rows"  # rows may change and be added; a lost row is a finding
@@ -62,7 +62,6 @@ class TableRetention:
     kind: str = ROWS
     lost_keys: tuple[str, ...] = ()
     changed_keys: tuple[str, ...] = ()
-    digest_equal: bool = False
     gone: bool = False  # the table itself is gone after the cycle
     note: str = ""  # why the rows were compared by digest, not by identity
 
@@ -208,11 +207,10 @@ def compare_copies(
 
             def by_rows(name: str) -> rowdiff.RowChanges | str:
                 try:
-                    old, new = before.data[name], after.data.get(name)
                     pages = before.page_digests.get(name)
                     alike = same or (pages is not None and after.page_digests.get(name) == pages)
-                    if alike and new is not None and not (old.error or new.error):
-                        return rowdiff.unchanged_rows(conn, name, old.rows)
+                    if alike and name in after.data:
+                        return rowdiff.unchanged_rows(conn, name, _rows_known(before, name))
                     return rowdiff.compare_rows(conn, name)
                 except LimitExceeded:
                     raise
@@ -236,13 +234,13 @@ def _compare(
     missing = []
     unverified = []
     by_presence = []
-    for name, old in sorted(before.data.items()):
-        new = after.data.get(name)
+    for name in sorted(before.data):  # row digests are read only where they are needed
         kind = kinds.kind(name)
-        if new is None:
+        if name not in after.data:
             missing.append(name)
             if name not in kinds.volatile:
-                tables.append(TableRetention(name, old.rows, 0, old.rows, kind=kind, gone=True))
+                rows = before.data[name].rows
+                tables.append(TableRetention(name, rows, 0, rows, kind=kind, gone=True))
             continue
         if name in kinds.volatile:
             by_presence.append(name)
@@ -252,7 +250,6 @@ def _compare(
         except LimitExceeded as exc:
             unverified.append(str(exc))
             continue
-        equal = not old.error and old.digest == new.digest
         if isinstance(changes, rowdiff.RowChanges):
             tables.append(
                 TableRetention(
@@ -266,10 +263,10 @@ def _compare(
                     kind,
                     tuple(changes.lost_keys),
                     tuple(changes.changed_keys),
-                    equal,
                 )
             )
             continue
+        old, new = before.data[name], after.data[name]
         if old.error or new.error:
             unverified.append(old.error or new.error)
             continue
@@ -289,8 +286,14 @@ def _compare(
                 old.rows - kept,
                 added=new.rows - kept,
                 kind=kind,
-                digest_equal=equal,
                 note=changes or "",
             )
         )
     return Retention(tables, missing, unverified, by_presence, kinds.volatile)
+
+
+def _rows_known(facts: DatabaseFacts, table: str) -> int | None:
+    """table's row count if its digests were read already; None: count them in SQL."""
+    data = facts.data
+    known = data.known(table) if isinstance(data, TableRows) else data.get(table)
+    return known.rows if known is not None and not known.error else None

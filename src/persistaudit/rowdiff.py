@@ -225,11 +225,14 @@ def compare_rows(conn: GuardedConnection, table: str) -> RowChanges:
         return _by_content(conn, table, shape)
 
 
-def unchanged_rows(conn: GuardedConnection, table: str, rows: int) -> RowChanges:
-    """RowChanges of a table known to be the same in both copies (byte-identical files):
-    its identity is read as compare_rows does, its rows are not compared."""
+def unchanged_rows(conn: GuardedConnection, table: str, rows: int | None = None) -> RowChanges:
+    """RowChanges of a table known to be the same in both copies (the same pages): its
+    identity is read as compare_rows does, its rows are counted (unless rows says how many)
+    but not compared."""
     with _comparing(conn, table):
         shape = _shape(conn, table)
+        if rows is None:
+            rows = _count(conn, f"SELECT count(*) FROM main.{quote(table)}")
     if shape.rowid:
         identity = "rowid"
     elif shape.key:

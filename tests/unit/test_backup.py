@@ -95,9 +95,11 @@ def test_a_corrupt_backup_fails_its_integrity_check(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     result = backup.verify(path, None, "corrupt")
     assert not result.sound
-    assert "malformed" in result.error
+    assert "malformed" in result.integrity[-1]
     assert result.integrity[0] != "ok"
     assert "page" in result.integrity[0]  # what integrity_check said, for the evidence
+    assert result.facts is not None  # its rows, read when asked for, say why they cannot be
+    assert "malformed" in result.facts.data["t"].error
 
 
 def test_a_file_that_is_no_database_is_an_error_not_a_pass(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from persistaudit import btree_pages, inspect
-from persistaudit.exceptions import SnapshotError
 from persistaudit.inspect import inspect_database
 from persistaudit.retention import TableKinds, compare_copies
 from persistaudit.sqlite_guard import open_copy
@@ -129,8 +128,11 @@ def test_a_damaged_page_is_never_taken_for_the_healthy_one(db: Path) -> None:
     damaged = db.with_name("damaged.db")
     damaged.write_bytes(bytes(data))
     assert btree_pages.checkpoint(damaged)
-    with pytest.raises(SnapshotError, match="malformed"):  # as without a previous copy
-        inspect_database(damaged, previous=first)
+    facts = inspect_database(damaged, previous=first)
+    assert "keep" not in facts.reused
+    assert not facts.integrity_ok
+    assert "malformed" in facts.data["keep"].error  # as without a previous copy
+    assert facts.data["keep"] is not first.data["keep"]
 
 
 def test_row_digests_are_reused_only_for_tables_whose_pages_did_not_change(
@@ -151,18 +153,20 @@ def test_row_digests_are_reused_only_for_tables_whose_pages_did_not_change(
 def test_a_table_unverified_before_is_read_again_even_with_equal_pages(
     db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = inspect._table_data
+    real = inspect.TableRows._table_data
 
-    def stopped(conn: object, name: str, keep: int) -> inspect.TableData:
-        data = real(conn, name, keep)  # type: ignore[arg-type]
+    def stopped(self: inspect.TableRows, name: str) -> inspect.TableData:
+        data = real(self, name)
         return inspect.TableData(name, 0, "", data.row_hashes, "row digests of keep: timed out")
 
-    monkeypatch.setattr(inspect, "_table_data", stopped)
+    monkeypatch.setattr(inspect.TableRows, "_table_data", stopped)
     first = inspect_database(copy_of(db, "first.db"))
-    monkeypatch.setattr(inspect, "_table_data", real)
+    assert first.data["keep"].error  # read now, while the limit is faked
+    monkeypatch.setattr(inspect.TableRows, "_table_data", real)
     again = inspect_database(copy_of(db, "again.db"), previous=first)
-    assert again.reused == ()
+    assert "keep" in again.reused  # the same pages, but their digests were never read whole
     assert again.data["keep"].rows == 2000
+    assert not again.data["keep"].error
 
 
 def test_retention_compares_rows_of_changed_tables_and_spares_the_others(

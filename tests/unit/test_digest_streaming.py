@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from persistaudit import digest, inspect, rowdiff
+from persistaudit import btree_pages, digest, inspect, rowdiff
 from persistaudit.exceptions import SnapshotError
 from persistaudit.inspect import inspect_database
 from persistaudit.retention import TableKinds, compare, compare_copies
@@ -159,11 +159,11 @@ def test_an_interrupt_while_digesting_stops_the_integrity_check_too(
     its deadline, and nothing is left running."""
     db = hostile.slow_check(tmp_path / "slow.db", rows=30_000)  # integrity_check: ~30 s
 
-    def interrupted(conn: object, tables: object, known: object) -> object:
+    def interrupted(conn: object, path: object) -> object:
         time.sleep(0.2)  # the check is under way
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(inspect, "_all_table_data", interrupted)
+    monkeypatch.setattr(btree_pages, "page_digests", interrupted)  # while the check runs
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         inspect_database(db, Limits(query_timeout=60))
