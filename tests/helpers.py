@@ -1,5 +1,6 @@
-"""Constants shared by the tests."""
+"""Constants and small helpers shared by the tests."""
 
+import sqlite3
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,3 +33,13 @@ tables:
   items: {}
   owners: {}
 """
+
+
+def write_sql(db: Path, sql: str) -> None:
+    """Run sql on the database file at db (created if missing) and commit, as a service would."""
+    conn = sqlite3.connect(db)
+    try:
+        conn.executescript(sql)
+        conn.commit()
+    finally:
+        conn.close()

@@ -13,6 +13,7 @@ from persistaudit import btree_pages, inspect
 from persistaudit.inspect import inspect_database
 from persistaudit.retention import TableKinds, compare_copies
 from persistaudit.sqlite_guard import open_copy
+from tests.helpers import write_sql
 
 SCHEMA = (
     "CREATE TABLE keep (k INTEGER PRIMARY KEY, v TEXT, b BLOB);"
@@ -30,18 +31,11 @@ def copy_of(db: Path, name: str) -> Path:
     return target
 
 
-def write(db: Path, sql: str) -> None:
-    conn = sqlite3.connect(db)
-    conn.executescript(sql)
-    conn.commit()
-    conn.close()
-
-
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     """The service's database, with SCHEMA: each test copies it and changes it."""
     db = tmp_path / "a.db"
-    write(db, SCHEMA)
+    write_sql(db, SCHEMA)
     return db
 
 
@@ -58,7 +52,7 @@ def test_a_table_left_alone_keeps_its_digest_and_a_changed_one_does_not(
     db: Path,
 ) -> None:
     before = digests(copy_of(db, "before.db"))
-    write(db, "INSERT INTO grow VALUES (2, 'two')")
+    write_sql(db, "INSERT INTO grow VALUES (2, 'two')")
     after = digests(db)
     assert set(before) == {"keep", "grow"}  # tables only: no index, no sqlite_schema
     assert after["keep"] == before["keep"]
@@ -76,13 +70,13 @@ def test_a_table_left_alone_keeps_its_digest_and_a_changed_one_does_not(
 )
 def test_any_change_sqlite_would_read_changes_the_digest(db: Path, change: str) -> None:
     before = digests(copy_of(db, "before.db"))
-    write(db, change)
+    write_sql(db, change)
     assert digests(db)["keep"] != before["keep"]
 
 
 def test_a_wal_copy_is_checkpointed_so_its_frames_count(tmp_path: Path) -> None:
     db = tmp_path / "w.db"
-    write(db, "PRAGMA journal_mode = WAL;" + SCHEMA)
+    write_sql(db, "PRAGMA journal_mode = WAL;" + SCHEMA)
     before = digests(copy_of(db, "before.db"))
     writer = sqlite3.connect(db)
     writer.execute("PRAGMA wal_autocheckpoint = 0")
@@ -139,7 +133,7 @@ def test_row_digests_are_reused_only_for_tables_whose_pages_did_not_change(
     db: Path,
 ) -> None:
     first = inspect_database(copy_of(db, "first.db"))
-    write(db, "INSERT INTO grow VALUES (2, 'two')")
+    write_sql(db, "INSERT INTO grow VALUES (2, 'two')")
     again = inspect_database(copy_of(db, "again.db"), previous=first)
     assert again.reused == ("keep",)
     assert again.data["keep"] is first.data["keep"]
@@ -174,7 +168,7 @@ def test_retention_compares_rows_of_changed_tables_and_spares_the_others(
 ) -> None:
     before_path = copy_of(db, "before.db")
     before = inspect_database(before_path)
-    write(db, "DELETE FROM grow WHERE k = 1; INSERT INTO grow VALUES (5, 'five')")
+    write_sql(db, "DELETE FROM grow WHERE k = 1; INSERT INTO grow VALUES (5, 'five')")
     after_path = copy_of(db, "after.db")
     after = inspect_database(after_path, previous=before)
     result = compare_copies(before_path, after_path, before, after, TableKinds())

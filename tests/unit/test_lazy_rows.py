@@ -5,7 +5,6 @@ unchanged() only for the tables whose pages moved. The verdicts stay those of re
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import threading
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from persistaudit import digest, inspect
 from persistaudit.audit import DatabaseState, unchanged
 from persistaudit.inspect import DatabaseFacts, inspect_database
 from persistaudit.retention import TableKinds, compare_copies
+from tests.helpers import write_sql
 
 SCHEMA = (
     "CREATE TABLE keep (k INTEGER PRIMARY KEY, v TEXT);"
@@ -28,7 +28,7 @@ SCHEMA = (
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     db = tmp_path / "live.db"
-    write(db, SCHEMA)
+    write_sql(db, SCHEMA)
     return db
 
 
@@ -44,13 +44,6 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(digest, "table_data", counted)
     return seen
-
-
-def write(db: Path, sql: str) -> None:
-    conn = sqlite3.connect(db)
-    conn.executescript(sql)
-    conn.commit()
-    conn.close()
 
 
 def snapshot(db: Path, name: str, previous: DatabaseFacts | None = None) -> DatabaseFacts:
@@ -81,7 +74,7 @@ def test_retention_finds_a_lost_row_without_reading_any_row_digest(
     db: Path, reads: list[str]
 ) -> None:
     before = snapshot(db, "before.db")
-    write(db, "DELETE FROM grow WHERE k = 1; INSERT INTO grow VALUES (3, 'three')")
+    write_sql(db, "DELETE FROM grow WHERE k = 1; INSERT INTO grow VALUES (3, 'three')")
     after = snapshot(db, "after.db", previous=before)
     result = compare_copies(Path(before.path), Path(after.path), before, after, TableKinds(), None)
     assert result.findings() == ["1 row lost from grow (k 1)"]
@@ -94,12 +87,12 @@ def test_retention_finds_a_lost_row_without_reading_any_row_digest(
 
 def test_unchanged_reads_only_the_tables_whose_pages_moved(db: Path, reads: list[str]) -> None:
     before = snapshot(db, "before.db")
-    write(db, "INSERT INTO grow VALUES (9, 'gone soon'); DELETE FROM grow WHERE k = 9")
+    write_sql(db, "INSERT INTO grow VALUES (9, 'gone soon'); DELETE FROM grow WHERE k = 9")
     moved = snapshot(db, "moved.db", previous=before)
     assert "grow" not in moved.reused  # its page changed, its rows did not
     assert unchanged(state(before), state(moved))
     assert reads == ["grow", "grow"]
-    write(db, "UPDATE grow SET v = 'TWO' WHERE k = 2")
+    write_sql(db, "UPDATE grow SET v = 'TWO' WHERE k = 2")
     changed = snapshot(db, "changed.db", previous=moved)
     assert not unchanged(state(moved), state(changed))
     assert reads == ["grow", "grow", "grow"]  # moved's were read already
@@ -109,7 +102,7 @@ def test_a_table_with_the_same_pages_takes_the_previous_copys_digests(
     db: Path, reads: list[str]
 ) -> None:
     before = snapshot(db, "before.db")
-    write(db, "INSERT INTO grow VALUES (3, 'three')")
+    write_sql(db, "INSERT INTO grow VALUES (3, 'three')")
     after = snapshot(db, "after.db", previous=before)
     assert after.reused == ("keep",)
     assert after.data["keep"] is before.data["keep"]
