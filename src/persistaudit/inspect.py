@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, TypeVar
 from persistaudit import btree_pages, digest
 from persistaudit.digest import TableData
 from persistaudit.exceptions import LimitExceeded, PersistauditError, sqlite_message
+from persistaudit.rowdiff import quote
 from persistaudit.sqlite_files import MAGIC as HEADER
 from persistaudit.sqlite_files import WAL_VERSION, read_header
 from persistaudit.sqlite_guard import GuardedConnection, Limits, open_copy, reading
@@ -96,7 +97,10 @@ class DatabaseFacts:
 
     @property
     def counts(self) -> dict[str, int]:
-        """Rows per table, for the tables whose rows could be read in full."""
+        """Rows per table, for the tables whose rows could be counted (no limit stopped it);
+        counted by SQLite, without reading the rows' digests."""
+        if isinstance(self.data, TableRows):
+            return self.data.counts()
         return {name: t.rows for name, t in self.data.items() if not t.error}
 
 
@@ -215,6 +219,7 @@ class TableRows(Mapping[str, TableData]):
         self._same = dict(same)
         self._read: dict[str, TableData] = {}
         self._left = ROW_HASHES_PER_DATABASE
+        self._counts: dict[str, int] | None = None
         self._lock = threading.RLock()
 
     def __getitem__(self, name: str) -> TableData:
@@ -248,10 +253,32 @@ class TableRows(Mapping[str, TableData]):
             other = self._same.get(name)
             return other.known(name) if isinstance(other, TableRows) else None
 
+    def counts(self) -> dict[str, int]:
+        """Rows per table: from the digests where they were read, else SQLite's count(*)
+        under the copy's limits; a table a limit or an error stops is left out."""
+        with self._lock:
+            if self._counts is None:
+                counts: dict[str, int] = {}
+                for name in self._names:
+                    known = self.known(name)
+                    if known is not None and not known.error:
+                        counts[name] = known.rows
+                    elif (n := self._count(name)) is not None:
+                        counts[name] = n
+                self._counts = counts
+            return dict(self._counts)
+
     def failed(self) -> bool:
         """Did a limit or an error stop any table read so far?"""
         with self._lock:
             return any(t.error for t in self._read.values())
+
+    def _count(self, name: str) -> int | None:
+        try:
+            with reading(self._path, f"the rows of {name}", self._limits) as conn, conn.stage():
+                return int(conn.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0])
+        except PersistauditError:  # a limit, a damaged table, the copy gone: not counted
+            return None
 
     def _table_data(self, name: str) -> TableData:
         def failed(why: str) -> TableData:
