@@ -126,7 +126,10 @@ def test_database(
         layer = audit.fresh.layer
         written = layer.databases if isinstance(layer, LayerScan) else []
         check.add(
-            "SQLite files the service wrote in the container layer (docker diff + header)",
+            f"SQLite files the service wrote in the container layer ({layer.listed_by}; "
+            "each file's header read)"
+            if isinstance(layer, LayerScan)
+            else "SQLite files the service wrote in the container layer",
             "\n".join(written) if written else (layer if isinstance(layer, str) else "(none)"),
             "command",
         )

@@ -67,12 +67,13 @@ def test_mount(
     layer = fresh.layer
     if isinstance(layer, LayerScan) and db_path in layer.changed:
         persistaudit_check.add(
-            f"docker diff {container.name if container else ''} (after the fresh install)",
+            f"The container layer of {container.name if container else 'the target'} after "
+            f"the fresh install ({layer.listed_by})",
             f"A {db_path}",
             "command",
         )
         problems.append(
-            f"the database file {db_path} was written in the container layer (docker diff): "
+            f"the database file {db_path} was written in the container layer: "
             "a re-created container starts without it"
         )
     if problems and not persistaudit_database.persist:
@@ -114,8 +115,8 @@ def test_undeclared_databases(
         shown = scan.changed[:SHOWN]
         more = f"\n... and {len(scan.changed) - SHOWN} more" if len(scan.changed) > SHOWN else ""
         persistaudit_check.add(
-            f"Files added or changed in the container layer {scan.when} (docker diff, outside "
-            f"the mounts and {', '.join(IGNORED_ROOTS)})",
+            f"Files added or changed in the container layer {scan.when} ({scan.listed_by}; "
+            f"outside the mounts and {', '.join(IGNORED_ROOTS)})",
             ("\n".join(shown) + more) or "(none)",
             "command",
         )

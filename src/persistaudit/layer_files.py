@@ -20,6 +20,7 @@ from persistaudit.mounts import covers
 from persistaudit.runtime.base import ContainerHandle
 from persistaudit.snapshot import ChunkReader, StreamBroken
 from persistaudit.sqlite_files import COMPANIONS, MAGIC, is_sqlite
+from persistaudit.upper_dir import DOCKER_DIFF
 
 IGNORED_ROOTS = ("/proc", "/sys", "/dev", "/tmp", "/var/tmp", "/run")
 MAX_EXAMINED = 200  # files whose header is read, per scan
@@ -35,6 +36,7 @@ class LayerScan:
     databases: list[str]  # those that are SQLite databases (by their header)
     ignored: int = 0  # paths under IGNORED_ROOTS, not examined
     unexamined: list[str] = field(default_factory=list)  # candidates past MAX_EXAMINED
+    listed_by: str = DOCKER_DIFF  # how the changed paths were listed, for the evidence
 
 
 def scan(
@@ -52,6 +54,7 @@ def scan(
     """
     mounts = [m.destination for m in container.mounts()]
     changed = container.changed_files()
+    listed_by = str(getattr(container, "layer_listed_by", "") or DOCKER_DIFF)
     before_reading()
     outside = [p for p in changed if not any(covers(m, p) for m in mounts)]
     kept = [p for p in outside if not any(covers(root, p) for root in IGNORED_ROOTS)]
@@ -63,7 +66,7 @@ def scan(
     )
     examined, rest = candidates[:limit], candidates[limit:]
     found = sorted(p for p in examined if is_sqlite(head(container, p)))
-    return LayerScan(when, kept, found, len(outside) - len(kept), rest)
+    return LayerScan(when, kept, found, len(outside) - len(kept), rest, listed_by)
 
 
 def _companion_of(path: str, listed: set[str]) -> bool:

@@ -26,6 +26,9 @@ from persistaudit.host_copy import LOCAL_SOCKET
 DRIVERS = ("overlay2", "overlay")
 MAX_ENTRIES = 100_000
 MAX_DEPTH = 200  # folder levels walked; deeper is the engine's to list
+# How a listing was made, as the evidence names it (layer_files.LayerScan.listed_by).
+DOCKER_DIFF = "docker diff"
+FROM_HOST = "read from the layer's folder on the host, as docker diff lists it"
 
 
 def upper_dir(attrs: dict[str, Any], base_url: str) -> Layer | None:

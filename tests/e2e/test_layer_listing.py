@@ -37,8 +37,10 @@ def test_the_host_listing_is_docker_diffs(
     if upper_dir.upper_dir(handle.attrs, base_url) is None:
         pytest.skip("the engine's layer folders cannot be read here (not root, or not local)")
     from_host = handle.changed_files()
+    assert handle.layer_listed_by == upper_dir.FROM_HOST  # what the evidence says
     monkeypatch.setenv("PERSISTAUDIT_LAYER_FROM_ENGINE", "1")
     from_engine = handle.changed_files()
+    assert handle.layer_listed_by == upper_dir.DOCKER_DIFF
     assert from_host == from_engine
     assert "/var/lib/app/state/app.db" in from_host
     assert "/root/link" in from_host

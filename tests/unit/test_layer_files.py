@@ -7,6 +7,7 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from persistaudit import upper_dir
 from persistaudit.layer_files import head, scan
 from persistaudit.sqlite_files import MAGIC
 from tests.unit.fakes import FakeHandle
@@ -35,6 +36,14 @@ def test_databases_in_the_layer_are_found_by_their_header(tmp_path: Path) -> Non
     assert "/var/lib/app" in found.changed  # listed, but a folder is not read
     assert not found.unexamined
     assert found.when == "after the fresh install"
+    assert found.listed_by == "docker diff"  # a handle that does not say: the engine's word
+
+
+def test_the_scan_says_how_the_handle_listed_the_layer(tmp_path: Path) -> None:
+    fake = handle(tmp_path)
+    fake.layer = {"/var/lib/app/index.db": DATABASE}
+    fake.layer_listed_by = upper_dir.FROM_HOST  # type: ignore[attr-defined]
+    assert scan(fake, "now").listed_by == upper_dir.FROM_HOST
 
 
 def test_mounts_and_scratch_folders_are_left_out(tmp_path: Path) -> None:

@@ -168,6 +168,7 @@ class DockerContainer:
         # Whether files on its mounts may be read from the host (host_copy), and the
         # container's attributes that says so: a container's mounts never change.
         self._host_readable: tuple[str, dict[str, Any]] | None = None
+        self.layer_listed_by = ""  # how changed_files() listed the layer last (upper_dir)
 
     @property
     def name(self) -> str:
@@ -334,11 +335,13 @@ class DockerContainer:
         """
         listed = self._listed_from_host()
         if listed is not None:
+            self.layer_listed_by = upper_dir.FROM_HOST
             return listed
         try:
             changes = self._container.diff() or []
         except docker.errors.NotFound:
             raise TargetRemoved(f"container {self.name} was removed by something else") from None
+        self.layer_listed_by = upper_dir.DOCKER_DIFF
         return sorted(str(c["Path"]) for c in changes if c.get("Kind") in (0, 1))
 
     def host_file(self, path: str) -> tuple[int, os.stat_result] | None:
