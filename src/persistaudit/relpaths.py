@@ -3,7 +3,9 @@
 An absolute path such as /work/ci-runner-7/checkout/fixtures/app/audit.yaml says nothing to
 a reader elsewhere and tells about the machine that ran the audit. Paths under the config's
 folder are shown relative to the folder of results.json (the report's folder), or, for a
-document that says no more, relative to the config's folder; the run's scratch folders
+document that says no more, relative to the config's folder, and so are they when the two
+folders share nothing but the root (`../../../work/ci/...` would name this machine's
+folders, which relative paths are there to leave out); the run's scratch folders
 (removed when the run ends) as $TMPDIR/.... Container paths (/data/app.db) are not host
 paths and stay as they are.
 """
@@ -20,6 +22,9 @@ SCRATCH_PREFIX = "persistaudit-"
 # What results.json names as the config when a persistaudit_config fixture built it.
 FIXTURE_ORIGIN = "persistaudit_config fixture"
 _END = r"(?=/|$|[\s'\":;,)\]}])"  # where a path ends in a command line or a sentence
+# target.paths_relative_to in a written document whose paths are the config folder's.
+PATHS_KEY = "paths_relative_to"
+FROM_CONFIG = "configuration"
 
 
 def relative(doc: dict[str, Any], base: Path | None) -> dict[str, Any]:
@@ -30,28 +35,44 @@ def relative(doc: dict[str, Any], base: Path | None) -> dict[str, Any]:
     """
     target = doc.get("target") or {}
     config = target.get("config")
+    base = _usable(config, base)
     rules: list[tuple[re.Pattern[str], str]] = []
+    from_config = False
     if isinstance(config, str) and PurePosixPath(config).is_absolute():
         folder = os.path.dirname(config)
         shown = _relpath(folder, base) if base is not None else "."
         rules.append((re.compile(r"(?<![\w./-])" + re.escape(folder) + _END), shown))
         config = _relpath(config, base) if base is not None else os.path.basename(config)
+        from_config = base is None
     scratch = tempfile.gettempdir().rstrip("/") + "/" + SCRATCH_PREFIX
     rules.append((re.compile(re.escape(scratch)), "$TMPDIR/" + SCRATCH_PREFIX))
     out = _rewrite(doc, rules)
     if config != target.get("config"):
         out["target"] = {**out["target"], "config": config}
+    if from_config:  # what relative_to says of the document once it is written
+        out["target"] = {**out["target"], PATHS_KEY: FROM_CONFIG}
     return dict(out)
 
 
 def relative_to(doc: dict[str, Any], base: Path | None) -> str:
     """What the host paths of relative(doc, base) are relative to, for the report to say."""
-    config = (doc.get("target") or {}).get("config")
+    target = doc.get("target") or {}
+    config = target.get("config")
     if not isinstance(config, str) or config == FIXTURE_ORIGIN:
         return ""
-    if PurePosixPath(config).is_absolute() and base is None:
+    if target.get(PATHS_KEY) == FROM_CONFIG:
+        return "the configuration's folder"
+    if PurePosixPath(config).is_absolute() and _usable(config, base) is None:
         return "the configuration's folder"
     return "the folder of results.json"
+
+
+def _usable(config: object, base: Path | None) -> Path | None:
+    """base, unless the config's folder and base share no folder but the root."""
+    if base is None or not isinstance(config, str) or not PurePosixPath(config).is_absolute():
+        return base
+    shared = os.path.commonpath([os.path.dirname(config), os.path.abspath(base)])
+    return base if shared != os.path.sep else None
 
 
 def _relpath(path: str, base: Path) -> str:

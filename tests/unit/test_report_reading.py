@@ -215,6 +215,24 @@ def test_an_old_document_is_shown_relative_to_the_configs_folder() -> None:
     assert "docker compose -f ./compose.yaml up" in text
 
 
+def test_a_report_folder_in_an_unrelated_tree_shows_paths_from_the_configs_folder() -> None:
+    """/tmp/report beside /work/ci/...: ../../work/ci/... would name this machine's folders."""
+    doc = doc_at("/work/ci/checkout/fixtures/app/audit.yaml")
+    out = relpaths.relative(doc, Path("/tmp/report"))
+    assert out["target"]["config"] == "audit.yaml"
+    assert out["reproduce"]["commands"]["start"].startswith("docker compose -f ./compose.yaml up")
+    assert relpaths.relative_to(doc, Path("/tmp/report")) == "the configuration's folder"
+    written = relpaths.relative(out, Path("/tmp/report"))  # results.json, read again
+    assert written == out
+    assert relpaths.relative_to(written, Path("/tmp/report")) == "the configuration's folder"
+    assert "host paths in this report are relative to the configuration's folder" in (
+        render_markdown(written)
+    )
+    near = relpaths.relative(doc, Path("/work/reports/app"))  # /work is shared: relative
+    assert near["target"]["config"] == "../../ci/checkout/fixtures/app/audit.yaml"
+    assert relpaths.relative_to(doc, Path("/work/reports/app")) == "the folder of results.json"
+
+
 def test_a_path_that_only_starts_like_the_configs_folder_is_left_alone() -> None:
     doc = doc_at("/srv/app/audit.yaml")
     doc["checks"][0]["summary"] = "see /srv/apple/x and /data/srv/app/y and /srv/app/z"
