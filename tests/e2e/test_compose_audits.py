@@ -62,9 +62,10 @@ def test_the_good_compose_service_passes_every_check_and_leaves_the_bind_folder_
     target = audit.results["target"]
     assert target["driver"] == "compose"
     assert target["service"] == "notes"
-    # Host paths under the config's folder are relative to the folder of results.json.
+    # Host paths under the config's folder are relative to the folder of results.json (or to
+    # the config's folder, where the two share only /: then "./compose.yaml").
     assert not target["compose_file"].startswith("/")
-    assert target["compose_file"].endswith("/notes-app-compose/compose.yaml")
+    assert re.fullmatch(r"(\.\./\S*/notes-app-compose|\.)/compose\.yaml", target["compose_file"])
     assert target["project"].startswith("persistaudit-notes-app-compose-")
     assert target["image"] == "persistaudit/notes-app-compose-notes:audit"
     assert target["image_id"].startswith("sha256:")
@@ -75,7 +76,7 @@ def test_the_good_compose_service_passes_every_check_and_leaves_the_bind_folder_
     declared = next(e for e in mount["evidence"] if "compose model declares" in e["title"])
     assert "volume    notes-data -> /data (rw)" in declared["content"]
     assert re.search(
-        r"bind      \.\./\S*/notes-app-compose/exports -> /exports \(rw\); this run mounted ",
+        r"bind      (\.\./\S*/notes-app-compose|\.)/exports -> /exports \(rw\); this run mounted ",
         declared["content"],
     )
     assert re.search(r"(?<![\w.])" + re.escape(str(exports)), declared["content"]) is None

@@ -29,7 +29,10 @@ def test_a_real_report_folder_reads_well_and_checks_with_stock_tools(tmp_path: P
     run = persistaudit("run", str(DRIFT), "--out", str(out), tmpdir=tmp_path)
     assert run.returncode == 1, run.stderr  # FAIL: the schema drifted
     results = json.loads((out / "results.json").read_text())
-    assert results["target"]["config"] == os.path.relpath(DRIFT, out)
+    # Relative to the folder of results.json, or to the config's where the two share only /.
+    apart = os.path.commonpath([DRIFT.parent, out]) == os.path.sep
+    assert results["target"]["config"] == (DRIFT.name if apart else os.path.relpath(DRIFT, out))
+    assert results["target"].get("paths_relative_to") == ("configuration" if apart else None)
     report = (out / "report.md").read_text()
     assert re.search(r"(?<![\w.])/(work|tmp|home|root)/", report) is None  # no host path
     assert re.search(r"&(#\d+|[a-z]+);", report) is None
