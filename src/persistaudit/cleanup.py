@@ -29,7 +29,13 @@ DEADLINE_S = 20.0  # a CI system's grace period before SIGKILL is often 10 to 30
 SETTLE_S = 0.1  # a second listing this much later finds what was still being created
 RETRY_MAX_S = 1.0
 KIND_ORDER = {"container": 0, "volume": 1, "network": 2}  # containers hold volumes, networks
-ENGINE_ERRORS = (docker.errors.DockerException, requests.RequestException, EngineUnavailable)
+# The engine refused or could not be reached; over ssh:// paramiko's own errors too (a
+# channel the host's MaxSessions refuses): the resource is left behind and said so.
+ENGINE_ERRORS: tuple[type[Exception], ...] = (
+    *engine.ENGINE_CALL_ERRORS,
+    requests.RequestException,
+    EngineUnavailable,
+)
 
 _left_behind: list[str] = []
 

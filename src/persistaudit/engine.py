@@ -239,6 +239,14 @@ def transport_errors() -> tuple[type[Exception], ...]:
     return (paramiko.SSHException,)
 
 
+# What an engine call raises when the engine refused or could not be reached (the SDK's
+# errors, and over ssh:// paramiko's own, such as a channel the host's MaxSessions refuses).
+ENGINE_CALL_ERRORS: tuple[type[Exception], ...] = (
+    docker.errors.DockerException,
+    *transport_errors(),
+)
+
+
 def _connection_errors() -> tuple[type[Exception], ...]:
     """What a failed connection raises: the SDK's errors, and paramiko's raw ones for ssh://."""
     errors: tuple[type[Exception], ...] = (docker.errors.DockerException, OSError)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from persistaudit.runtime.restore import FileOwner, Restored
     from persistaudit.runtime.upgrade import Rehearsal
 
-from persistaudit import activity, host_copy, reproduce, upper_dir
+from persistaudit import activity, engine, host_copy, reproduce, upper_dir
 from persistaudit.cleanup import Removal
 from persistaudit.config import TargetConfig
 from persistaudit.exceptions import RestoreUnsupported, TargetRemoved, UpgradeUnsupported
@@ -524,7 +524,7 @@ class EngineRuntime(Runtime):
             state = self.client.api.inspect_container(self._container.id).get("State", {})
         except docker.errors.NotFound:
             return [f"container {self._container.name}"]
-        except docker.errors.DockerException:
+        except engine.ENGINE_CALL_ERRORS:
             return []  # the engine cannot tell: no evidence of a removal
         if state.get("Status") in ("removing", "dead"):
             return [f"container {self._container.name}"]

@@ -478,7 +478,7 @@ class ComposeRuntime(EngineRuntime):
             except docker.errors.NotFound:
                 gone.append(f"volume {name}")
                 continue
-            except docker.errors.DockerException:
+            except engine.ENGINE_CALL_ERRORS:
                 continue  # cannot tell: no evidence of a removal
             if labels.get(engine.LABEL_RUN) != self.run_id:
                 gone.append(f"volume {name}")

@@ -200,8 +200,8 @@ class ImageRuntime(EngineRuntime):
             try:
                 if not self._volume_is_ours():
                     gone.append(f"volume {self.volume_name}")
-            except docker.errors.DockerException:
-                pass
+            except engine.ENGINE_CALL_ERRORS:
+                pass  # the engine cannot tell: no evidence of a removal
         return gone
 
     def describe(self) -> TargetInfo:
