@@ -79,7 +79,7 @@ class DatabaseFacts:
 
     @property
     def complete(self) -> bool:
-        """Was every fact read in full (no limit stopped any)?"""
+        """Was every fact read in full (no limit stopped any)? Reads every table's row digests."""
         return not (
             self.integrity_error
             or self.foreign_key_error
