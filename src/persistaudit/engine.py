@@ -248,13 +248,8 @@ ENGINE_CALL_ERRORS: tuple[type[Exception], ...] = (
 
 
 def _connection_errors() -> tuple[type[Exception], ...]:
-    """What a failed connection raises: the SDK's errors, and paramiko's raw ones for ssh://."""
-    errors: tuple[type[Exception], ...] = (docker.errors.DockerException, OSError)
-    try:
-        import paramiko
-    except ImportError:
-        return errors
-    return (*errors, paramiko.SSHException)
+    """What a failed connection raises: an engine call's errors, and the socket's own."""
+    return (*ENGINE_CALL_ERRORS, OSError)
 
 
 # What the SDK's long message (a urllib3 error inside a requests error) comes down to.

@@ -215,7 +215,7 @@ class TableRows(Mapping[str, TableData]):
     ) -> None:
         self._path = path
         self._limits = limits
-        self._names = list(tables)
+        self._names = dict.fromkeys(tables)  # in order; membership at once, not a scan
         self._same = dict(same)
         self._read: dict[str, TableData] = {}
         self._left = ROW_HASHES_PER_DATABASE
@@ -226,7 +226,7 @@ class TableRows(Mapping[str, TableData]):
         with self._lock:
             if (data := self._read.get(name)) is not None:
                 return data
-            if name not in self._same and name not in self._names:
+            if name not in self._names:  # the tables taken from another copy are among them
                 raise KeyError(name)
             if (other := self._same.get(name)) is not None and not (data := other[name]).error:
                 self._read[name] = data

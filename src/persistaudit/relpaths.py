@@ -60,9 +60,8 @@ def relative_to(doc: dict[str, Any], base: Path | None) -> str:
     config = target.get("config")
     if not isinstance(config, str) or config == FIXTURE_ORIGIN:
         return ""
-    if target.get(PATHS_KEY) == FROM_CONFIG:
-        return "the configuration's folder"
-    if PurePosixPath(config).is_absolute() and _usable(config, base) is None:
+    written_so = target.get(PATHS_KEY) == FROM_CONFIG
+    if written_so or (PurePosixPath(config).is_absolute() and _usable(config, base) is None):
         return "the configuration's folder"
     return "the folder of results.json"
 
