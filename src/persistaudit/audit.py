@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import TypeVar
 
 from docker import DockerClient
@@ -157,6 +158,8 @@ class TargetAudit:
         self.runtime = runtime
         self.databases = {d.name: d for d in config.declared_databases}
         self._results: dict[str, object] = {}  # stage name -> its result
+        self._raised: dict[str, tuple[Exception, TracebackType | None]] = {}  # what it raised
+        self._raised_again: set[int] = set()  # ids of those raised to a second asker
         self._running: list[str] = []  # stages under way, to refuse one that asks for itself
         self.canaries = driver_for(config.canary)
         self._snapshots = 0
@@ -197,10 +200,18 @@ class TargetAudit:
     def stage(self, name: str) -> object:
         """The result of the stage called name, run now if it has not run yet.
 
-        An exception is not kept: a stage that raised runs again when asked again.
+        A stage runs once, also when it raised: what it raised is raised again to every later
+        ask. Running it again would start another container for each check that needs it,
+        and an engine that failed the stage (refusing connections, out of disk) fails it
+        again: 15 checks over a refusing engine took two minutes and 15 containers to say
+        the same thing. An interrupt is not kept: it stops the run.
         """
         if name in self._results:
             return self._results[name]
+        if name in self._raised:
+            exc, trace = self._raised[name]
+            self._raised_again.add(id(exc))
+            raise exc.with_traceback(trace)  # from where it was raised, not grown by each ask
         spec = stages.get(name)
         if name in self._running:
             raise StageError(f"stage {name!r} asks for itself (through {', '.join(self._running)})")
@@ -208,10 +219,18 @@ class TargetAudit:
         try:
             with activity.during("stage", name):
                 result = spec.run(self)
+        except Exception as exc:
+            self._raised[name] = (exc, exc.__traceback__)
+            raise
         finally:
             self._running.remove(name)
         self._results[name] = result
         return result
+
+    def raised_again(self, exc: BaseException) -> bool:
+        """Whether exc is a stage's exception raised again (stage()): a check that got it
+        was stopped by what an earlier check already saw happen."""
+        return id(exc) in self._raised_again
 
     def _typed_stage(self, name: str, kind: type[_T]) -> _T:
         result = self.stage(name)

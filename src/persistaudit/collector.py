@@ -157,7 +157,9 @@ class ResultCollector:
         if excinfo.errisinstance((AssertionError, pytest.fail.Exception)):
             text = getattr(excinfo.value, "msg", None) or str(excinfo.value)
             return "failed", recorder.summary or text.split("\nassert")[0].strip()
-        removed = audit.removed(f"the check {recorder.id}", settle=True) if audit else None
+        # An error an earlier check already got (a stage's, raised again) had its settle.
+        settle = audit is not None and not audit.raised_again(excinfo.value)
+        removed = audit.removed(f"the check {recorder.id}", settle=settle) if audit else None
         if removed is not None:
             return "blocked", str(removed)
         stopped_by: tuple[type[BaseException], ...] = (

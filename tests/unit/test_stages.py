@@ -1,4 +1,5 @@
-"""The stage registry: a stage runs once, on first use; a team registers its own."""
+"""The stage registry: a stage runs once, on first use, also when it raised; a team registers
+its own."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from docker.errors import DockerException
 
 from persistaudit import stages
 from persistaudit.audit import Cycle, TargetAudit
+from persistaudit.collector import CheckRecorder, ResultCollector
 from persistaudit.config import load_config
 from persistaudit.exceptions import StageError
+from persistaudit.progress import Progress
+from persistaudit.redact import Redactor
 from tests.unit.fakes import FakeRuntime
 
 
@@ -102,3 +107,91 @@ def test_a_stage_in_place_of_a_bundled_one_must_return_its_kind(
 def test_stage_names_are_identifiers(name: str) -> None:
     with pytest.raises(StageError, match="not of the form"):
         stages.register(name, lambda _audit: None)
+
+
+def test_a_stage_that_raised_is_not_run_again(audit: TargetAudit, team_stage: str) -> None:
+    runs: list[int] = []
+
+    def broken(_target: TargetAudit) -> None:
+        runs.append(1)
+        raise OSError("no space left on device")
+
+    stages.register(team_stage, broken)
+    raised = []
+    for _ in range(3):
+        with pytest.raises(OSError, match="no space left") as excinfo:
+            audit.stage(team_stage)
+        raised.append(excinfo.value)
+
+    assert runs == [1]
+    assert raised[0] is raised[1] is raised[2]
+    assert [audit.raised_again(exc) for exc in raised] == [True] * 3
+    assert not audit.raised_again(OSError("another"))
+
+
+def test_a_stage_raised_again_keeps_its_own_traceback(audit: TargetAudit, team_stage: str) -> None:
+    def broken(_target: TargetAudit) -> None:
+        raise OSError("refused")
+
+    stages.register(team_stage, broken)
+    depths = []
+    for _ in range(3):
+        with pytest.raises(OSError, match="refused") as excinfo:
+            audit.stage(team_stage)
+        depths.append(len(excinfo.traceback))
+        assert excinfo.traceback[-1].name == "broken"  # where it was raised
+    assert depths[1] == depths[2]  # not grown by each ask
+
+
+def test_a_fresh_install_the_engine_failed_starts_no_second_container(
+    config_dir: Path, tmp_path: Path
+) -> None:
+    config = load_config(config_dir / "audit.yaml")
+    runtime = FakeRuntime(config, tmp_path / "volume")
+
+    def refused(_volume: Path) -> None:
+        raise DockerException("ChannelException(1, 'Administratively prohibited')")
+
+    runtime.hooks["start"] = refused
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    audit = TargetAudit(config, None, "run1", workdir, lambda _msg: None, runtime=runtime)
+    try:
+        for _ in range(3):
+            with pytest.raises(DockerException, match="Administratively prohibited"):
+                _ = audit.fresh
+        assert runtime.calls == ["start"]
+    finally:
+        runtime.close()
+
+
+def test_a_check_stopped_by_an_error_raised_again_waits_for_no_removal(
+    audit: TargetAudit, team_stage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first check waits for a removal to show (REMOVAL_SETTLE_S); the next ones, stopped
+    by the same error, do not wait again."""
+
+    def refused(_target: TargetAudit) -> None:
+        raise DockerException("the engine refused the connection")
+
+    stages.register(team_stage, refused)
+    settles: list[bool] = []
+    monkeypatch.setattr(audit, "removed", lambda _during, *, settle: settles.append(settle))
+    redactor = Redactor({})
+    results = ResultCollector(
+        audit.config,
+        Progress(redactor, writer=lambda emit: None),
+        redactor,
+        from_file=True,
+        order=[],
+        started_at="2026-01-01T00:00:00+00:00",
+    )
+    outcomes = []
+    for check_id in ("fresh_install.schema", "restart.retention"):
+        with pytest.raises(DockerException) as excinfo:
+            audit.stage(team_stage)
+        outcomes.append(results.outcome(CheckRecorder(check_id), excinfo, audit))
+
+    assert settles == [True, False]
+    assert [status for status, _summary in outcomes] == ["blocked", "blocked"]
+    assert outcomes[0][1] == outcomes[1][1]
