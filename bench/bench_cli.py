@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bytecode import compile_bytecode
+
 GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "golden" / "pass.results.json"
 TARGET_S = 0.2
 BASELINE = "python -c pass"
@@ -113,6 +115,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
+    compile_bytecode(Path(__file__).resolve().parent.parent)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         prepare(folder)

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from bytecode import compile_bytecode
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "fixtures" / "targets" / "notes-app" / "audit.yaml"
@@ -178,21 +179,6 @@ def audit(config: Path, checkout: Path | None = None) -> float:
     if proc.returncode != 0:
         raise SystemExit(f"the audit did not pass (exit {proc.returncode}):\n{proc.stderr}")
     return elapsed
-
-
-def compile_bytecode(*checkouts: Path) -> None:
-    """Write the .pyc files of each checkout's src/, as pip does when it installs a wheel.
-
-    A shell with PYTHONDONTWRITEBYTECODE=1 (this project's CI machine has it) never writes
-    them, so every run would compile every module of persistaudit again: a cost that an
-    installed persistaudit does not have. Python still reads .pyc files in such a shell.
-    """
-    for checkout in checkouts:
-        subprocess.run(
-            [sys.executable, "-m", "compileall", "-q", str(checkout.resolve() / "src")],
-            check=True,
-            env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
-        )
 
 
 def show(label: str, times: list[float]) -> float:
