@@ -22,6 +22,7 @@ def refused(*_: Any, **__: Any) -> Any:
 class Api:
     """Lists one container and one volume of the run; removing them is refused."""
 
+    base_url = "http+docker://ssh"  # the SDK's, for an ssh:// engine
     remove_container = remove_volume = remove_network = inspect_container = staticmethod(refused)
 
     def containers(self, **_: Any) -> list[dict[str, Any]]:
