@@ -157,9 +157,10 @@ class ResultCollector:
         if excinfo.errisinstance((AssertionError, pytest.fail.Exception)):
             text = getattr(excinfo.value, "msg", None) or str(excinfo.value)
             return "failed", recorder.summary or text.split("\nassert")[0].strip()
-        # An error an earlier check already got (a stage's, raised again) had its settle.
-        settle = audit is not None and not audit.raised_again(excinfo.value)
-        removed = audit.removed(f"the check {recorder.id}", settle=settle) if audit else None
+        removed = None
+        if audit is not None:  # an error an earlier check got (a stage's) had its settle
+            settle = not audit.raised_again(excinfo.value)
+            removed = audit.removed(f"the check {recorder.id}", settle=settle)
         if removed is not None:
             return "blocked", str(removed)
         stopped_by: tuple[type[BaseException], ...] = (
